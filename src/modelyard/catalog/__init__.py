@@ -1,0 +1,1 @@
+"""SQL tables, migrations and queries (SQLite and PostgreSQL)."""

@@ -1,0 +1,147 @@
+"""Users, organisations, memberships and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from modelyard.catalog.tables import accounts, members, tokens
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    kind: str
+    fullname: str
+    email: str | None
+    is_admin: bool
+    default_private: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    account_id: int
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _account(row: object) -> Account:
+    return Account(
+        id=row.id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        kind=row.kind,  # type: ignore[attr-defined]
+        fullname=row.fullname,  # type: ignore[attr-defined]
+        email=row.email,  # type: ignore[attr-defined]
+        is_admin=bool(row.is_admin),  # type: ignore[attr-defined]
+        default_private=bool(row.default_private),  # type: ignore[attr-defined]
+        created_at=row.created_at,  # type: ignore[attr-defined]
+    )
+
+
+def by_name(conn: Connection, name: str) -> Account | None:
+    row = conn.execute(select(accounts).where(accounts.c.name_lower == name.lower())).first()
+    return None if row is None else _account(row)
+
+
+def by_id(conn: Connection, account_id: int) -> Account | None:
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+    return None if row is None else _account(row)
+
+
+def create(
+    conn: Connection,
+    *,
+    name: str,
+    kind: str,
+    fullname: str,
+    email: str | None,
+    is_admin: bool,
+    default_private: bool,
+    now: datetime,
+) -> Account:
+    result = conn.execute(
+        insert(accounts).values(
+            name=name,
+            name_lower=name.lower(),
+            kind=kind,
+            fullname=fullname,
+            email=email,
+            is_admin=is_admin,
+            default_private=default_private,
+            created_at=now,
+        )
+    )
+    account = by_id(conn, int(result.inserted_primary_key[0]))  # type: ignore[index]
+    assert account is not None
+    return account
+
+
+def update_account(conn: Connection, account_id: int, **values: object) -> None:
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+
+def org_roles(conn: Connection, user_id: int) -> dict[int, tuple[str, str]]:
+    """``org id -> (org name, role)`` for every org the user belongs to."""
+    rows = conn.execute(
+        select(members.c.org_id, members.c.role, accounts.c.name)
+        .join(accounts, accounts.c.id == members.c.org_id)
+        .where(members.c.user_id == user_id)
+    )
+    return {r.org_id: (r.name, r.role) for r in rows}
+
+
+def set_member(conn: Connection, org_id: int, user_id: int, role: str) -> None:
+    existing = conn.execute(
+        select(members.c.role).where(members.c.org_id == org_id, members.c.user_id == user_id)
+    ).first()
+    if existing is None:
+        conn.execute(insert(members).values(org_id=org_id, user_id=user_id, role=role))
+    else:
+        conn.execute(
+            update(members)
+            .where(members.c.org_id == org_id, members.c.user_id == user_id)
+            .values(role=role)
+        )
+
+
+def token_by_hash(conn: Connection, token_hash: str) -> Token | None:
+    row = conn.execute(select(tokens).where(tokens.c.token_hash == token_hash)).first()
+    if row is None:
+        return None
+    return Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+
+
+def add_token(
+    conn: Connection, account_id: int, name: str, token_hash: str, role: str, now: datetime
+) -> None:
+    conn.execute(
+        insert(tokens).values(
+            account_id=account_id, name=name, token_hash=token_hash, role=role, created_at=now
+        )
+    )
+
+
+def list_tokens(conn: Connection, account_id: int) -> list[Token]:
+    rows = conn.execute(select(tokens).where(tokens.c.account_id == account_id).order_by(tokens.c.id))
+    return [
+        Token(r.id, r.account_id, r.name, r.role, r.created_at, r.last_used_at, r.revoked_at) for r in rows
+    ]
+
+
+def revoke_tokens(conn: Connection, account_id: int, name: str | None, now: datetime) -> int:
+    stmt = update(tokens).where(tokens.c.account_id == account_id, tokens.c.revoked_at.is_(None))
+    if name is not None:
+        stmt = stmt.where(tokens.c.name == name)
+    return conn.execute(stmt.values(revoked_at=now)).rowcount
+
+
+def touch_token(conn: Connection, token_id: int, now: datetime) -> None:
+    conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))

@@ -1,0 +1,80 @@
+"""Engines and transactions for SQLite (WAL, one writer) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy import Table
+
+
+class Database:
+    """One database: ``read()`` for queries, ``write()`` for a transaction that may write.
+
+    On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that writers queue for
+    the lock up front instead of failing on upgrade; readers use WAL snapshots and never wait.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._read = self._sqlite_engine(url, immediate=False)
+            self._write = self._sqlite_engine(url, immediate=True)
+        else:
+            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self._read = self._write = engine
+
+    @staticmethod
+    def _sqlite_engine(url: str, immediate: bool) -> Engine:
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._write
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._read.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self._write.begin() as conn:
+            yield conn
+
+    def insert_ignore(self, table: Table) -> Insert:
+        """An INSERT that silently skips rows whose primary key exists."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    def dispose(self) -> None:
+        self._read.dispose()
+        if self._write is not self._read:
+            self._write.dispose()

@@ -1,0 +1,48 @@
+"""LFS objects known to be complete in the blob store, and multipart uploads in flight."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select
+
+from modelyard.catalog.database import Database
+from modelyard.catalog.tables import lfs_objects, multipart_uploads, repo_lfs_objects
+
+
+def record_object(db: Database, conn: Connection, sha256: str, size: int, now: datetime) -> None:
+    conn.execute(
+        db.insert_ignore(lfs_objects), [{"sha256": sha256, "size": size, "created_at": now}]
+    )
+
+
+def all_objects(conn: Connection) -> list[tuple[str, int]]:
+    return [(r.sha256, r.size) for r in conn.execute(select(lfs_objects.c.sha256, lfs_objects.c.size))]
+
+
+def repo_objects(conn: Connection, repo_id: int) -> list[tuple[str, int]]:
+    rows = conn.execute(
+        select(repo_lfs_objects.c.sha256, repo_lfs_objects.c.size).where(
+            repo_lfs_objects.c.repo_id == repo_id
+        )
+    )
+    return [(r.sha256, r.size) for r in rows]
+
+
+def start_multipart(
+    conn: Connection, upload_id: str, repo_id: int, sha256: str, size: int, chunk_size: int, now: datetime
+) -> None:
+    conn.execute(
+        insert(multipart_uploads).values(
+            id=upload_id, repo_id=repo_id, sha256=sha256, size=size, chunk_size=chunk_size, created_at=now
+        )
+    )
+
+
+def get_multipart(conn: Connection, upload_id: str) -> tuple[int, str, int, int] | None:
+    row = conn.execute(select(multipart_uploads).where(multipart_uploads.c.id == upload_id)).first()
+    return None if row is None else (row.repo_id, row.sha256, row.size, row.chunk_size)
+
+
+def finish_multipart(conn: Connection, upload_id: str) -> None:
+    conn.execute(delete(multipart_uploads).where(multipart_uploads.c.id == upload_id))

@@ -1,0 +1,250 @@
+"""``modelyard serve | users | orgs | tokens | seed | import | fsck | db``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelyard.config import Settings
+from modelyard.errors import HubError
+from modelyard.services.hub import Hub
+
+
+class State:
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+        self._hub: Hub | None = None
+
+    def settings(self, **extra: Any) -> Settings:
+        return Settings(**{**self.overrides, **extra})
+
+    def hub(self) -> Hub:
+        if self._hub is None:
+            from modelyard.catalog.migrate import upgrade
+
+            self._hub = Hub(self.settings())
+            upgrade(self._hub.db)
+        return self._hub
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def fail(exc: HubError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder for SQLite and blobs [MODELYARD_DATA_DIR]")
+@click.option("--database-url", help="SQLAlchemy URL [MODELYARD_DATABASE_URL]")
+@click.option("--storage-url", help="Blob store URL: file:///path or s3://bucket/prefix [MODELYARD_STORAGE_URL]")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, storage_url: str | None) -> None:
+    """modelyard: a self-hosted model hub that speaks the Hugging Face Hub API."""
+    ctx.obj = State({"data_dir": data_dir, "database_url": database_url, "storage_url": storage_url})
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on [127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port [8000]")
+@click.option("--workers", type=int, default=None, help="Worker processes [1]")
+@pass_state
+def serve(state: State, host: str | None, port: int | None, workers: int | None) -> None:
+    """Migrate the database, create the admin account on first start, and serve the API."""
+    import uvicorn
+
+    extra = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    settings = state.settings(**extra)
+    hub = state.hub()
+    token = None
+    try:
+        from modelyard.services.accounts import ensure_admin
+
+        token = ensure_admin(hub)
+    except HubError as exc:
+        fail(exc)
+    base = f"http://{settings.host}:{settings.port}"
+    if token:
+        click.echo("Created the admin account. Its token (shown once):")
+        click.echo(f"  export HF_TOKEN={token}")
+    click.echo(f"  export HF_ENDPOINT={base}")
+    click.echo(f"Serving modelyard on {base}", err=True)
+    sys.stdout.flush()
+    hub.close()
+    # Workers rebuild Settings from the environment, so hand every setting over through it.
+    for key, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"MODELYARD_{key.upper()}"] = str(value)
+    uvicorn.run(
+        "modelyard.http.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
+        workers=settings.workers, log_level="warning", http="httptools", loop="uvloop",
+        timeout_keep_alive=30, access_log=False,
+    )
+
+
+@cli.group()
+def users() -> None:
+    """Manage user accounts."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--fullname", default="")
+@click.option("--email", default=None)
+@click.option("--admin", is_flag=True)
+@pass_state
+def users_create(state: State, name: str, fullname: str, email: str | None, admin: bool) -> None:
+    from modelyard.services.accounts import create_user
+
+    try:
+        create_user(state.hub(), name, fullname, email, admin)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Created user {name}")
+
+
+@cli.group()
+def orgs() -> None:
+    """Manage organizations."""
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--fullname", default="")
+@click.option("--default-private", is_flag=True, help="New repos of this org are private")
+@pass_state
+def orgs_create(state: State, name: str, fullname: str, default_private: bool) -> None:
+    from modelyard.services.accounts import create_org
+
+    try:
+        create_org(state.hub(), name, fullname, default_private)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Created organization {name}")
+
+
+@orgs.command("add-member")
+@click.argument("org")
+@click.argument("user")
+@click.option("--role", type=click.Choice(["read", "write", "admin"]), required=True)
+@pass_state
+def orgs_add_member(state: State, org: str, user: str, role: str) -> None:
+    from modelyard.services.accounts import add_member
+
+    try:
+        add_member(state.hub(), org, user, role)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"{user} is now {role} in {org}")
+
+
+@cli.group()
+def tokens() -> None:
+    """Manage access tokens."""
+
+
+@tokens.command("create")
+@click.argument("user")
+@click.option("--name", default="token")
+@click.option("--role", type=click.Choice(["read", "write"]), required=True)
+@click.option("--value", default=None, help="Provision a known token value (hf_...)")
+@pass_state
+def tokens_create(state: State, user: str, name: str, role: str, value: str | None) -> None:
+    from modelyard.services.accounts import create_token
+
+    try:
+        click.echo(create_token(state.hub(), user, name, role, value))
+    except HubError as exc:
+        fail(exc)
+
+
+@tokens.command("revoke")
+@click.argument("user")
+@click.option("--name", default=None, help="Revoke only the tokens with this name")
+@pass_state
+def tokens_revoke(state: State, user: str, name: str | None) -> None:
+    from modelyard.services.accounts import revoke_tokens
+
+    try:
+        count = revoke_tokens(state.hub(), user, name)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Revoked {count} token(s)")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+def seed(state: State, file: Path) -> None:
+    """Provision users, tokens and orgs from a JSON file (idempotent)."""
+    from modelyard.services.accounts import seed as seed_svc
+
+    try:
+        spec = json.loads(file.read_text())
+    except ValueError as exc:
+        click.echo(f"error: {file} is not valid JSON: {exc}", err=True)
+        sys.exit(1)
+    try:
+        seed_svc(state.hub(), spec)
+    except (HubError, KeyError, TypeError) as exc:
+        click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+        sys.exit(1)
+    click.echo("Seeded")
+
+
+@cli.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("repo_id")
+@click.option("--repo-type", type=click.Choice(["model", "dataset"]), default="model")
+@click.option("--private", is_flag=True)
+@click.option("--message", default=None)
+@click.option("--as-user", default="admin", help="Account the commit is made as")
+@pass_state
+def import_(state: State, directory: Path, repo_id: str, repo_type: str, private: bool,
+            message: str | None, as_user: str) -> None:
+    """Commit a local folder to a repo (created if missing); large files go to LFS storage."""
+    from modelyard.services.importer import import_folder
+
+    try:
+        oid = import_folder(state.hub(), directory, repo_id, repo_type, private, message, as_user)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Committed {oid}")
+
+
+@cli.command()
+@pass_state
+def fsck(state: State) -> None:
+    """Check refs, commits, trees, blobs and LFS objects; exit 1 naming what is broken."""
+    from modelyard.services.fsck import check
+
+    problems = check(state.hub())
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo("fsck: no problems found")
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: State) -> None:
+    """Apply migrations up to the newest schema."""
+    state.hub()
+    click.echo("Database is up to date")
+
+
+def main() -> None:
+    cli(auto_envvar_prefix=None)

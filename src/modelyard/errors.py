@@ -1,0 +1,79 @@
+"""Domain error roots.
+
+No HTTP in here: ``http/errors.py`` maps each class to a status and an ``X-Error-Code``.
+Leaf errors that only one module raises live beside their raiser.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Root of every error modelyard raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(HubError):
+    """Something the caller named does not exist (or may not be seen)."""
+
+
+class RepoNotFoundError(NotFoundError):
+    """The repository does not exist, or the caller may not read it."""
+
+
+class RevisionNotFoundError(NotFoundError):
+    """The revision does not exist in an existing repository."""
+
+    def __init__(self, message: str, commit: str | None = None) -> None:
+        super().__init__(message)
+        self.commit = commit
+
+
+class EntryNotFoundError(NotFoundError):
+    """A path does not exist at a resolved revision (``commit`` is that revision)."""
+
+    def __init__(self, message: str, commit: str | None = None) -> None:
+        super().__init__(message)
+        self.commit = commit
+
+
+class ConflictError(HubError):
+    """The request conflicts with the current state (exists already, stale parent)."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class StaleParentError(ConflictError):
+    """``parentCommit`` is not the head of the branch any more."""
+
+
+class InvalidInputError(HubError):
+    """The request is malformed or names something invalid."""
+
+
+class RangeNotSatisfiableError(InvalidInputError):
+    """A byte range lies outside the file."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A body or a file exceeds a configured limit."""
+
+
+class AuthenticationError(HubError):
+    """The presented credentials are unknown, revoked or malformed."""
+
+
+class PermissionDeniedError(HubError):
+    """The caller is known but may not do this."""
+
+
+class QuotaExceededError(HubError):
+    """A storage or rate quota is exhausted."""

@@ -1,0 +1,1 @@
+"""The Hub-compatible HTTP API: thin handlers over services, one error table."""

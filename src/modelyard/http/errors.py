@@ -1,0 +1,73 @@
+"""The one table from domain errors to HTTP status and ``X-Error-Code``."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+from modelyard.errors import (
+    AuthenticationError,
+    ConflictError,
+    EntryNotFoundError,
+    HubError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RangeNotSatisfiableError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+    StaleParentError,
+)
+
+#: (error class, status, X-Error-Code). Looked up along the exception's MRO, so the most
+#: specific class wins. The first three codes are the ones the Hub clients map to exceptions.
+ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
+    RepoNotFoundError: (404, "RepoNotFound"),
+    RevisionNotFoundError: (404, "RevisionNotFound"),
+    EntryNotFoundError: (404, "EntryNotFound"),
+    NotFoundError: (404, "NotFound"),
+    StaleParentError: (412, "PreconditionFailed"),
+    ConflictError: (409, "Conflict"),
+    RangeNotSatisfiableError: (416, "RangeNotSatisfiable"),
+    PayloadTooLargeError: (413, "PayloadTooLarge"),
+    InvalidInputError: (400, "BadRequest"),
+    AuthenticationError: (401, "Unauthorized"),
+    PermissionDeniedError: (403, "Forbidden"),
+    QuotaExceededError: (429, "QuotaExceeded"),
+    HubError: (500, "InternalError"),
+}
+
+
+def status_for(exc: HubError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return 500, "InternalError"
+
+
+def header_safe(message: str) -> str:
+    """Header values must be latin-1 and single-line."""
+    flat = " ".join(message.split())
+    return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
+
+
+def error_response(exc: HubError, head: bool = False) -> Response:
+    """The single error envelope: JSON ``{"error": msg}`` plus the headers the clients read."""
+    status, code = status_for(exc)
+    headers = {"X-Error-Code": code, "X-Error-Message": header_safe(exc.message)}
+    commit = getattr(exc, "commit", None)
+    if commit:
+        headers["X-Repo-Commit"] = commit
+    if isinstance(exc, RangeNotSatisfiableError):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="modelyard", charset="UTF-8"'
+    body: dict[str, object] = {"error": exc.message, "message": exc.message}
+    url = getattr(exc, "url", None)
+    if url:
+        body["url"] = url
+    content = b"" if head else json.dumps(body).encode()
+    return Response(content, status_code=status, headers=headers, media_type="application/json")

@@ -1,0 +1,232 @@
+"""Preupload, the NDJSON commit, refs, history, branches, tags and squash."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+
+from modelyard.errors import InvalidInputError, PayloadTooLargeError
+from modelyard.http.app import Ctx, Router
+from modelyard.http.routes.common import (
+    API_REPO, REV, flag, iso, json_body, json_response, link_next, repo_id, repo_type, repo_url,
+)
+from modelyard.ids import validate_folder, validate_path, validate_sha256
+from modelyard.services import commits as commits_svc
+from modelyard.services import files as files_svc
+from modelyard.services.auth import Principal
+from modelyard.services.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
+from modelyard.services.hub import Hub
+from modelyard.services.repos import snapshot
+
+COMMITS_PAGE = 50
+
+
+async def preupload(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request)
+    files = body.get("files")
+    if not isinstance(files, list):
+        raise InvalidInputError("'files' must be a list")
+    result = await ctx.call(
+        commits_svc.preupload, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], files
+    )
+    return json_response({"files": result})
+
+
+def parse_line(line: bytes, number: int) -> tuple[str, Any]:
+    try:
+        item = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"Malformed NDJSON on line {number}: {exc}") from exc
+    if not isinstance(item, dict) or not isinstance(item.get("key"), str) or "value" not in item:
+        raise InvalidInputError(f"Line {number} must be an object with 'key' and 'value'")
+    if not isinstance(item["value"], dict):
+        raise InvalidInputError(f"Line {number}: 'value' must be an object")
+    return item["key"], item["value"]
+
+
+def to_operation(key: str, value: dict[str, Any], number: int) -> Any:
+    if key == "file":
+        path = validate_path(value.get("path"))
+        if value.get("encoding", "base64") != "base64":
+            raise InvalidInputError(f"Line {number}: only base64 encoding is supported")
+        content = value.get("content")
+        if not isinstance(content, str):
+            raise InvalidInputError(f"Line {number}: 'content' must be a base64 string")
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInputError(f"Line {number}: invalid base64 content for {path!r}") from exc
+        return AddFile(path, data)
+    if key == "lfsFile":
+        path = validate_path(value.get("path"))
+        if value.get("algo", "sha256") != "sha256":
+            raise InvalidInputError(f"Line {number}: only sha256 LFS oids are supported")
+        oid = validate_sha256(value.get("oid"))
+        size = value.get("size")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise InvalidInputError(f"Line {number}: invalid size for {path!r}")
+        return AddLfsFile(path, oid, size)
+    if key == "deletedFile":
+        return DeleteFile(validate_path(value.get("path")))
+    if key == "deletedFolder":
+        return DeleteFolder(validate_folder(value.get("path")))
+    raise InvalidInputError(f"Line {number}: unknown operation {key!r}")
+
+
+async def read_commit(ctx: Ctx) -> CommitRequest:
+    """Parse the NDJSON body line by line as it streams in."""
+    limit = ctx.hub.settings.max_commit_body
+    received = 0
+    pending: list[bytes] = []  # pieces of the current, unfinished line
+    lines: list[bytes] = []
+    async for chunk in ctx.request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLargeError(f"The commit body exceeds {limit} bytes")
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        *complete, rest = (b"".join(pending) + chunk).split(b"\n")
+        pending = [rest]
+        lines.extend(line for line in complete if line.strip())
+    buffer = b"".join(pending)
+    if buffer.strip():
+        lines.append(buffer)
+    if not lines:
+        raise InvalidInputError("Empty commit body")
+    key, header = parse_line(lines[0], 1)
+    if key != "header":
+        raise InvalidInputError("The first NDJSON line must be the header")
+    summary, description = header.get("summary"), header.get("description", "")
+    if not isinstance(summary, str) or not isinstance(description, str):
+        raise InvalidInputError("The header needs a string 'summary' (and 'description')")
+    parent = header.get("parentCommit")
+    if parent is not None and not isinstance(parent, str):
+        raise InvalidInputError("parentCommit must be a string")
+    req = CommitRequest(summary, description, parent)
+    for number, line in enumerate(lines[1:], start=2):
+        key, value = parse_line(line, number)
+        req.operations.append(to_operation(key, value, number))
+    return req
+
+
+async def commit(ctx: Ctx) -> Response:
+    req = await read_commit(ctx)
+    create_pr = flag(ctx.request.query_params.get("create_pr"))
+    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    result = await ctx.call(commits_svc.create_commit, rtype, rid, ctx.params["rev"], req, create_pr)
+    url = repo_url(ctx.base_url(), rtype, rid)
+    body: dict[str, Any] = {
+        "success": True, "commitOid": result.oid, "commitUrl": f"{url}/commit/{result.oid}",
+        "commitMessage": req.summary,
+    }
+    if result.pr_num is not None:
+        body["pullRequestUrl"] = f"{url}/discussions/{result.pr_num}"
+    return json_response(body)
+
+
+async def refs(ctx: Ctx) -> Response:
+    all_refs = await ctx.call(commits_svc.list_refs, repo_type(ctx.params), repo_id(ctx.params))
+    out: dict[str, list[dict[str, str]]] = {"branches": [], "converts": [], "tags": []}
+    include_prs = flag(ctx.request.query_params.get("include_prs"))
+    if include_prs:
+        out["pullRequests"] = []
+    groups = {"refs/heads/": "branches", "refs/tags/": "tags", "refs/convert/": "converts", "refs/pr/": "pullRequests"}
+    for name, target in sorted(all_refs.items()):
+        for prefix, group in groups.items():
+            if name.startswith(prefix) and group in out:
+                out[group].append({"name": name[len(prefix):], "ref": name, "targetCommit": target})
+    return json_response(out)
+
+
+def _commits(
+    hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str, offset: int
+) -> tuple[str, list[Any], bool]:
+    snap = snapshot(hub, principal, rtype, rid, rev)
+    items = files_svc.history(hub, snap.commit.oid)
+    return snap.commit.oid, items[offset : offset + COMMITS_PAGE], offset + COMMITS_PAGE < len(items)
+
+
+async def commits(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    expand = q.getlist("expand") + q.getlist("expand[]")
+    try:
+        offset = int(q.get("cursor") or 0)
+    except ValueError as exc:
+        raise InvalidInputError("Invalid pagination cursor") from exc
+    head, items, more = await ctx.call(
+        _commits, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], max(offset, 0)
+    )
+    out = []
+    for c in items:
+        item: dict[str, Any] = {
+            "id": c.oid, "title": c.title, "message": c.message, "date": iso(c.date),
+            "authors": [{"user": c.author_name}],
+        }
+        if "formatted" in expand:
+            item["formatted"] = {"title": html.escape(c.title), "message": html.escape(c.message)}
+        out.append(item)
+    headers = {}
+    if more:
+        params = [(k, v) for k, v in q.multi_items() if k != "cursor"] + [("cursor", str(offset + COMMITS_PAGE))]
+        headers = link_next(
+            f"{ctx.base_url()}/api/{ctx.params['types']}/{repo_id(ctx.params)}/commits/{head}?{urlencode(params)}"
+        )
+    return json_response(out, headers=headers)
+
+
+async def create_branch(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request, required=False)
+    start = body.get("startingPoint")
+    if start is not None and not isinstance(start, str):
+        raise InvalidInputError("startingPoint must be a revision string")
+    await ctx.call(commits_svc.create_branch, repo_type(ctx.params), repo_id(ctx.params), ctx.params["branch"], start)
+    return json_response({})
+
+
+async def delete_branch(ctx: Ctx) -> Response:
+    await ctx.call(commits_svc.delete_branch, repo_type(ctx.params), repo_id(ctx.params), ctx.params["branch"])
+    return json_response({})
+
+
+async def create_tag(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request)
+    tag = body.get("tag")
+    if not isinstance(tag, str):
+        raise InvalidInputError("'tag' is required")
+    await ctx.call(commits_svc.create_tag, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], tag)
+    return json_response({})
+
+
+async def delete_tag(ctx: Ctx) -> Response:
+    await ctx.call(commits_svc.delete_tag, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"])
+    return json_response({})
+
+
+async def super_squash(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request, required=False)
+    message = body.get("message")
+    if message is not None and not isinstance(message, str):
+        raise InvalidInputError("message must be a string")
+    oid = await ctx.call(
+        commits_svc.super_squash, repo_type(ctx.params), repo_id(ctx.params), ctx.params["branch"], message
+    )
+    return json_response({"commitId": oid})
+
+
+def register(router: Router) -> None:
+    router.add("POST", rf"{API_REPO}/preupload/{REV}", preupload)
+    router.add("POST", rf"{API_REPO}/commit/{REV}", commit)
+    router.add("GET", rf"{API_REPO}/refs", refs)
+    router.add("GET", rf"{API_REPO}/commits/{REV}", commits)
+    router.add("POST", rf"{API_REPO}/branch/(?P<branch>.+)", create_branch)
+    router.add("DELETE", rf"{API_REPO}/branch/(?P<branch>.+)", delete_branch)
+    router.add("POST", rf"{API_REPO}/tag/{REV}", create_tag)
+    router.add("DELETE", rf"{API_REPO}/tag/{REV}", delete_tag)
+    router.add("POST", rf"{API_REPO}/super-squash/(?P<branch>.+)", super_squash)

@@ -1,0 +1,174 @@
+"""Downloads (``/resolve``), tree listings and paths-info."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from modelyard.errors import InvalidInputError, RangeNotSatisfiableError
+from modelyard.http.app import Ctx, Router
+from modelyard.http.routes.common import (
+    API_REPO, PREFIX, REPO, REV, entry_json, flag, json_response, link_next, repo_id, repo_type,
+)
+from modelyard.services import files as files_svc
+from modelyard.services.auth import Principal
+from modelyard.services.hub import Hub
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+TREE_PAGE = 1000
+TREE_PAGE_EXPANDED = 50
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` for a single-range header; None means the whole file."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if m is None:
+        return None  # multiple or malformed ranges: RFC 9110 lets us ignore them
+    first, last = m.group(1), m.group(2)
+    if first == "" and last == "":
+        return None
+    if first == "":
+        length = int(last)
+        if length == 0:
+            raise RangeNotSatisfiableError("Requested range not satisfiable", size)
+        return max(0, size - length), size
+    start = int(first)
+    end = size if last == "" else min(int(last) + 1, size)
+    if start >= size or end <= start:
+        raise RangeNotSatisfiableError("Requested range not satisfiable", size)
+    return start, end
+
+
+async def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+    chunks: Iterator[bytes] = hub.blobs.read(key, start, end)
+    sentinel = b""
+    while True:
+        chunk = await run_in_threadpool(next, chunks, sentinel)
+        if not chunk:
+            return
+        yield chunk
+
+
+async def resolve(ctx: Ctx) -> Response:
+    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    resolved = await ctx.call(files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"])
+    entry = resolved.entry
+    size = entry.size
+    filename = entry.path.rsplit("/", 1)[-1]
+    headers = {
+        "X-Repo-Commit": resolved.commit,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename)}",
+        "Cache-Control": "private, max-age=0, must-revalidate",
+    }
+    if entry.lfs_sha256 is not None:
+        headers["ETag"] = f'"{entry.lfs_sha256}"'
+        headers["X-Linked-Etag"] = f'"{entry.lfs_sha256}"'
+        headers["X-Linked-Size"] = str(size)
+    else:
+        headers["ETag"] = f'"{entry.oid}"'
+    media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    window = parse_range(ctx.request.headers.get("range"), size)
+    status = 200
+    start, end = 0, size
+    if window is not None:
+        start, end = window
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    if ctx.request.method == "HEAD":
+        return Response(b"", status_code=status, headers=headers, media_type=media_type)
+    if resolved.inline is not None:
+        return Response(resolved.inline[start:end], status_code=status, headers=headers, media_type=media_type)
+    assert resolved.blob_key is not None
+    return StreamingResponse(
+        _stream(ctx.hub, resolved.blob_key, start, end), status_code=status, headers=headers,
+        media_type=media_type,
+    )
+
+
+def _tree(
+    hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str, path: str, recursive: bool,
+    expand: bool, offset: int,
+) -> tuple[str, list[dict[str, Any]], int | None]:
+    snap, entries = files_svc.list_tree(hub, principal, rtype, rid, rev, path, recursive)
+    page = TREE_PAGE_EXPANDED if expand else TREE_PAGE
+    chunk = entries[offset : offset + page]
+    lasts = (
+        files_svc.last_commits(hub, snap.commit.oid, [e.path for e in chunk]) if expand and chunk else {}
+    )
+    items = [entry_json(e, lasts.get(e.path)) for e in chunk]
+    following = offset + page if offset + page < len(entries) else None
+    return snap.commit.oid, items, following
+
+
+async def tree(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    recursive, expand = flag(q.get("recursive")), flag(q.get("expand"))
+    try:
+        offset = int(q.get("cursor") or 0)
+    except ValueError as exc:
+        raise InvalidInputError("Invalid pagination cursor") from exc
+    if offset < 0:
+        raise InvalidInputError("Invalid pagination cursor")
+    path = ctx.params.get("path", "")
+    commit, items, following = await ctx.call(
+        _tree, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], path, recursive, expand, offset,
+    )
+    headers = {}
+    if following is not None:
+        # Later pages are pinned to the commit, so a branch moving meanwhile cannot shift them.
+        qs = urlencode({"recursive": str(recursive).lower(), "expand": str(expand).lower(), "cursor": following})
+        suffix = f"/{quote(path, safe='')}" if path else ""
+        headers = link_next(
+            f"{ctx.base_url()}/api/{ctx.params['types']}/{repo_id(ctx.params)}/tree/{commit}{suffix}?{qs}"
+        )
+    return json_response(items, headers=headers)
+
+
+def _paths_info(
+    hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str, paths: list[str], expand: bool,
+) -> list[dict[str, Any]]:
+    snap, entries = files_svc.paths_info(hub, principal, rtype, rid, rev, paths)
+    lasts = files_svc.last_commits(hub, snap.commit.oid, [e.path for e in entries]) if expand else {}
+    return [entry_json(e, lasts.get(e.path)) for e in entries]
+
+
+async def paths_info(ctx: Ctx) -> Response:
+    content_type = ctx.request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        from modelyard.http.routes.common import json_body
+
+        body = await json_body(ctx.request)
+        paths, expand = body.get("paths", []), bool(body.get("expand"))
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise InvalidInputError("'paths' must be a list of strings")
+    else:
+        from urllib.parse import parse_qs
+
+        try:
+            form = parse_qs((await ctx.request.body()).decode(), keep_blank_values=True)
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError("The form body is not UTF-8") from exc
+        paths = form.get("paths", [])
+        expand = flag((form.get("expand") or [""])[0])
+    if len(paths) > 1000:
+        raise InvalidInputError("At most 1000 paths per request")
+    items = await ctx.call(
+        _paths_info, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], paths, expand
+    )
+    return json_response(items)
+
+
+def register(router: Router) -> None:
+    router.add("GET", rf"/{PREFIX}{REPO}/resolve/{REV}/(?P<path>.+)", resolve)
+    router.add("GET", rf"{API_REPO}/tree/{REV}(?:/(?P<path>.+))?", tree)
+    router.add("POST", rf"{API_REPO}/paths-info/{REV}", paths_info)

@@ -1,0 +1,111 @@
+"""Git LFS batch API, self-authorising upload URLs, multipart parts and completion."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from modelyard.http.app import Ctx, Router
+from modelyard.http.routes.common import PREFIX, REPO, json_body, json_response, repo_id, repo_type, repo_url
+from modelyard.http.routes.files import _stream
+from modelyard.services import lfs as lfs_svc
+from modelyard.storage.base import BlobWriter
+
+LFS_JSON = "application/vnd.git-lfs+json"
+WRITE_BATCH = 1024 * 1024
+
+
+async def batch(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request)
+    base = ctx.base_url()
+    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    transfer, objects = await ctx.call(lfs_svc.batch, rtype, rid, body, base, repo_url(base, rtype, rid))
+    out = []
+    for obj in objects:
+        item: dict[str, object] = {"oid": obj.oid, "size": obj.size}
+        if obj.actions:
+            item["authenticated"] = True
+            item["actions"] = obj.actions
+        if obj.error:
+            item["error"] = obj.error
+        out.append(item)
+    return json_response({"transfer": transfer, "objects": out, "hash_algo": "sha256"}, media_type=LFS_JSON)
+
+
+async def verify(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request)
+    await ctx.call(lfs_svc.verify, repo_type(ctx.params), repo_id(ctx.params), body)
+    return json_response({"message": "ok"}, media_type=LFS_JSON)
+
+
+async def _receive_into(ctx: Ctx, writer: BlobWriter) -> None:
+    """Stream the request body into ``writer`` in 1 MiB writes; abort it on any failure."""
+    pending: list[bytes] = []
+    pending_size = 0
+    try:
+        async for chunk in ctx.request.stream():
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= WRITE_BATCH:
+                await run_in_threadpool(writer.write, b"".join(pending))
+                pending, pending_size = [], 0
+        if pending:
+            await run_in_threadpool(writer.write, b"".join(pending))
+    except BaseException:
+        await run_in_threadpool(writer.abort)
+        raise
+
+
+async def upload(ctx: Ctx) -> Response:
+    """A basic-transfer PUT: the URL itself authorises it (clients send no token here)."""
+    hub = ctx.hub
+    repo_pk, sha256, size = await run_in_threadpool(lfs_svc.upload_target, hub, ctx.params["token"])
+    writer = hub.blobs.writer(max_size=size)
+    await _receive_into(ctx, writer)
+    await run_in_threadpool(lfs_svc.finish_upload, hub, writer, repo_pk, sha256, size)
+    return Response(b"", status_code=200)
+
+
+async def upload_part(ctx: Ctx) -> Response:
+    hub = ctx.hub
+    upload_id, part, expected = await run_in_threadpool(lfs_svc.part_target, hub, ctx.params["token"])
+    writer = hub.blobs.writer(max_size=expected)
+    await _receive_into(ctx, writer)
+    written = writer.digest()
+    if written.size != expected:
+        await run_in_threadpool(writer.abort)
+        from modelyard.errors import InvalidInputError
+
+        raise InvalidInputError(f"Part {part} must be {expected} bytes, got {written.size}")
+    await run_in_threadpool(writer.commit, lfs_svc.part_key(upload_id, part))
+    return Response(b"", status_code=200, headers={"ETag": f'"{written.md5}"'})
+
+
+async def complete(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request)
+    await run_in_threadpool(lfs_svc.complete_multipart, ctx.hub, ctx.params["token"], body)
+    return json_response({"message": "ok"}, media_type=LFS_JSON)
+
+
+async def download(ctx: Ctx) -> Response:
+    key = await run_in_threadpool(lfs_svc.download_target, ctx.hub, ctx.params["token"])
+    size = await run_in_threadpool(ctx.hub.blobs.size, key)
+    if size is None:
+        from modelyard.errors import NotFoundError
+
+        raise NotFoundError("LFS object missing from storage")
+    return StreamingResponse(
+        _stream(ctx.hub, key, 0, size), headers={"Content-Length": str(size)},
+        media_type="application/octet-stream",
+    )
+
+
+def register(router: Router) -> None:
+    lfs_base = rf"/{PREFIX}{REPO}\.git/info/lfs/objects"
+    router.add("POST", rf"{lfs_base}/batch", batch)
+    router.add("POST", rf"{lfs_base}/verify", verify)
+    router.add("PUT", r"/_lfs/upload/(?P<token>[^/]+)", upload)
+    router.add("PUT", r"/_lfs/parts/(?P<token>[^/]+)", upload_part)
+    router.add("POST", r"/_lfs/complete/(?P<token>[^/]+)", complete)
+    router.add("GET", r"/_lfs/objects/(?P<token>[^/]+)", download)
+

@@ -1,0 +1,71 @@
+"""Incidental endpoints: agent detection, telemetry, identity, card validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from modelyard.errors import AuthenticationError, InvalidInputError
+from modelyard.http.app import Ctx, Router
+from modelyard.http.routes.common import iso, json_body, json_response
+from modelyard.metadata.cards import parse_card
+
+
+async def agent_harnesses(ctx: Ctx) -> Response:
+    return json_response({"standardEnvVars": [], "harnesses": {}})
+
+
+async def telemetry(ctx: Ctx) -> Response:
+    return Response(b"", status_code=200)
+
+
+async def whoami(ctx: Ctx) -> Response:
+    principal = await ctx.principal()
+    if principal is None:
+        raise AuthenticationError("Invalid credentials in Authorization header")
+    return json_response({
+        "type": "user",
+        "id": f"{principal.account_id:024x}",
+        "name": principal.name,
+        "fullname": principal.fullname,
+        "email": principal.email,
+        "emailVerified": principal.email is not None,
+        "isPro": False,
+        "avatarUrl": f"/avatars/{principal.name}.svg",
+        "orgs": [
+            {"type": "org", "id": f"{org_id:024x}", "name": name, "fullname": name, "roleInOrg": role}
+            for org_id, (name, role) in sorted(principal.orgs.items())
+        ],
+        "auth": {"type": "access_token", "accessToken": {
+            "displayName": principal.token_name, "role": principal.token_role,
+            "createdAt": iso(principal.token_created_at) if principal.token_created_at else None,  # type: ignore[arg-type]
+        }},
+    })
+
+
+async def validate_yaml(ctx: Ctx) -> Response:
+    body = await json_body(ctx.request)
+    content = body.get("content")
+    if not isinstance(content, str):
+        raise InvalidInputError("'content' must be the README text")
+    report = parse_card(content)
+    errors: list[dict[str, Any]] = [{"message": e} for e in report.errors]
+    warnings: list[dict[str, Any]] = [{"message": w} for w in report.warnings]
+    return json_response({"errors": errors, "warnings": warnings}, status=400 if errors else 200)
+
+
+async def xet_token(ctx: Ctx) -> Response:
+    from modelyard.errors import NotFoundError
+
+    raise NotFoundError(
+        "Xet storage is not enabled on this server yet: set HF_HUB_DISABLE_XET=1 to upload through LFS"
+    )
+
+
+def register(router: Router) -> None:
+    router.add("GET", r"/api/agent-harnesses", agent_harnesses)
+    router.add("GET HEAD POST", r"/api/telemetry(?:/.*)?", telemetry)
+    router.add("GET", r"/api/whoami-v2", whoami)
+    router.add("POST", r"/api/validate-yaml", validate_yaml)
+    router.add("GET", r"/api/(?:models|datasets|spaces)/[^/]+/[^/]+/xet-(?:read|write)-token/.*", xet_token)

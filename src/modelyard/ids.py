@@ -1,0 +1,139 @@
+"""Identifier types and their validators.
+
+NewTypes keep a git object id, a sha256 and a ref name from being mixed up; the validators
+are the single place where user-supplied names become trusted ones.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, NewType
+
+from modelyard.errors import InvalidInputError
+
+RepoType = Literal["model", "dataset", "space"]
+REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset", "space")
+#: Repo types that this hub stores; spaces are recognised only to answer 404 cleanly.
+HOSTED_REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset")
+PLURALS: dict[str, RepoType] = {"models": "model", "datasets": "dataset", "spaces": "space"}
+URL_PREFIXES: dict[RepoType, str] = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+Oid = NewType("Oid", str)
+"""A 40-hex git object id (commit, tree or blob)."""
+Sha256 = NewType("Sha256", str)
+"""A 64-hex sha256 digest of a file's bytes (an LFS oid)."""
+RefName = NewType("RefName", str)
+"""A full ref name such as ``refs/heads/main``."""
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_SHORT_HEX = re.compile(r"^[0-9a-f]{5,40}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_NAME_LENGTH = 96
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
+def validate_name(name: str, what: str = "repository name") -> str:
+    """Return ``name`` if it is a valid namespace or repo name, else raise."""
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"Invalid {what} {name!r}: 1 to {MAX_NAME_LENGTH} characters")
+    if not _NAME_RE.match(name):
+        raise InvalidInputError(
+            f"Invalid {what} {name!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if "--" in name or ".." in name or name.endswith((".", "-")) or name.endswith(".git"):
+        raise InvalidInputError(
+            f"Invalid {what} {name!r}: '--' and '..' are forbidden, and it cannot end "
+            "with '.', '-' or '.git'"
+        )
+    return name
+
+
+def is_commit_id(value: str) -> bool:
+    return bool(_HEX40.match(value))
+
+
+def is_short_hex(value: str) -> bool:
+    return bool(_SHORT_HEX.match(value))
+
+
+def validate_oid(value: str) -> Oid:
+    if not _HEX40.match(value):
+        raise InvalidInputError(f"Invalid git object id {value!r}")
+    return Oid(value)
+
+
+def validate_sha256(value: object) -> Sha256:
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise InvalidInputError(f"Invalid sha256 oid {value!r}: expected 64 lowercase hex digits")
+    return Sha256(value)
+
+
+def validate_ref_component(name: str, what: str = "branch") -> str:
+    """Validate a branch or tag name by git's ``check-ref-format`` rules (and the Hub's)."""
+    bad = (
+        not name
+        or len(name.encode()) > MAX_SEGMENT_BYTES
+        or _CONTROL.search(name) is not None
+        or any(c in name for c in " ~^:?*[\\")
+        or ".." in name
+        or "@{" in name
+        or name == "@"
+        or name.startswith("/")
+        or name.endswith("/")
+        or name.endswith(".")
+        or "//" in name
+        or name.startswith("-")
+        or name.startswith("refs/")
+        or any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
+        or bool(_HEX40.match(name))
+    )
+    if bad:
+        raise InvalidInputError(f"Invalid {what} name {name!r}")
+    return name
+
+
+def validate_path(path: object) -> str:
+    """Return a repo-relative file path if it is safe to store, else raise InvalidInputError."""
+    if not isinstance(path, str) or not path:
+        raise InvalidInputError("Invalid path: a non-empty string is required")
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidInputError(f"Invalid path: longer than {MAX_PATH_BYTES} bytes")
+    if _CONTROL.search(path):
+        raise InvalidInputError(f"Invalid path {path!r}: control characters are not allowed")
+    if path.startswith("/"):
+        raise InvalidInputError(f"Invalid path {path!r}: it must be relative (no leading '/')")
+    for segment in path.split("/"):
+        if segment == "":
+            raise InvalidInputError(f"Invalid path {path!r}: empty path segment")
+        if segment in (".", ".."):
+            raise InvalidInputError(f"Invalid path {path!r}: '.' and '..' segments are not allowed")
+        if segment == ".git":
+            raise InvalidInputError(f"Invalid path {path!r}: '.git' is reserved")
+        try:
+            encoded = segment.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(f"Invalid path {path!r}: not valid UTF-8") from exc
+        if len(encoded) > MAX_SEGMENT_BYTES:
+            raise InvalidInputError(
+                f"Invalid path {path!r}: segment longer than {MAX_SEGMENT_BYTES} bytes"
+            )
+    return path
+
+
+def validate_folder(path: object) -> str:
+    """A folder path as in ``deletedFolder``: a trailing '/' is allowed."""
+    if isinstance(path, str) and path.endswith("/") and len(path) > 1:
+        path = path[:-1]
+    return validate_path(path)
+
+
+def parse_repo_type(value: str | None) -> RepoType:
+    if value is None or value == "":
+        return "model"
+    if value in REPO_TYPES:
+        return value  # type: ignore[return-value]
+    raise InvalidInputError(f"Invalid repo type {value!r}: expected model or dataset")

@@ -1,0 +1,1 @@
+"""Pure parsers from file bytes and headers to facts: cards, safetensors, gguf, config.json."""

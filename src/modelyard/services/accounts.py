@@ -1,0 +1,128 @@
+"""Provisioning users, organisations, memberships and tokens (CLI and seed files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog.accounts import Account
+from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
+from modelyard.ids import validate_name
+from modelyard.services.auth import TOKEN_PREFIX, hash_token, new_token_value
+from modelyard.services.hub import Hub, utcnow
+
+ROLES = ("read", "write", "admin")
+
+
+def create_user(
+    hub: Hub, name: str, fullname: str = "", email: str | None = None, admin: bool = False
+) -> Account:
+    validate_name(name, "user name")
+    with hub.db.write() as conn:
+        if accounts_q.by_name(conn, name) is not None:
+            raise ConflictError(f"The name {name!r} is already taken")
+        return accounts_q.create(
+            conn, name=name, kind="user", fullname=fullname or name, email=email,
+            is_admin=admin, default_private=False, now=utcnow(),
+        )
+
+
+def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = False) -> Account:
+    validate_name(name, "organization name")
+    with hub.db.write() as conn:
+        if accounts_q.by_name(conn, name) is not None:
+            raise ConflictError(f"The name {name!r} is already taken")
+        return accounts_q.create(
+            conn, name=name, kind="org", fullname=fullname or name, email=None,
+            is_admin=False, default_private=default_private, now=utcnow(),
+        )
+
+
+def add_member(hub: Hub, org: str, user: str, role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInputError(f"Invalid role {role!r}: expected read, write or admin")
+    with hub.db.write() as conn:
+        org_acc = accounts_q.by_name(conn, org)
+        user_acc = accounts_q.by_name(conn, user)
+        if org_acc is None or org_acc.kind != "org":
+            raise NotFoundError(f"No organization named {org!r}")
+        if user_acc is None or user_acc.kind != "user":
+            raise NotFoundError(f"No user named {user!r}")
+        accounts_q.set_member(conn, org_acc.id, user_acc.id, role)
+
+
+def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", value: str | None = None) -> str:
+    """Create a token and return its value (shown once; only its hash is stored)."""
+    if role not in ("read", "write"):
+        raise InvalidInputError(f"Invalid token role {role!r}: expected read or write")
+    if value is not None and (not value.startswith(TOKEN_PREFIX) or len(value) < 20):
+        raise InvalidInputError("A provisioned token must start with 'hf_' and be at least 20 characters")
+    token = value or new_token_value()
+    with hub.db.write() as conn:
+        account = accounts_q.by_name(conn, user)
+        if account is None or account.kind != "user":
+            raise NotFoundError(f"No user named {user!r}")
+        existing = accounts_q.token_by_hash(conn, hash_token(token))
+        if existing is not None:
+            if existing.account_id != account.id:
+                raise ConflictError("That token value belongs to another user")
+            return token
+        accounts_q.add_token(conn, account.id, name, hash_token(token), role, utcnow())
+    return token
+
+
+def revoke_tokens(hub: Hub, user: str, name: str | None = None) -> int:
+    with hub.db.write() as conn:
+        account = accounts_q.by_name(conn, user)
+        if account is None:
+            raise NotFoundError(f"No user named {user!r}")
+        return accounts_q.revoke_tokens(conn, account.id, name, utcnow())
+
+
+def ensure_admin(hub: Hub) -> str | None:
+    """On first start: create the ``admin`` account and return a new write token for it."""
+    with hub.db.read() as conn:
+        if accounts_q.by_name(conn, "admin") is not None:
+            return None
+    try:
+        create_user(hub, "admin", "Administrator", None, admin=True)
+    except ConflictError:
+        return None  # another server process won the race
+    return create_token(hub, "admin", "admin", "write")
+
+
+def seed(hub: Hub, spec: dict[str, Any]) -> None:
+    """Apply a declarative seed file; running it twice changes nothing the second time."""
+    if not isinstance(spec, dict):
+        raise InvalidInputError("A seed file holds a JSON object with 'users' and 'orgs'")
+    for user in spec.get("users", []):
+        name = user["name"]
+        with hub.db.read() as conn:
+            existing = accounts_q.by_name(conn, name)
+        if existing is None:
+            create_user(hub, name, user.get("fullname", ""), user.get("email"), bool(user.get("admin")))
+        else:
+            with hub.db.write() as conn:
+                accounts_q.update_account(
+                    conn, existing.id,
+                    fullname=user.get("fullname", existing.fullname),
+                    email=user.get("email", existing.email),
+                    is_admin=bool(user.get("admin", existing.is_admin)),
+                )
+        for token in user.get("tokens", []):
+            create_token(hub, name, token.get("name", "seed"), token.get("role", "write"), token.get("value"))
+    for org in spec.get("orgs", []):
+        name = org["name"]
+        with hub.db.read() as conn:
+            existing = accounts_q.by_name(conn, name)
+        if existing is None:
+            create_org(hub, name, org.get("fullname", ""), bool(org.get("default_private", False)))
+        else:
+            with hub.db.write() as conn:
+                accounts_q.update_account(
+                    conn, existing.id,
+                    fullname=org.get("fullname", existing.fullname),
+                    default_private=bool(org.get("default_private", existing.default_private)),
+                )
+        for member, role in org.get("members", {}).items():
+            add_member(hub, name, member, role)

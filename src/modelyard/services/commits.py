@@ -1,0 +1,367 @@
+"""Writing: preupload decisions, commits, branches, tags and history squashing."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from dulwich.objects import Blob, Commit
+from sqlalchemy import Connection
+
+from modelyard.catalog import objects as objects_q
+from modelyard.catalog import refs as refs_q
+from modelyard.catalog import repos as repos_q
+from modelyard.catalog.repos import Repo
+from modelyard.catalog.tables import discussions
+from modelyard.errors import (
+    ConflictError,
+    EntryNotFoundError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RevisionNotFoundError,
+    StaleParentError,
+)
+from modelyard.ids import Oid, validate_ref_component
+from modelyard.metadata.cards import derive_tags, parse_card
+from modelyard.services.auth import Principal, check_write
+from modelyard.catalog.lfs import repo_objects
+from modelyard.services.hub import Hub, OverlayReader, utcnow
+from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
+from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs
+from modelyard.versioning.objects import BLOB, ObjectReader, Signature, commit_info, make_blob, make_commit, raw
+from modelyard.versioning.trees import TreeEditor, lookup, walk
+
+
+@dataclass(frozen=True)
+class AddFile:
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class AddLfsFile:
+    path: str
+    sha256: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class DeleteFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class DeleteFolder:
+    path: str
+
+
+Operation = AddFile | AddLfsFile | DeleteFile | DeleteFolder
+
+
+@dataclass
+class CommitRequest:
+    summary: str
+    description: str = ""
+    parent_commit: str | None = None
+    operations: list[Operation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    oid: Oid
+    pr_num: int | None
+
+
+def _writable_ref(conn: Connection, repo: Repo, revision: str) -> tuple[str, Oid]:
+    """The branch (or PR ref) a commit goes to and its head; tags and commit ids are refused."""
+    ref = revision if revision.startswith("refs/") else f"refs/heads/{revision}"
+    head = refs_q.get(conn, repo.id, ref)
+    if head is None:
+        raise RevisionNotFoundError(f"Invalid rev id: {revision}")
+    if not (ref.startswith("refs/heads/") or ref.startswith("refs/pr/")):
+        raise InvalidInputError(f"Cannot commit to {revision!r}: only branches and PR refs take commits")
+    return ref, Oid(head)
+
+
+def preupload(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
+    files: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Decide ``lfs`` or ``regular`` per file and report the remote oid for no-op detection."""
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        try:
+            head, _ = resolve_revision(conn, repo, revision)
+        except RevisionNotFoundError:
+            with_head = None
+        else:
+            with_head = head
+    tree = commit_info(cast(Commit, hub.objects.get(with_head))).tree if with_head else None
+    patterns: list[str] = []
+    if tree is not None:
+        attrs = lookup(hub.objects, tree, ".gitattributes")
+        if attrs is not None and not attrs.is_dir:
+            patterns = lfs_patterns(cast(Blob, hub.objects.get(attrs.oid)).as_raw_string())
+    out = []
+    for f in files:
+        if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+            raise InvalidInputError("Each preupload file needs a 'path'")
+        path, size = f["path"], f.get("size", 0)
+        if not isinstance(size, int) or size < 0:
+            raise InvalidInputError(f"Invalid size for {path!r}")
+        try:
+            sample = base64.b64decode(f.get("sample", ""), validate=True)
+        except ValueError as exc:
+            raise InvalidInputError(f"Invalid base64 sample for {path!r}") from exc
+        binary = b"\x00" in sample
+        lfs = size >= hub.settings.lfs_threshold or binary or matches_lfs(path, patterns)
+        remote_oid = None
+        if tree is not None:
+            item = lookup(hub.objects, tree, path)
+            if item is not None and not item.is_dir:
+                meta = hub.objects.meta([item.oid]).get(item.oid)
+                remote_oid = meta[1] if meta and meta[1] else item.oid
+        out.append({"path": path, "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False, "oid": remote_oid})
+    return out
+
+
+def _build(
+    hub: Hub, conn: Connection, repo: Repo, base: Oid | None, req: CommitRequest, author: Signature,
+) -> tuple[Oid, list[tuple[str, int, bytes, str | None, int | None]]]:
+    """Apply the operations on top of ``base`` and return the new commit and objects."""
+    base_tree = commit_info(cast(Commit, hub.objects.get(base))).tree if base else None
+    editor = TreeEditor(hub.objects, base_tree)
+    new: list[tuple[str, int, bytes, str | None, int | None]] = []
+    for op in req.operations:
+        if isinstance(op, AddFile):
+            if len(op.content) > hub.settings.max_regular_file_size:
+                raise InvalidInputError(
+                    f"{op.path} is larger than {hub.settings.max_regular_file_size} bytes: "
+                    "upload it with LFS (track it in .gitattributes) instead of as a regular file"
+                )
+            blob = make_blob(op.content)
+            new.append((blob.id.decode(), BLOB, op.content, None, None))
+            editor.put_file(op.path, Oid(blob.id.decode()))
+        elif isinstance(op, AddLfsFile):
+            stored = repos_q.has_lfs_object(conn, repo.id, op.sha256)
+            if stored is None:
+                raise InvalidInputError(
+                    f"LFS object {op.sha256} for {op.path!r} was never uploaded to this repository"
+                )
+            if op.size is not None and op.size != stored:
+                raise InvalidInputError(
+                    f"LFS object {op.sha256} for {op.path!r} has size {stored}, not {op.size}"
+                )
+            pointer = LfsPointer(op.sha256, stored).encode()  # type: ignore[arg-type]
+            blob = make_blob(pointer)
+            new.append((blob.id.decode(), BLOB, pointer, op.sha256, stored))
+            editor.put_file(op.path, Oid(blob.id.decode()))
+        elif isinstance(op, DeleteFile):
+            editor.delete(op.path, folder=False)
+        else:
+            editor.delete(op.path, folder=True)
+    tree, trees = editor.write()
+    new.extend((t.oid, t.type_num, t.data, None, None) for t in trees)
+    message = req.summary + (f"\n\n{req.description}" if req.description else "")
+    commit = raw(make_commit(tree, [base] if base else [], author, message))
+    new.append((commit.oid, commit.type_num, commit.data, None, None))
+    return commit.oid, new
+
+
+def _author(principal: Principal) -> Signature:
+    return Signature(principal.fullname or principal.name, principal.email or f"{principal.name}@users.modelyard")
+
+
+def create_commit(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
+    req: CommitRequest, create_pr: bool = False,
+) -> CommitResult:
+    """Commit ``req`` onto a branch in one transaction, moving the ref by compare-and-swap."""
+    if not req.summary.strip():
+        raise InvalidInputError("A commit needs a non-empty summary")
+    if req.parent_commit is not None and not (
+        isinstance(req.parent_commit, str) and 5 <= len(req.parent_commit) <= 40
+        and all(c in "0123456789abcdef" for c in req.parent_commit)
+    ):
+        raise InvalidInputError("parentCommit must be 5 to 40 lowercase hex digits")
+    for _attempt in range(8):
+        try:
+            return _commit_once(hub, principal, repo_type, repo_id, revision, req, create_pr)
+        except _RefMoved:
+            continue  # no parent pinned: rebuild on the new head
+    raise ConflictError("Too many concurrent commits on this branch; try again")
+
+
+class _RefMoved(Exception):
+    """The branch moved between reading its head and the compare-and-swap."""
+
+
+def _commit_once(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
+    req: CommitRequest, create_pr: bool,
+) -> CommitResult:
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        assert principal is not None
+        ref, head = _writable_ref(conn, repo, revision)
+        if req.parent_commit is not None and not head.startswith(req.parent_commit):
+            raise StaleParentError(
+                f"A commit has happened since. Please refresh and try again. "
+                f"(parent {req.parent_commit} is not the head {head} of {revision})"
+            )
+        pr_num = None
+        if create_pr:
+            pr_num = _new_pr(conn, repo, principal, req.summary)
+            ref = f"refs/pr/{pr_num}"
+            refs_q.compare_and_swap(conn, repo.id, ref, None, head)
+        oid, new = _build(hub, conn, repo, head, req, _author(principal))
+        objects_q.put_many(hub.db, conn, new)
+        now = utcnow()
+        objects_q.add_repo_commit(hub.db, conn, repo.id, oid, now)
+        if not refs_q.compare_and_swap(conn, repo.id, ref, head, oid):
+            if req.parent_commit is not None:
+                raise StaleParentError("A commit has happened since. Please refresh and try again.")
+            raise _RefMoved
+        if ref == f"refs/heads/{DEFAULT_BRANCH}":
+            _after_main_commit(hub, OverlayReader(hub.objects, new), conn, repo, oid, now)
+        return CommitResult(oid, pr_num)
+
+
+def _new_pr(conn: Connection, repo: Repo, principal: Principal, title: str) -> int:
+    from sqlalchemy import func, insert, select
+
+    current = conn.execute(
+        select(func.max(discussions.c.num)).where(discussions.c.repo_id == repo.id)
+    ).scalar()
+    num = int(current or 0) + 1
+    conn.execute(insert(discussions).values(
+        repo_id=repo.id, num=num, title=title[:512], is_pull_request=True, status="draft",
+        author_id=principal.account_id, created_at=utcnow(),
+    ))
+    return num
+
+
+def _after_main_commit(
+    hub: Hub, reader: ObjectReader, conn: Connection, repo: Repo, oid: Oid, now: Any
+) -> None:
+    """Refresh what the catalog derives from the default branch: card, tags, storage."""
+    tree = commit_info(cast(Commit, reader.get(oid))).tree
+    readme = lookup(reader, tree, "README.md")
+    card: dict[str, Any] | None = None
+    if readme is not None and not readme.is_dir:
+        data = _blob_bytes(conn, readme.oid)
+        if data is not None:
+            card = parse_card(data.decode("utf-8", "replace")).data
+    tags, library, pipeline = derive_tags(card or {})
+    repos_q.set_card(conn, repo.id, card, tags, library, pipeline)
+    repos_q.update_repo(conn, repo.id, last_modified=now, used_storage=_used_storage(reader, conn, repo, tree))
+
+
+def _blob_bytes(conn: Connection, oid: str) -> bytes | None:
+    found = objects_q.get(conn, oid)
+    return None if found is None else found[1]
+
+
+def _used_storage(reader: ObjectReader, conn: Connection, repo: Repo, tree: Oid) -> int:
+    """LFS objects the repo holds plus the regular files at the head of main."""
+    lfs_total = sum(size for _sha, size in repo_objects(conn, repo.id))
+    files = [e.oid for e in walk(reader, tree) if not e.is_dir]
+    metas = objects_q.blob_meta(conn, files)
+    regular = sum(m[0] for m in metas.values() if m[1] is None)
+    return lfs_total + regular
+
+
+# -- branches, tags, refs, history -------------------------------------------------------------
+
+
+def create_branch(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, branch: str, starting_point: str | None
+) -> None:
+    validate_ref_component(branch, "branch")
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        target, _ = resolve_revision(conn, repo, starting_point or DEFAULT_BRANCH)
+        if not refs_q.compare_and_swap(conn, repo.id, f"refs/heads/{branch}", None, target):
+            raise ConflictError(f"Reference already exists: refs/heads/{branch}")
+
+
+def delete_branch(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, branch: str) -> None:
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        if branch == DEFAULT_BRANCH:
+            raise PermissionDeniedError("The default branch 'main' cannot be deleted")
+        ref = f"refs/heads/{branch}"
+        head = refs_q.get(conn, repo.id, ref)
+        if head is None:
+            raise RevisionNotFoundError(f"Branch {branch!r} does not exist")
+        if not refs_q.compare_and_swap(conn, repo.id, ref, head, None):
+            raise ConflictError(f"Branch {branch!r} changed while deleting it; try again")
+
+
+def create_tag(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, tag: str
+) -> None:
+    validate_ref_component(tag, "tag")
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        target, _ = resolve_revision(conn, repo, revision)
+        if not refs_q.compare_and_swap(conn, repo.id, f"refs/tags/{tag}", None, target):
+            raise ConflictError(f"Tag {tag!r} already exists")
+
+
+def delete_tag(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, tag: str) -> None:
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        ref = f"refs/tags/{tag}"
+        head = refs_q.get(conn, repo.id, ref)
+        if head is None:
+            raise RevisionNotFoundError(f"Tag {tag!r} does not exist")
+        refs_q.compare_and_swap(conn, repo.id, ref, head, None)
+
+
+def list_refs(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> dict[str, str]:
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        return refs_q.all_refs(conn, repo.id)
+
+
+def super_squash(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, branch: str, message: str | None
+) -> Oid:
+    """Replace a branch's history by one commit holding its current tree."""
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        assert principal is not None
+        ref, head = _writable_ref(conn, repo, branch)
+        tree = commit_info(cast(Commit, hub.objects.get(head))).tree
+        commit = raw(make_commit(tree, [], _author(principal), message or "Super-squash branch"))
+        objects_q.put_many(hub.db, conn, [(commit.oid, commit.type_num, commit.data, None, None)])
+        now = utcnow()
+        objects_q.add_repo_commit(hub.db, conn, repo.id, commit.oid, now)
+        if not refs_q.compare_and_swap(conn, repo.id, ref, head, commit.oid):
+            raise StaleParentError("The branch moved while squashing; try again")
+        _forget_unreachable(hub, conn, repo)
+        if ref == f"refs/heads/{DEFAULT_BRANCH}":
+            repos_q.update_repo(conn, repo.id, last_modified=now)
+        return commit.oid
+
+
+def _forget_unreachable(hub: Hub, conn: Connection, repo: Repo) -> None:
+    """Commits no ref reaches any more stop resolving by id (as after a squash on the Hub)."""
+    from modelyard.services.files import history
+
+    reachable: set[str] = set()
+    for target in refs_q.all_refs(conn, repo.id).values():
+        if target not in reachable:
+            reachable.update(c.oid for c in history(hub, Oid(target)))
+    stale = [oid for oid in objects_q.repo_commit_ids(conn, repo.id) if oid not in reachable]
+    objects_q.forget_repo_commits(conn, repo.id, stale)

@@ -1,0 +1,163 @@
+"""Reading files at a revision: resolve, tree listings, paths-info, last commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from dulwich.objects import Blob, Commit
+
+from modelyard.errors import EntryNotFoundError, InvalidInputError
+from modelyard.ids import Oid, validate_path
+from modelyard.services.auth import Principal
+from modelyard.services.hub import Hub
+from modelyard.services.repos import RepoSnapshot, snapshot
+from modelyard.storage.base import lfs_key
+from modelyard.versioning.objects import CommitInfo, commit_info
+from modelyard.versioning.trees import TreeEntry, lookup, read_tree, walk
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file or folder at a revision, with the sizes and LFS facts the API reports."""
+
+    path: str
+    is_dir: bool
+    oid: Oid
+    size: int
+    lfs_sha256: str | None = None
+    lfs_size: int | None = None
+    pointer_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedFile:
+    """What ``/resolve`` needs: the commit, the entry, and where the bytes are."""
+
+    commit: Oid
+    entry: FileEntry
+    blob_key: str | None  # LFS object in the blob store
+    inline: bytes | None  # a regular file's bytes
+
+
+def _entries(hub: Hub, items: list[TreeEntry]) -> list[FileEntry]:
+    metas = hub.objects.meta([i.oid for i in items if not i.is_dir])
+    out = []
+    for item in items:
+        if item.is_dir:
+            out.append(FileEntry(item.path, True, item.oid, 0))
+            continue
+        size, lfs_sha, lfs_size = metas.get(item.oid, (0, None, None))
+        if lfs_sha is not None and lfs_size is not None:
+            out.append(FileEntry(item.path, False, item.oid, lfs_size, lfs_sha, lfs_size, size))
+        else:
+            out.append(FileEntry(item.path, False, item.oid, size))
+    return out
+
+
+def resolve_file(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str
+) -> ResolvedFile:
+    snap = snapshot(hub, principal, repo_type, repo_id, revision)
+    commit = snap.commit.oid
+    try:
+        validate_path(path)
+    except InvalidInputError as exc:
+        raise EntryNotFoundError(f"Entry not found: {exc.message}", commit=commit) from exc
+    item = lookup(hub.objects, snap.commit.tree, path)
+    if item is None or item.is_dir:
+        raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
+    entry = _entries(hub, [item])[0]
+    if entry.lfs_sha256 is not None:
+        return ResolvedFile(commit, entry, lfs_key(entry.lfs_sha256), None)
+    blob = cast(Blob, hub.objects.get(item.oid))
+    return ResolvedFile(commit, entry, None, blob.as_raw_string())
+
+
+def list_tree(
+    hub: Hub,
+    principal: Principal | None,
+    repo_type: str,
+    repo_id: str,
+    revision: str,
+    path: str,
+    recursive: bool,
+) -> tuple[RepoSnapshot, list[FileEntry]]:
+    """Entries under ``path``; a file path lists just that file."""
+    snap = snapshot(hub, principal, repo_type, repo_id, revision)
+    path = path.strip("/")
+    item = lookup(hub.objects, snap.commit.tree, path) if path else None
+    if path and item is None:
+        raise EntryNotFoundError(f"{path} does not exist at revision {snap.commit.oid}", commit=snap.commit.oid)
+    if item is not None and not item.is_dir:
+        return snap, _entries(hub, [item])
+    root = item.oid if item is not None else snap.commit.tree
+    items = list(walk(hub.objects, root, f"{path}/" if path else "", recursive))
+    if recursive:  # directories first, as the Hub lists them
+        items.sort(key=lambda e: (not e.is_dir,))
+    return snap, _entries(hub, items)
+
+
+def paths_info(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, paths: list[str]
+) -> tuple[RepoSnapshot, list[FileEntry]]:
+    snap = snapshot(hub, principal, repo_type, repo_id, revision)
+    items = []
+    for p in paths:
+        p = p.strip("/")
+        if not p:
+            continue
+        item = lookup(hub.objects, snap.commit.tree, p)
+        if item is not None:
+            items.append(item)
+    return snap, _entries(hub, items)
+
+
+def history(hub: Hub, head: Oid) -> list[CommitInfo]:
+    """Every ancestor of ``head``, newest first (by commit time, then discovery order)."""
+    seen: set[str] = set()
+    out: list[CommitInfo] = []
+    frontier = [head]
+    while frontier:
+        batch = []
+        for oid in frontier:
+            if oid in seen:
+                continue
+            seen.add(oid)
+            batch.append(commit_info(cast(Commit, hub.objects.get(oid))))
+        out.extend(batch)
+        frontier = [p for c in batch for p in c.parents if p not in seen]
+    out.sort(key=lambda c: c.date, reverse=True)
+    return out
+
+
+LAST_COMMIT_DEPTH = 500
+
+
+def last_commits(hub: Hub, head: Oid, paths: list[str]) -> dict[str, CommitInfo]:
+    """For each path, the newest commit (first-parent walk) that changed it."""
+    result: dict[str, CommitInfo] = {}
+    pending = set(paths)
+    current = commit_info(cast(Commit, hub.objects.get(head)))
+    depth = 0
+    while pending and depth < LAST_COMMIT_DEPTH:
+        parent = (
+            commit_info(cast(Commit, hub.objects.get(current.parents[0]))) if current.parents else None
+        )
+        for p in list(pending):
+            mine = lookup(hub.objects, current.tree, p)
+            theirs = lookup(hub.objects, parent.tree, p) if parent else None
+            if parent is None or (mine and mine.oid) != (theirs and theirs.oid):
+                result[p] = current
+                pending.discard(p)
+        if parent is None:
+            break
+        current = parent
+        depth += 1
+    for p in pending:  # history deeper than we walk: report the oldest commit seen
+        result[p] = current
+    return result
+
+
+def tree_names(hub: Hub, tree: Oid) -> list[str]:
+    return [name for name, _mode, _oid in read_tree(hub.objects, tree)]

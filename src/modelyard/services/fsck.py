@@ -1,0 +1,86 @@
+"""``modelyard fsck``: verify that everything every ref reaches is present and intact."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import cast
+
+from dulwich.objects import Blob, Commit, Tree
+from sqlalchemy import select
+
+from modelyard.catalog import lfs as lfs_q
+from modelyard.catalog import refs as refs_q
+from modelyard.catalog.tables import repos
+from modelyard.ids import Oid
+from modelyard.services.hub import Hub
+from modelyard.storage.base import lfs_key
+from modelyard.versioning.lfs import parse_pointer
+from modelyard.versioning.objects import BLOB, COMMIT, TREE, DIR_MODE
+
+
+def check(hub: Hub) -> list[str]:
+    """Every problem found, one line each; an empty list means the hub is consistent."""
+    problems: list[str] = []
+    with hub.db.read() as conn:
+        repo_rows = list(conn.execute(select(repos.c.id, repos.c.type, repos.c.namespace, repos.c.name)))
+        recorded = dict(lfs_q.all_objects(conn))
+        ref_sets = {r.id: refs_q.all_refs(conn, r.id) for r in repo_rows}
+    seen: set[str] = set()
+    lfs_needed: dict[str, str] = {}
+    for row in repo_rows:
+        label = f"{row.type} {row.namespace}/{row.name}"
+        if "refs/heads/main" not in ref_sets[row.id]:
+            problems.append(f"{label}: branch main is missing")
+        for ref, target in sorted(ref_sets[row.id].items()):
+            stack = [(target, COMMIT, f"{label} {ref}")]
+            while stack:
+                oid, expected, where = stack.pop()
+                if oid in seen:
+                    continue
+                try:
+                    obj = hub.objects.get(Oid(oid))
+                except KeyError:
+                    problems.append(f"{where}: object {oid} is missing")
+                    continue
+                if obj.type_num != expected:
+                    problems.append(f"{where}: object {oid} is a {obj.type_name.decode()}, not the expected type")
+                    continue
+                if obj.id.decode() != oid:
+                    problems.append(f"{where}: object {oid} hashes to {obj.id.decode()}")
+                    continue
+                seen.add(oid)
+                if expected == COMMIT:
+                    commit = cast(Commit, obj)
+                    stack.append((commit.tree.decode(), TREE, where))
+                    stack.extend((p.decode(), COMMIT, where) for p in commit.parents)
+                elif expected == TREE:
+                    for entry in cast(Tree, obj).items():
+                        kind = TREE if entry.mode == DIR_MODE else BLOB
+                        stack.append((entry.sha.decode(), kind, f"{where}:{entry.path.decode(errors='replace')}"))
+                else:
+                    pointer = parse_pointer(cast(Blob, obj).as_raw_string())
+                    if pointer is not None:
+                        lfs_needed.setdefault(pointer.sha256, where)
+                        if recorded.get(pointer.sha256, pointer.size) != pointer.size:
+                            problems.append(f"{where}: LFS size differs from the recorded object")
+    for sha256, where in sorted(lfs_needed.items()):
+        if sha256 not in recorded:
+            problems.append(f"{where}: LFS object {sha256} is not recorded")
+            continue
+        problems.extend(_check_blob(hub, sha256, recorded[sha256], where))
+    return problems
+
+
+def _check_blob(hub: Hub, sha256: str, size: int, where: str) -> list[str]:
+    key = lfs_key(sha256)
+    actual = hub.blobs.size(key)
+    if actual is None:
+        return [f"{where}: LFS object {sha256} is missing from storage"]
+    if actual != size:
+        return [f"{where}: LFS object {sha256} has {actual} bytes, expected {size}"]
+    digest = hashlib.sha256()
+    for chunk in hub.blobs.read(key):
+        digest.update(chunk)
+    if digest.hexdigest() != sha256:
+        return [f"{where}: LFS object {sha256} is corrupt (content hashes to {digest.hexdigest()})"]
+    return []

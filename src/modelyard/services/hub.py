@@ -1,0 +1,142 @@
+"""The Hub: one object holding the database, the blob store and the caches of a server."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from dulwich.objects import ShaFile
+from sqlalchemy import select
+
+from modelyard.catalog import objects as objects_q
+from modelyard.catalog.database import Database
+from modelyard.catalog.tables import server_secrets
+from modelyard.config import Settings
+from modelyard.ids import Oid
+from modelyard.storage import BlobStore, open_store
+from modelyard.versioning.objects import BLOB, parse
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """A small thread-safe LRU for immutable values (git objects never change)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._capacity:
+                self._data.popitem(last=False)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ObjectCache:
+    """Reads git objects from the database, caching trees and commits (never blobs)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._cache: LruCache[str, ShaFile] = LruCache(20_000)
+        self.blob_meta: LruCache[str, tuple[int, str | None, int | None]] = LruCache(200_000)
+
+    def get(self, oid: Oid) -> ShaFile:
+        obj = self._cache.get(oid)
+        if obj is not None:
+            return obj
+        with self._db.read() as conn:
+            found = objects_q.get(conn, oid)
+        if found is None:
+            raise KeyError(oid)
+        obj = parse(found[0], found[1], oid)
+        if found[0] != BLOB:
+            self._cache.put(oid, obj)
+        return obj
+
+    def meta(self, oids: list[Oid]) -> dict[Oid, tuple[int, str | None, int | None]]:
+        """``(size, lfs sha256, lfs size)`` of blobs, cached."""
+        out: dict[Oid, tuple[int, str | None, int | None]] = {}
+        missing = []
+        for oid in oids:
+            hit = self.blob_meta.get(oid)
+            if hit is None:
+                missing.append(oid)
+            else:
+                out[oid] = hit
+        if missing:
+            with self._db.read() as conn:
+                found = objects_q.blob_meta(conn, missing)
+            for oid_str, value in found.items():
+                self.blob_meta.put(oid_str, value)
+                out[Oid(oid_str)] = value
+        return out
+
+
+class Hub:
+    """Everything a request handler or a CLI command needs; built once per process."""
+
+    def __init__(self, settings: Settings, db: Database | None = None, blobs: BlobStore | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.resolved_database_url())
+        self.blobs = blobs or open_store(
+            settings.resolved_storage_url(),
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        )
+        self.objects = ObjectCache(self.db)
+        self._secret: bytes | None = None
+
+    def signing_key(self) -> bytes:
+        """The HMAC key for self-authorising URLs, shared by every server through the database."""
+        if self._secret is None:
+            with self.db.write() as conn:
+                row = conn.execute(
+                    select(server_secrets.c.value).where(server_secrets.c.name == "signing_key")
+                ).first()
+                if row is None:
+                    value = secrets.token_hex(32)
+                    conn.execute(
+                        self.db.insert_ignore(server_secrets), [{"name": "signing_key", "value": value}]
+                    )
+                    row = conn.execute(
+                        select(server_secrets.c.value).where(server_secrets.c.name == "signing_key")
+                    ).first()
+                assert row is not None
+                self._secret = bytes.fromhex(row.value)
+        return self._secret
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+class OverlayReader:
+    """Objects written in a transaction that has not committed yet, over the shared cache."""
+
+    def __init__(self, base: ObjectCache, new: list[tuple[str, int, bytes, str | None, int | None]]) -> None:
+        self._base = base
+        self._new = {oid: (t, data) for oid, t, data, _s, _z in new}
+
+    def get(self, oid: Oid) -> ShaFile:
+        found = self._new.get(oid)
+        if found is None:
+            return self._base.get(oid)
+        return parse(found[0], found[1], oid)

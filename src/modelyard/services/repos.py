@@ -1,0 +1,271 @@
+"""Repositories: look-up, revisions, create, delete, move, settings, info and listing."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from dulwich.objects import Commit
+from sqlalchemy import Connection
+
+from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import objects as objects_q
+from modelyard.catalog import refs as refs_q
+from modelyard.catalog import repos as repos_q
+from modelyard.catalog.repos import Repo
+from modelyard.errors import (
+    ConflictError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
+from modelyard.ids import HOSTED_REPO_TYPES, Oid, is_commit_id, is_short_hex, validate_name
+from modelyard.services.auth import Principal, check_admin, check_namespace_write, check_read
+from modelyard.services.hub import Hub, utcnow
+from modelyard.versioning.lfs import DEFAULT_GITATTRIBUTES
+from modelyard.versioning.objects import CommitInfo, Signature, commit_info, make_blob, make_commit, raw
+from modelyard.versioning.trees import TreeEditor
+
+SYSTEM = Signature("system", "system@modelyard.local")
+DEFAULT_BRANCH = "main"
+
+
+def split_repo_id(repo_id: str) -> tuple[str, str]:
+    if repo_id.count("/") != 1:
+        raise RepoNotFoundError(f"Repository Not Found: {repo_id!r} (expected 'namespace/name')")
+    namespace, name = repo_id.split("/")
+    return namespace, name
+
+
+def find_repo(conn: Connection, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:
+    """The repo the caller may read, or RepoNotFoundError (spaces are never hosted here)."""
+    namespace, name = split_repo_id(repo_id)
+    repo = repos_q.get(conn, repo_type, namespace, name) if repo_type in HOSTED_REPO_TYPES else None
+    if repo is None:
+        raise RepoNotFoundError(f"Repository Not Found for {repo_type} {repo_id!r}")
+    check_read(principal, repo)
+    return repo
+
+
+def branch_ref(name: str) -> str:
+    if name.startswith("refs/"):
+        return name
+    return f"refs/heads/{name}"
+
+
+def resolve_revision(conn: Connection, repo: Repo, revision: str) -> tuple[Oid, str | None]:
+    """A revision (branch, tag, ``refs/...`` or a commit id or prefix) -> (commit, ref name)."""
+    if revision.startswith("refs/"):
+        candidates = [revision]
+    else:
+        candidates = [f"refs/heads/{revision}", f"refs/tags/{revision}"]
+    for ref in candidates:
+        target = refs_q.get(conn, repo.id, ref)
+        if target is not None:
+            return Oid(target), ref
+    if is_commit_id(revision):
+        if objects_q.repo_has_commit(conn, repo.id, revision):
+            return Oid(revision), None
+    elif is_short_hex(revision):
+        found = objects_q.find_commits_by_prefix(conn, repo.id, revision)
+        if len(found) == 1:
+            return Oid(found[0]), None
+    raise RevisionNotFoundError(f"Invalid rev id: {revision}")
+
+
+def create_repo(
+    hub: Hub,
+    principal: Principal | None,
+    repo_type: str,
+    namespace: str | None,
+    name: str,
+    private: bool | None,
+    url_for: Any,
+) -> Repo:
+    """Create a repo with its initial commit (a ``.gitattributes`` with the LFS patterns)."""
+    if repo_type not in HOSTED_REPO_TYPES:
+        raise InvalidInputError(f"Repositories of type {repo_type!r} are not hosted here")
+    if principal is None:
+        from modelyard.errors import AuthenticationError
+
+        raise AuthenticationError("Authentication required to create a repository")
+    namespace = namespace or principal.name
+    validate_name(namespace, "namespace")
+    validate_name(name)
+    now = utcnow()
+    blob = make_blob(DEFAULT_GITATTRIBUTES)
+    editor = TreeEditor(hub.objects, None)
+    editor.put_file(".gitattributes", Oid(blob.id.decode()))
+    tree, trees = editor.write()
+    commit = raw(make_commit(tree, [], SYSTEM, "initial commit"))
+    with hub.db.write() as conn:
+        owner = accounts_q.by_name(conn, namespace)
+        if owner is None:
+            raise PermissionDeniedError(f"The namespace {namespace!r} does not exist")
+        check_namespace_write(principal, owner.id, owner.name)
+        existing = repos_q.get(conn, repo_type, owner.name, name)
+        if existing is not None:
+            raise ConflictError(
+                "You already created this repo",
+                url=url_for(repo_type, existing.repo_id),
+            )
+        is_private = owner.default_private if private is None else private
+        repo_pk = repos_q.create(
+            conn, repo_type=repo_type, namespace=owner.name, name=name,
+            owner_id=owner.id, private=is_private, now=now,
+        )
+        objects_q.put_many(
+            hub.db, conn,
+            [(o.oid, o.type_num, o.data, None, None) for o in [raw(blob), *trees, commit]],
+        )
+        objects_q.add_repo_commit(hub.db, conn, repo_pk, commit.oid, now)
+        refs_q.compare_and_swap(conn, repo_pk, "refs/heads/main", None, commit.oid)
+        repos_q.update_repo(conn, repo_pk, used_storage=len(DEFAULT_GITATTRIBUTES))
+        repo = repos_q.get_by_id(conn, repo_pk)
+    assert repo is not None
+    return repo
+
+
+def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> None:
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_admin(principal, repo)
+        repos_q.delete_repo(conn, repo.id)
+
+
+def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: str, to_id: str) -> Repo:
+    to_ns, to_name = split_repo_id(to_id)
+    validate_name(to_ns, "namespace")
+    validate_name(to_name)
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, from_id)
+        check_admin(principal, repo)
+        owner = accounts_q.by_name(conn, to_ns)
+        if owner is None:
+            raise PermissionDeniedError(f"The namespace {to_ns!r} does not exist")
+        check_namespace_write(principal, owner.id, owner.name)
+        clash = repos_q.get(conn, repo_type, owner.name, to_name)
+        if clash is not None and clash.id != repo.id:
+            raise ConflictError(f"A repository named {to_id!r} already exists")
+        repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
+        moved = repos_q.get_by_id(conn, repo.id)
+    assert moved is not None
+    return moved
+
+
+def update_settings(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, body: dict[str, Any]
+) -> None:
+    values: dict[str, Any] = {}
+    if "visibility" in body:
+        if body["visibility"] not in ("public", "private"):
+            raise InvalidInputError("visibility must be 'public' or 'private'")
+        values["private"] = body["visibility"] == "private"
+    if "private" in body:
+        if not isinstance(body["private"], bool):
+            raise InvalidInputError("private must be a boolean")
+        values["private"] = body["private"]
+    if "gated" in body:
+        if body["gated"] not in (False, "auto", "manual"):
+            raise InvalidInputError("gated must be false, 'auto' or 'manual'")
+        values["gated"] = body["gated"] or None
+    if not values:
+        raise InvalidInputError("Nothing to update: pass 'visibility' or 'gated'")
+    with hub.db.write() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_admin(principal, repo)
+        repos_q.update_repo(conn, repo.id, **values)
+
+
+@dataclass(frozen=True)
+class RepoSnapshot:
+    """A repo at a resolved revision."""
+
+    repo: Repo
+    commit: CommitInfo
+
+
+def snapshot(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> RepoSnapshot:
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        oid, _ref = resolve_revision(conn, repo, revision)
+    return RepoSnapshot(repo, commit_info(cast(Commit, hub.objects.get(oid))))
+
+
+def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
+    if principal is None:
+        return frozenset()
+    if principal.is_admin:
+        return None
+    return frozenset({principal.account_id, *principal.orgs})
+
+
+SORTS = {
+    "lastModified": "lastModified", "last_modified": "lastModified",
+    "createdAt": "createdAt", "created_at": "createdAt",
+    "downloads": "downloads", "likes": "likes",
+    "trendingScore": "trendingScore", "trending_score": "trendingScore",
+}
+MAX_LIMIT = 1000
+
+
+def encode_cursor(repo: Repo, sort: str) -> str:
+    value: Any = {
+        "lastModified": repo.last_modified.isoformat(),
+        "createdAt": repo.created_at.isoformat(),
+        "downloads": repo.downloads,
+        "likes": repo.likes,
+        "trendingScore": repo.trending_score,
+    }[sort]
+    return base64.urlsafe_b64encode(json.dumps([sort, value, repo.id]).encode()).decode()
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    try:
+        kind, value, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if kind != sort or not isinstance(last_id, int):
+            raise ValueError
+        if sort in ("lastModified", "createdAt"):
+            value = datetime.fromisoformat(value)
+        return value, last_id
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError("Invalid pagination cursor") from exc
+
+
+def list_repos(
+    hub: Hub,
+    principal: Principal | None,
+    repo_type: str,
+    *,
+    search: list[str],
+    author: str | None,
+    filters: list[str],
+    sort: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> tuple[list[Repo], str | None]:
+    """One page of repos the caller may see, and the cursor of the next page (or None)."""
+    sort_key = SORTS.get(sort or "trendingScore")
+    if sort_key is None:
+        raise InvalidInputError(f"Invalid sort {sort!r}: expected one of {', '.join(sorted(set(SORTS.values())))}")
+    page = min(limit or MAX_LIMIT, MAX_LIMIT)
+    if page < 1:
+        raise InvalidInputError("limit must be a positive integer")
+    if repo_type not in HOSTED_REPO_TYPES:
+        return [], None
+    query = repos_q.ListQuery(
+        repo_type=repo_type, search=[s for s in search if s], author=author, filters=filters,
+        sort=sort_key, limit=page + 1,
+        cursor=decode_cursor(cursor, sort_key) if cursor else None,
+        visible_owner_ids=visible_owner_ids(principal),
+    )
+    with hub.db.read() as conn:
+        rows = repos_q.list_repos(conn, query)
+    if len(rows) > page:
+        rows = rows[:page]
+        return rows, encode_cursor(rows[-1], sort_key)
+    return rows, None

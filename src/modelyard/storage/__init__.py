@@ -1,0 +1,7 @@
+"""Content-addressed blob storage behind one small protocol (local folder, S3, memory)."""
+
+from __future__ import annotations
+
+from modelyard.storage.base import BlobStore, BlobWriter, WrittenBlob, open_store
+
+__all__ = ["BlobStore", "BlobWriter", "WrittenBlob", "open_store"]

@@ -1,0 +1,113 @@
+"""The blob store protocol shared by every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from modelyard.errors import InvalidInputError, PayloadTooLargeError
+
+
+@dataclass(frozen=True)
+class WrittenBlob:
+    """What a finished writer measured while the bytes streamed through it."""
+
+    sha256: str
+    size: int
+    md5: str
+
+
+class BlobWriter(Protocol):
+    """A blob being written: bytes go in, and nothing is visible until ``commit``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def digest(self) -> WrittenBlob: ...
+
+    def commit(self, key: str) -> None:
+        """Make the bytes visible under ``key`` (atomically; a no-op if ``key`` exists)."""
+
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Blobs keyed by strings such as ``lfs/ab/cd/<sha256>``."""
+
+    def writer(self, max_size: int | None = None) -> BlobWriter: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int | None:
+        """The blob's size, or None when it does not exist."""
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Stream bytes ``[start, end)`` of the blob in chunks."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path to the blob for zero-copy serving, when the backend has one."""
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+
+class HashingSink:
+    """Hashes and counts bytes, enforcing a size limit mid-stream."""
+
+    def __init__(self, max_size: int | None) -> None:
+        self._sha = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+        self._max = max_size
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._max is not None and self.size > self._max:
+            raise PayloadTooLargeError(f"Upload exceeds the declared size of {self._max} bytes")
+        self._sha.update(data)
+        self._md5.update(data)
+
+    def result(self) -> WrittenBlob:
+        return WrittenBlob(self._sha.hexdigest(), self.size, self._md5.hexdigest())
+
+
+def lfs_key(sha256: str) -> str:
+    """Where an LFS object lives: fanned out by its first bytes."""
+    return f"lfs/{sha256[0:2]}/{sha256[2:4]}/{sha256}"
+
+
+def check_digest(written: WrittenBlob, sha256: str, size: int | None) -> None:
+    """Raise unless the streamed bytes match the declared oid and size (constant-time compare)."""
+    if size is not None and written.size != size:
+        raise InvalidInputError(
+            f"Size mismatch: received {written.size} bytes, expected {size}"
+        )
+    if not hmac.compare_digest(written.sha256, sha256):
+        raise InvalidInputError(
+            f"Checksum mismatch: content hashes to {written.sha256}, expected {sha256}"
+        )
+
+
+def open_store(url: str, *, s3_endpoint_url: str | None = None, s3_region: str = "us-east-1") -> BlobStore:
+    """Open the backend that ``url`` names: ``file:///path``, ``s3://bucket/prefix`` or ``memory://``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        from modelyard.storage.local import LocalBlobStore
+
+        return LocalBlobStore(Path(parsed.path))
+    if parsed.scheme == "s3":
+        from modelyard.storage.s3 import S3BlobStore
+
+        return S3BlobStore(
+            parsed.netloc, parsed.path.strip("/"), endpoint_url=s3_endpoint_url, region=s3_region
+        )
+    if parsed.scheme == "memory":
+        from modelyard.storage.memory import MemoryBlobStore
+
+        return MemoryBlobStore()
+    raise InvalidInputError(f"Unsupported storage URL {url!r}: use file://, s3:// or memory://")

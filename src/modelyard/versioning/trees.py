@@ -1,0 +1,169 @@
+"""Editing git trees: apply file additions and deletions, write only the changed trees."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import cast
+
+from dulwich.objects import Tree
+
+from modelyard.errors import EntryNotFoundError, InvalidInputError
+from modelyard.ids import Oid
+from modelyard.versioning.objects import DIR_MODE, FILE_MODE, ObjectReader, RawObject, raw
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of a tree: ``path`` is from the repo root."""
+
+    path: str
+    mode: int
+    oid: Oid
+
+    @property
+    def is_dir(self) -> bool:
+        return self.mode == DIR_MODE
+
+
+def read_tree(reader: ObjectReader, oid: Oid) -> list[tuple[str, int, Oid]]:
+    tree = cast(Tree, reader.get(oid))
+    return [(e.path.decode("utf-8", "surrogateescape"), e.mode, Oid(e.sha.decode())) for e in tree.items()]
+
+
+def lookup(reader: ObjectReader, root: Oid, path: str) -> TreeEntry | None:
+    """Find ``path`` under the tree ``root`` (a file or a folder), or None."""
+    if path == "":
+        return TreeEntry("", DIR_MODE, root)
+    current = root
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        found = None
+        for name, mode, oid in read_tree(reader, current):
+            if name == part:
+                found = (mode, oid)
+                break
+        if found is None:
+            return None
+        mode, oid = found
+        if i == len(parts) - 1:
+            return TreeEntry(path, mode, oid)
+        if mode != DIR_MODE:
+            return None
+        current = oid
+    return None
+
+
+def walk(reader: ObjectReader, root: Oid, prefix: str = "", recursive: bool = True) -> Iterator[TreeEntry]:
+    """Entries under a tree, folders before their contents, in git order."""
+    for name, mode, oid in read_tree(reader, root):
+        path = f"{prefix}{name}"
+        entry = TreeEntry(path, mode, oid)
+        yield entry
+        if recursive and mode == DIR_MODE:
+            yield from walk(reader, oid, path + "/", recursive)
+
+
+@dataclass
+class _Dir:
+    oid: Oid | None
+    children: dict[str, _Dir | tuple[int, Oid]] | None = None
+    dirty: bool = False
+    _loaded: bool = field(default=False, repr=False)
+
+
+class TreeEditor:
+    """Applies additions and deletions to a tree, lazily loading only the folders touched."""
+
+    def __init__(self, reader: ObjectReader, root: Oid | None) -> None:
+        self._reader = reader
+        self._root = _Dir(root, None if root else {})
+
+    def _children(self, node: _Dir) -> dict[str, _Dir | tuple[int, Oid]]:
+        if node.children is None:
+            assert node.oid is not None
+            node.children = {}
+            for name, mode, oid in read_tree(self._reader, node.oid):
+                node.children[name] = _Dir(oid) if mode == DIR_MODE else (mode, oid)
+        return node.children
+
+    def _walk_to(self, parts: list[str], create: bool, path: str) -> list[_Dir] | None:
+        nodes = [self._root]
+        for part in parts:
+            children = self._children(nodes[-1])
+            child = children.get(part)
+            if child is None:
+                if not create:
+                    return None
+                child = _Dir(None, {})
+                children[part] = child
+            elif not isinstance(child, _Dir):
+                if not create:
+                    return None
+                raise InvalidInputError(
+                    f"Cannot add {path!r}: {'/'.join(parts[: len(nodes)])!r} is a file"
+                )
+            nodes.append(child)
+        return nodes
+
+    def put_file(self, path: str, oid: Oid, mode: int = FILE_MODE) -> None:
+        *folders, name = path.split("/")
+        nodes = self._walk_to(folders, create=True, path=path)
+        assert nodes is not None
+        children = self._children(nodes[-1])
+        if isinstance(children.get(name), _Dir):
+            raise InvalidInputError(f"Cannot add file {path!r}: a folder has that name")
+        children[name] = (mode, oid)
+        for node in nodes:
+            node.dirty = True
+
+    def get(self, path: str) -> tuple[int, Oid] | None:
+        *folders, name = path.split("/")
+        nodes = self._walk_to(folders, create=False, path=path)
+        if nodes is None:
+            return None
+        child = self._children(nodes[-1]).get(name)
+        return child if isinstance(child, tuple) else None
+
+    def delete(self, path: str, folder: bool) -> None:
+        *folders, name = path.split("/")
+        nodes = self._walk_to(folders, create=False, path=path)
+        child = None if nodes is None else self._children(nodes[-1]).get(name)
+        if nodes is None or child is None or isinstance(child, _Dir) != folder:
+            kind = "folder" if folder else "file"
+            raise EntryNotFoundError(
+                f"Cannot delete {path!r}: A {kind} with this name doesn't exist"
+                if folder
+                else f"Cannot delete {path!r}: A file with this name doesn't exist"
+            )
+        del self._children(nodes[-1])[name]
+        for node in nodes:
+            node.dirty = True
+
+    def write(self) -> tuple[Oid, list[RawObject]]:
+        """Encode every changed tree; returns the root id and the new tree objects."""
+        new: list[RawObject] = []
+        oid = self._write(self._root, new)
+        if oid is None:  # an empty repository still has a (empty) root tree
+            empty = raw(Tree())
+            new.append(empty)
+            oid = empty.oid
+        return oid, new
+
+    def _write(self, node: _Dir, new: list[RawObject]) -> Oid | None:
+        if not node.dirty:
+            return node.oid
+        tree = Tree()
+        for name, child in self._children(node).items():
+            if isinstance(child, _Dir):
+                child_oid = self._write(child, new)
+                if child_oid is None:
+                    continue  # git has no empty folders
+                tree.add(name.encode("utf-8", "surrogateescape"), DIR_MODE, child_oid.encode())
+            else:
+                tree.add(name.encode("utf-8", "surrogateescape"), child[0], child[1].encode())
+        if not tree.items() and node is not self._root:
+            return None
+        obj = raw(tree)
+        new.append(obj)
+        return obj.oid
