@@ -1,0 +1,142 @@
+"""A real ``modelyard serve`` process on loopback, over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PG_ADMIN_URL = os.environ.get("MODELYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BIN = Path(sys.executable).parent
+
+TOKENS = {
+    "alice": "hf_alice_write_token_0000000000000000",
+    "alice_read": "hf_alice_read_token_00000000000000000",
+    "bob": "hf_bob_write_token_000000000000000000",
+    "carol": "hf_carol_write_token_0000000000000000",
+}
+
+SEED = {
+    "users": [
+        {"name": "alice", "fullname": "Alice A", "email": "alice@example.com", "tokens": [
+            {"value": TOKENS["alice"], "role": "write", "name": "laptop"},
+            {"value": TOKENS["alice_read"], "role": "read", "name": "ci"},
+        ]},
+        {"name": "bob", "fullname": "Bob B", "tokens": [{"value": TOKENS["bob"], "role": "write", "name": "b"}]},
+        {"name": "carol", "fullname": "Carol C", "tokens": [{"value": TOKENS["carol"], "role": "write", "name": "c"}]},
+    ],
+    "orgs": [
+        {"name": "acme", "fullname": "Acme", "members": {"alice": "admin", "carol": "read"}},
+        {"name": "vault", "fullname": "Vault", "members": {"alice": "write"}, "default_private": True},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    import psycopg
+
+    name = f"modelyard_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class LiveServer:
+    """A modelyard server process and the settings it runs with."""
+
+    data_dir: Path
+    database_url: str | None
+    backend: str
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    admin_token: str | None = None
+    _log: object = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELYARD_", "HF_"))}
+        env["MODELYARD_DATA_DIR"] = str(self.data_dir)
+        if self.database_url:
+            env["MODELYARD_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "modelyard"), *args], env=self.env(), capture_output=True, text=True,
+            check=check, timeout=300,
+        )
+
+    def seed(self, spec: dict[str, object]) -> None:
+        path = self.data_dir / f"seed-{uuid.uuid4().hex}.json"
+        path.write_text(json.dumps(spec))
+        self.cli("seed", str(path))
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = log
+        self.proc = subprocess.Popen(
+            [str(BIN / "modelyard"), "serve", "--port", str(self.port)],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            try:
+                httpx.get(f"{self.url}/api/agent-harnesses", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
