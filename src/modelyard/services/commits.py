@@ -344,24 +344,25 @@ def super_squash(
         ref, head = _writable_ref(conn, repo, branch)
         tree = commit_info(cast(Commit, hub.objects.get(head))).tree
         commit = raw(make_commit(tree, [], _author(principal), message or "Super-squash branch"))
-        objects_q.put_many(hub.db, conn, [(commit.oid, commit.type_num, commit.data, None, None)])
+        new = [(commit.oid, commit.type_num, commit.data, None, None)]
+        objects_q.put_many(hub.db, conn, new)
         now = utcnow()
         objects_q.add_repo_commit(hub.db, conn, repo.id, commit.oid, now)
         if not refs_q.compare_and_swap(conn, repo.id, ref, head, commit.oid):
             raise StaleParentError("The branch moved while squashing; try again")
-        _forget_unreachable(hub, conn, repo)
+        _forget_unreachable(hub, OverlayReader(hub.objects, new), conn, repo)
         if ref == f"refs/heads/{DEFAULT_BRANCH}":
             repos_q.update_repo(conn, repo.id, last_modified=now)
         return commit.oid
 
 
-def _forget_unreachable(hub: Hub, conn: Connection, repo: Repo) -> None:
+def _forget_unreachable(hub: Hub, reader: ObjectReader, conn: Connection, repo: Repo) -> None:
     """Commits no ref reaches any more stop resolving by id (as after a squash on the Hub)."""
     from modelyard.services.files import history
 
     reachable: set[str] = set()
     for target in refs_q.all_refs(conn, repo.id).values():
         if target not in reachable:
-            reachable.update(c.oid for c in history(hub, Oid(target)))
+            reachable.update(c.oid for c in history(hub, Oid(target), reader))
     stale = [oid for oid in objects_q.repo_commit_ids(conn, repo.id) if oid not in reachable]
     objects_q.forget_repo_commits(conn, repo.id, stale)

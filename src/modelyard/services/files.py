@@ -13,7 +13,7 @@ from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
 from modelyard.services.repos import RepoSnapshot, snapshot
 from modelyard.storage.base import lfs_key
-from modelyard.versioning.objects import CommitInfo, commit_info
+from modelyard.versioning.objects import CommitInfo, ObjectReader, commit_info
 from modelyard.versioning.trees import TreeEntry, lookup, read_tree, walk
 
 
@@ -113,8 +113,9 @@ def paths_info(
     return snap, _entries(hub, items)
 
 
-def history(hub: Hub, head: Oid) -> list[CommitInfo]:
+def history(hub: Hub, head: Oid, reader: ObjectReader | None = None) -> list[CommitInfo]:
     """Every ancestor of ``head``, newest first (by commit time, then discovery order)."""
+    objects = reader or hub.objects
     seen: set[str] = set()
     out: list[CommitInfo] = []
     frontier = [head]
@@ -124,7 +125,7 @@ def history(hub: Hub, head: Oid) -> list[CommitInfo]:
             if oid in seen:
                 continue
             seen.add(oid)
-            batch.append(commit_info(cast(Commit, hub.objects.get(oid))))
+            batch.append(commit_info(cast(Commit, objects.get(oid))))
         out.extend(batch)
         frontier = [p for c in batch for p in c.parents if p not in seen]
     out.sort(key=lambda c: c.date, reverse=True)

@@ -1,0 +1,70 @@
+"""Done-when 4: concurrent commits on one branch; compare-and-swap keeps every winner's files."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from tests.support.server import TOKENS, LiveServer
+
+
+def _race(server: LiveServer, repo_id: str, parent: str | None, tag: str) -> list[Any]:
+    """Two clients commit at the same moment; returns each one's CommitInfo or exception."""
+    barrier = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def commit(i: int) -> None:
+        api = HfApi(endpoint=server.url, token=TOKENS["alice"])
+        ops = [CommitOperationAdd(f"{tag}-{i}-{n}.txt", f"{tag} {i} {n}".encode()) for n in range(20)]
+        barrier.wait()
+        try:
+            results[i] = api.create_commit(repo_id, operations=ops, commit_message=f"{tag} {i}",
+                                           parent_commit=parent)
+        except HfHubHTTPError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_same_parent_one_wins_other_conflicts(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = f"acme/{repo_name}"
+    api.create_repo(repo_id)
+    for round_no in range(4):
+        parent = api.model_info(repo_id).sha
+        results = _race(server, repo_id, parent, f"r{round_no}")
+        wins = [r for r in results if not isinstance(r, Exception)]
+        losses = [r for r in results if isinstance(r, HfHubHTTPError)]
+        assert len(wins) == 1 and len(losses) == 1, results
+        assert losses[0].response.status_code == 412
+        assert "A commit has happened since" in str(losses[0])
+        winner = results.index(wins[0])
+        files = set(api.list_repo_files(repo_id))
+        assert {f"r{round_no}-{winner}-{n}.txt" for n in range(20)} <= files
+        assert not any(f.startswith(f"r{round_no}-{1 - winner}-") for f in files)
+        assert api.model_info(repo_id).sha == wins[0].oid
+        # the loser retries against the new head and succeeds, losing nothing of the winner
+        retry = api.create_commit(
+            repo_id, parent_commit=wins[0].oid, commit_message="retry",
+            operations=[CommitOperationAdd(f"r{round_no}-retry.txt", b"again")],
+        )
+        assert retry.oid == api.model_info(repo_id).sha
+        assert {f"r{round_no}-{winner}-{n}.txt" for n in range(20)} <= set(api.list_repo_files(repo_id))
+
+
+def test_without_parent_both_land(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = f"acme/{repo_name}"
+    api.create_repo(repo_id)
+    results = _race(server, repo_id, None, "free")
+    assert all(not isinstance(r, Exception) for r in results), results
+    files = set(api.list_repo_files(repo_id))
+    assert {f"free-{i}-{n}.txt" for i in range(2) for n in range(20)} <= files
+    history = api.list_repo_commits(repo_id)
+    assert {c.title for c in history[:2]} == {"free 0", "free 1"}
