@@ -135,5 +135,5 @@ def parse_repo_type(value: str | None) -> RepoType:
     if value is None or value == "":
         return "model"
     if value in REPO_TYPES:
-        return value  # type: ignore[return-value]
+        return value
     raise InvalidInputError(f"Invalid repo type {value!r}: expected model or dataset")

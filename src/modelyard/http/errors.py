@@ -44,7 +44,7 @@ ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
 def status_for(exc: HubError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return 500, "InternalError"
 
 

@@ -12,11 +12,11 @@ from sqlalchemy import Connection
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
+from modelyard.catalog.lfs import repo_objects
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.tables import discussions
 from modelyard.errors import (
     ConflictError,
-    EntryNotFoundError,
     InvalidInputError,
     PermissionDeniedError,
     RevisionNotFoundError,
@@ -25,7 +25,6 @@ from modelyard.errors import (
 from modelyard.ids import Oid, validate_ref_component
 from modelyard.metadata.cards import derive_tags, parse_card
 from modelyard.services.auth import Principal, check_write
-from modelyard.catalog.lfs import repo_objects
 from modelyard.services.hub import Hub, OverlayReader, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
 from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs

@@ -15,7 +15,7 @@ from modelyard.ids import Oid
 from modelyard.services.hub import Hub
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.lfs import parse_pointer
-from modelyard.versioning.objects import BLOB, COMMIT, TREE, DIR_MODE
+from modelyard.versioning.objects import BLOB, COMMIT, DIR_MODE, TREE
 
 
 def check(hub: Hub) -> list[str]:

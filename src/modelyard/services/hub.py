@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -131,7 +132,7 @@ class Hub:
 class OverlayReader:
     """Objects written in a transaction that has not committed yet, over the shared cache."""
 
-    def __init__(self, base: ObjectCache, new: list[tuple[str, int, bytes, str | None, int | None]]) -> None:
+    def __init__(self, base: ObjectCache, new: Sequence[tuple[str, int, bytes, str | None, int | None]]) -> None:
         self._base = base
         self._new = {oid: (t, data) for oid, t, data, _s, _z in new}
 

@@ -59,10 +59,8 @@ def branch_ref(name: str) -> str:
 
 def resolve_revision(conn: Connection, repo: Repo, revision: str) -> tuple[Oid, str | None]:
     """A revision (branch, tag, ``refs/...`` or a commit id or prefix) -> (commit, ref name)."""
-    if revision.startswith("refs/"):
-        candidates = [revision]
-    else:
-        candidates = [f"refs/heads/{revision}", f"refs/tags/{revision}"]
+    is_full = revision.startswith("refs/")
+    candidates = [revision] if is_full else [f"refs/heads/{revision}", f"refs/tags/{revision}"]
     for ref in candidates:
         target = refs_q.get(conn, repo.id, ref)
         if target is not None:

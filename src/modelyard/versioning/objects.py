@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 
 from modelyard.ids import Oid
 
@@ -35,7 +35,7 @@ def raw(obj: ShaFile) -> RawObject:
 
 
 def parse(type_num: int, data: bytes, oid: str) -> ShaFile:
-    return ShaFile.from_raw_string(type_num, data, sha=oid.encode())
+    return ShaFile.from_raw_string(type_num, data, sha=ObjectID(oid.encode()))
 
 
 def make_blob(data: bytes) -> Blob:
@@ -66,8 +66,8 @@ def make_commit(
 ) -> Commit:
     when = when or datetime.now(UTC)
     commit = Commit()
-    commit.tree = tree.encode()
-    commit.parents = [p.encode() for p in parents]
+    commit.tree = ObjectID(tree.encode())
+    commit.parents = [ObjectID(p.encode()) for p in parents]
     commit.author = commit.committer = author.encode()
     commit.author_time = commit.commit_time = int(when.timestamp())
     commit.author_timezone = commit.commit_timezone = 0

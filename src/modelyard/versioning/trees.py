@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from dulwich.objects import Tree
+from dulwich.objects import ObjectID, Tree
 
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid
@@ -159,9 +159,9 @@ class TreeEditor:
                 child_oid = self._write(child, new)
                 if child_oid is None:
                     continue  # git has no empty folders
-                tree.add(name.encode("utf-8", "surrogateescape"), DIR_MODE, child_oid.encode())
+                tree.add(name.encode("utf-8", "surrogateescape"), DIR_MODE, ObjectID(child_oid.encode()))
             else:
-                tree.add(name.encode("utf-8", "surrogateescape"), child[0], child[1].encode())
+                tree.add(name.encode("utf-8", "surrogateescape"), child[0], ObjectID(child[1].encode()))
         if not tree.items() and node is not self._root:
             return None
         obj = raw(tree)

@@ -14,7 +14,16 @@ from starlette.responses import Response
 from modelyard.errors import InvalidInputError, PayloadTooLargeError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
-    API_REPO, REV, flag, iso, json_body, json_response, link_next, repo_id, repo_type, repo_url,
+    API_REPO,
+    REV,
+    flag,
+    iso,
+    json_body,
+    json_response,
+    link_next,
+    repo_id,
+    repo_type,
+    repo_url,
 )
 from modelyard.ids import validate_folder, validate_path, validate_sha256
 from modelyard.services import commits as commits_svc

@@ -14,7 +14,16 @@ from starlette.responses import Response, StreamingResponse
 from modelyard.errors import InvalidInputError, RangeNotSatisfiableError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
-    API_REPO, PREFIX, REPO, REV, entry_json, flag, json_response, link_next, repo_id, repo_type,
+    API_REPO,
+    PREFIX,
+    REPO,
+    REV,
+    entry_json,
+    flag,
+    json_response,
+    link_next,
+    repo_id,
+    repo_type,
 )
 from modelyard.services import files as files_svc
 from modelyard.services.auth import Principal

@@ -11,7 +11,17 @@ from modelyard.catalog.repos import Repo
 from modelyard.errors import InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
-    API_REPO, REV, TYPES, flag, iso, json_body, json_response, link_next, repo_id, repo_type, repo_url,
+    API_REPO,
+    REV,
+    TYPES,
+    flag,
+    iso,
+    json_body,
+    json_response,
+    link_next,
+    repo_id,
+    repo_type,
+    repo_url,
 )
 from modelyard.ids import parse_repo_type
 from modelyard.services import repos as repos_svc
@@ -129,9 +139,10 @@ def info_json(
     return out
 
 
-def _info(hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str) -> tuple[RepoSnapshot, list[FileEntry]]:
-    snap, entries = list_tree(hub, principal, rtype, rid, rev, "", recursive=True)
-    return snap, entries
+def _info(
+    hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str
+) -> tuple[RepoSnapshot, list[FileEntry]]:
+    return list_tree(hub, principal, rtype, rid, rev, "", recursive=True)
 
 
 async def info(ctx: Ctx) -> Response:
