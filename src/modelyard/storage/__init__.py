@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from modelyard.storage.base import BlobStore, BlobWriter, WrittenBlob, open_store
+from modelyard.storage.base import (
+    BlobNotFoundError,
+    BlobStore,
+    BlobStoreError,
+    BlobWriter,
+    WrittenBlob,
+    open_store,
+)
 
-__all__ = ["BlobStore", "BlobWriter", "WrittenBlob", "open_store"]
+__all__ = ["BlobNotFoundError", "BlobStore", "BlobStoreError", "BlobWriter", "WrittenBlob", "open_store"]

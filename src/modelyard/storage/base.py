@@ -10,7 +10,23 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from modelyard.errors import InvalidInputError, PayloadTooLargeError
+from modelyard.errors import HubError, InvalidInputError, NotFoundError, PayloadTooLargeError
+
+
+class BlobNotFoundError(NotFoundError):
+    """``read`` named a key that holds no blob."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Blob {key!r} does not exist in storage")
+        self.key = key
+
+
+class BlobStoreError(HubError):
+    """The backend failed or is misconfigured (unreachable endpoint, missing bucket, denied)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -23,16 +39,22 @@ class WrittenBlob:
 
 
 class BlobWriter(Protocol):
-    """A blob being written: bytes go in, and nothing is visible until ``commit``."""
+    """A blob being written: bytes go in, and nothing is visible until ``commit``.
 
-    def write(self, data: bytes) -> None: ...
+    Call ``commit`` or ``abort`` exactly once; either releases everything the writer holds.
+    """
 
-    def digest(self) -> WrittenBlob: ...
+    def write(self, data: bytes) -> None:
+        """Hash and keep ``data``; raise PayloadTooLargeError as soon as ``max_size`` is passed."""
+
+    def digest(self) -> WrittenBlob:
+        """What was written so far (sha256, md5, size), available before ``commit``."""
 
     def commit(self, key: str) -> None:
         """Make the bytes visible under ``key`` (atomically; a no-op if ``key`` exists)."""
 
-    def abort(self) -> None: ...
+    def abort(self) -> None:
+        """Drop the bytes: nothing of this writer remains in the store."""
 
 
 class BlobStore(Protocol):
@@ -46,14 +68,20 @@ class BlobStore(Protocol):
         """The blob's size, or None when it does not exist."""
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Stream bytes ``[start, end)`` of the blob in chunks."""
+        """Stream bytes ``[start, end)`` of the blob in non-empty chunks.
+
+        ``end`` past the blob's size is clamped and a window starting at or past it is empty;
+        a missing key raises BlobNotFoundError when the iterator is first advanced.
+        """
 
     def local_path(self, key: str) -> Path | None:
         """A filesystem path to the blob for zero-copy serving, when the backend has one."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Remove the blob; deleting a missing key does nothing."""
 
-    def keys(self, prefix: str) -> Iterator[str]: ...
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every committed key that starts with ``prefix`` (a plain string prefix), in no order."""
 
 
 class HashingSink:

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelyard.storage.base import BlobWriter, HashingSink, WrittenBlob
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob
 
 READ_CHUNK = 1024 * 1024
+#: Bytes per memory map in ``read_mapped``: few thread hops per GiB, little resident memory.
+MAP_WINDOW = 8 * 1024 * 1024
+_MAP_POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the pages in at map time
+#: Writers' temporary files live here, beside the blobs so that the final rename stays on one
+#: file system; ``keys`` never lists it.
+TMP_DIR = "tmp"
+
+
+def safe_path(root: Path, key: str) -> Path:
+    """``root / key``, refusing keys that would escape ``root`` or land among temporary files."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or ".." in parts or "" in parts or parts[0] == TMP_DIR:
+        raise ValueError(f"unsafe blob key {key!r}")
+    return root.joinpath(*parts)
 
 
 class LocalBlobWriter:
     def __init__(self, root: Path, max_size: int | None) -> None:
         self._root = root
-        tmp_dir = root / "tmp"
+        tmp_dir = root / TMP_DIR
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self._tmp = tmp_dir / uuid.uuid4().hex
         self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
@@ -30,11 +45,15 @@ class LocalBlobWriter:
         return self._sink.result()
 
     def commit(self, key: str) -> None:
+        try:
+            final = safe_path(self._root, key)
+        except ValueError:
+            self.abort()
+            raise
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         self._closed = True
-        final = self._root / key
         if final.exists():
             self._tmp.unlink(missing_ok=True)
             return
@@ -64,21 +83,24 @@ class LocalBlobStore:
         return LocalBlobWriter(self.root, max_size)
 
     def _path(self, key: str) -> Path:
-        if ".." in key.split("/") or key.startswith("/"):
-            raise ValueError(f"unsafe blob key {key!r}")
-        return self.root / key
+        return safe_path(self.root, key)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def size(self, key: str) -> int | None:
+        path = self._path(key)
         try:
-            return self._path(key).stat().st_size
-        except FileNotFoundError:
+            return path.stat().st_size if path.is_file() else None
+        except FileNotFoundError:  # deleted between the two calls
             return None
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        with open(self._path(key), "rb") as f:
+        try:
+            f = open(self._path(key), "rb")  # noqa: SIM115 - closed by the with-block below
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise BlobNotFoundError(key) from exc
+        with f:
             f.seek(start)
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:
@@ -90,6 +112,33 @@ class LocalBlobStore:
                     remaining -= len(data)
                 yield data
 
+    def read_mapped(self, key: str, start: int = 0, end: int | None = None) -> Iterator[memoryview]:
+        """Like ``read``, but each chunk is a read-only view of a memory-mapped window of the file.
+
+        A socket then copies straight from the page cache, with no ``read()`` copy in between.
+        Each advance maps (and faults in) the next window, so disk waits stay in the caller's
+        thread. A window is unmapped when its last view is dropped, so a transport may keep a
+        view until it has sent it. Blobs are never rewritten in place (only created by rename and
+        unlinked), so a mapped window cannot shrink under a reader.
+        """
+        try:
+            f = open(self._path(key), "rb")  # noqa: SIM115 - closed by the with-block below
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise BlobNotFoundError(key) from exc
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            end = size if end is None else min(end, size)
+            pos = start
+            while pos < end:
+                base = pos - pos % mmap.ALLOCATIONGRANULARITY
+                length = min(base + MAP_WINDOW, end) - base
+                window = mmap.mmap(
+                    f.fileno(), length, flags=mmap.MAP_SHARED | _MAP_POPULATE, prot=mmap.PROT_READ,
+                    offset=base,
+                )
+                yield memoryview(window)[pos - base :]
+                pos = base + length
+
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
@@ -97,9 +146,19 @@ class LocalBlobStore:
         self._path(key).unlink(missing_ok=True)
 
     def keys(self, prefix: str) -> Iterator[str]:
-        base = self.root / prefix
-        if not base.exists():
+        # Walk only the deepest folder the prefix names in full, then filter by plain string
+        # prefix, so "lfs/ab/c" finds "lfs/ab/cd/..." as it would in S3.
+        folder, _, _ = prefix.rpartition("/")
+        if folder.split("/")[0] == TMP_DIR:
             return
-        for dirpath, _dirs, files in os.walk(base):
+        base = safe_path(self.root, folder) if folder else self.root
+        if not base.is_dir():
+            return
+        for dirpath, dirs, files in os.walk(base):
+            here = Path(dirpath)
+            if here == self.root and TMP_DIR in dirs:
+                dirs.remove(TMP_DIR)  # writers' temporary files are not blobs
             for name in files:
-                yield str(Path(dirpath, name).relative_to(self.root))
+                key = (here / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key

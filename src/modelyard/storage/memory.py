@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelyard.storage.base import BlobWriter, HashingSink, WrittenBlob
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob
 
 
 class MemoryBlobWriter:
@@ -47,7 +47,12 @@ class MemoryBlobStore:
         return None if blob is None else len(blob)
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        yield self.blobs[key][start:end]
+        blob = self.blobs.get(key)
+        if blob is None:
+            raise BlobNotFoundError(key)
+        window = blob[start:end]
+        if window:  # readers take an empty chunk for the end of the stream
+            yield window
 
     def local_path(self, key: str) -> Path | None:
         return None

@@ -1,55 +1,113 @@
 """Blobs in an S3-compatible bucket (AWS S3, MinIO, Ceph).
 
-A writer spools to a local temporary file while hashing, then uploads it under its final key,
-so a half-sent blob is never visible in the bucket.
+A writer hashes the bytes as they stream in and spools them, in memory up to ``SPOOL_LIMIT``
+and in a local temporary file beyond, then uploads them under their final key only at
+``commit``: a half-sent blob is never visible in the bucket, and memory stays bounded whatever
+the blob's size. boto errors stop here: a missing key reads as ``None`` or BlobNotFoundError,
+a window past the end as no bytes, and anything else as BlobStoreError.
 """
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from modelyard.storage.base import BlobWriter, HashingSink, WrittenBlob
+import boto3
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
-READ_CHUNK = 1024 * 1024
+from modelyard.storage.base import BlobNotFoundError, BlobStoreError, BlobWriter, HashingSink, WrittenBlob
+
+MiB = 1024 * 1024
+READ_CHUNK = MiB
+#: Blobs up to this size stay in memory and go up in one PUT; larger ones spool to disk and go
+#: up in parts read from the file, so no more than a few parts are ever in memory.
+SPOOL_LIMIT = 8 * MiB
+TRANSFER = TransferConfig(multipart_threshold=SPOOL_LIMIT, multipart_chunksize=8 * MiB, max_concurrency=4)
+#: Codes S3 and its clones answer for a key (HEAD has no body, so only "404") that is not there.
+MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def vendor_errors(action: str) -> Iterator[None]:
+    """Turn what boto raises into BlobStoreError (callers handle the expected codes first)."""
+    try:
+        yield
+    except ClientError as exc:
+        raise BlobStoreError(f"S3 {action} failed: {_code(exc) or exc}", _code(exc)) from exc
+    except (BotoCoreError, Boto3Error) as exc:
+        raise BlobStoreError(f"S3 {action} failed: {exc}") from exc
 
 
 class S3BlobWriter:
+    """Hashes and spools a blob; ``commit`` uploads it whole, so the bucket never sees a part."""
+
     def __init__(self, store: S3BlobStore, max_size: int | None) -> None:
         self._store = store
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in commit/abort
         self._sink = HashingSink(max_size)
+        self._buffer = bytearray()
+        self._file: IO[bytes] | None = None  # a named file once past SPOOL_LIMIT
+        self._done = False
 
     def write(self, data: bytes) -> None:
-        self._sink.update(data)
+        if self._done:
+            raise ValueError("write after commit or abort")
+        self._sink.update(data)  # raises before an over-limit byte is kept
+        if self._file is None:
+            if len(self._buffer) + len(data) <= SPOOL_LIMIT:
+                self._buffer += data
+                return
+            self._file = tempfile.NamedTemporaryFile(prefix="modelyard-s3-")  # noqa: SIM115
+            self._file.write(self._buffer)
+            self._buffer = bytearray()
         self._file.write(data)
 
     def digest(self) -> WrittenBlob:
         return self._sink.result()
 
     def commit(self, key: str) -> None:
+        if self._done:
+            raise ValueError("commit after commit or abort")
         try:
-            if not self._store.exists(key):
-                self._file.seek(0)
-                self._store.client.upload_fileobj(self._file, self._store.bucket, self._store.key(key))
+            if self._store.exists(key):
+                return  # content-addressed: the bytes there are these bytes
+            if self._file is None:
+                self._store.put_small(key, bytes(self._buffer), self._sink.result().md5)
+            else:
+                self._file.flush()
+                self._store.put_file(key, Path(self._file.name))
         finally:
-            self._file.close()
+            self.abort()
 
     def abort(self) -> None:
-        self._file.close()
+        self._done = True
+        self._buffer = bytearray()
+        if self._file is not None:
+            self._file.close()  # deletes it
+            self._file = None
 
 
 class S3BlobStore:
+    """Blobs under ``prefix/`` in ``bucket``; the bucket must exist, nothing else is created."""
+
     def __init__(
         self, bucket: str, prefix: str, *, endpoint_url: str | None = None, region: str = "us-east-1"
     ) -> None:
-        import boto3
-
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
-        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        # Server handlers run in a thread pool: let each thread keep its connection.
+        config = Config(max_pool_connections=32, retries={"mode": "standard"})
+        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
     def key(self, key: str) -> str:
         return self.prefix + key
@@ -57,29 +115,52 @@ class S3BlobStore:
     def writer(self, max_size: int | None = None) -> BlobWriter:
         return S3BlobWriter(self, max_size)
 
+    def put_small(self, key: str, data: bytes, md5: str) -> None:
+        """One PUT; Content-MD5 has the server check what arrived against what was hashed."""
+        content_md5 = base64.b64encode(bytes.fromhex(md5)).decode()
+        with vendor_errors("upload"):
+            self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data, ContentMD5=content_md5)
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a spooled file, in parts when large; parts are read from disk as they go."""
+        with vendor_errors("upload"):
+            self.client.upload_file(str(path), self.bucket, self.key(key), Config=TRANSFER)
+
     def exists(self, key: str) -> bool:
         return self.size(key) is not None
 
     def size(self, key: str) -> int | None:
-        from botocore.exceptions import ClientError
-
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(key))
-        except ClientError as exc:  # NoSuchKey / 404 is "absent"; anything else is real
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        except ClientError as exc:
+            if _code(exc) in MISSING:
                 return None
-            raise
+            raise BlobStoreError(f"S3 head failed: {_code(exc)}", _code(exc)) from exc
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"S3 head failed: {exc}") from exc
         return int(head["ContentLength"])
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         if end is not None and end <= start:
             return
-        byte_range = f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
-        obj = self.client.get_object(Bucket=self.bucket, Key=self.key(key), Range=byte_range)
+        extra: dict[str, str] = {}
+        if start > 0 or end is not None:  # a Range on an empty object would be answered 416
+            extra["Range"] = f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(key), **extra)
+        except ClientError as exc:
+            if _code(exc) in MISSING:
+                raise BlobNotFoundError(key) from exc
+            if _code(exc) == "InvalidRange":
+                return  # the window starts at or past the end: no bytes
+            raise BlobStoreError(f"S3 read failed: {_code(exc)}", _code(exc)) from exc
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"S3 read failed: {exc}") from exc
         body = obj["Body"]
         try:
-            while chunk := body.read(READ_CHUNK):
-                yield chunk
+            with vendor_errors("read"):
+                while chunk := body.read(READ_CHUNK):
+                    yield chunk
         finally:
             body.close()
 
@@ -87,10 +168,12 @@ class S3BlobStore:
         return None
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.key(key))
+        with vendor_errors("delete"):  # S3 answers 204 for a missing key too
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(key))
 
     def keys(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(prefix)):
-            for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix) :]
+        with vendor_errors("list"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(prefix)):
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self.prefix) :]
