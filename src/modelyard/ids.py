@@ -25,10 +25,11 @@ Sha256 = NewType("Sha256", str)
 RefName = NewType("RefName", str)
 """A full ref name such as ``refs/heads/main``."""
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SHORT_HEX = re.compile(r"^[0-9a-f]{5,40}$")
+# \Z, not $: '$' also matches before a trailing newline ("abc\n" would pass).
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_HEX40 = re.compile(r"^[0-9a-f]{40}\Z")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_SHORT_HEX = re.compile(r"^[0-9a-f]{5,40}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_LENGTH = 96
 MAX_SEGMENT_BYTES = 255
@@ -74,9 +75,13 @@ def validate_sha256(value: object) -> Sha256:
 
 def validate_ref_component(name: str, what: str = "branch") -> str:
     """Validate a branch or tag name by git's ``check-ref-format`` rules (and the Hub's)."""
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates from a JSON body
+        raise InvalidInputError(f"Invalid {what} name {name!r}: not valid UTF-8") from exc
     bad = (
         not name
-        or len(name.encode()) > MAX_SEGMENT_BYTES
+        or len(encoded) > MAX_SEGMENT_BYTES
         or _CONTROL.search(name) is not None
         or any(c in name for c in " ~^:?*[\\")
         or ".." in name

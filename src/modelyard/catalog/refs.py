@@ -9,6 +9,8 @@ from modelyard.catalog.tables import refs
 
 
 def get(conn: Connection, repo_id: int, name: str) -> str | None:
+    if "\x00" in name:  # no ref can hold NUL, and PostgreSQL refuses it in a query
+        return None
     row = conn.execute(select(refs.c.target).where(refs.c.repo_id == repo_id, refs.c.name == name)).first()
     return None if row is None else str(row.target)
 

@@ -68,6 +68,8 @@ def repo_key(namespace: str, name: str) -> str:
 
 
 def get(conn: Connection, repo_type: str, namespace: str, name: str) -> Repo | None:
+    if "\x00" in namespace or "\x00" in name:  # never stored; PostgreSQL refuses NUL in a query
+        return None
     row = conn.execute(
         select(repos).where(repos.c.type == repo_type, repos.c.key == repo_key(namespace, name))
     ).first()

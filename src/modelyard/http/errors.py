@@ -50,7 +50,7 @@ def status_for(exc: HubError) -> tuple[int, str]:
 
 def header_safe(message: str) -> str:
     """Header values must be latin-1 and single-line."""
-    flat = " ".join(message.split())
+    flat = "".join(c if c.isprintable() else "?" for c in " ".join(message.split()))
     return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
 
 

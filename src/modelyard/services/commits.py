@@ -22,7 +22,7 @@ from modelyard.errors import (
     RevisionNotFoundError,
     StaleParentError,
 )
-from modelyard.ids import Oid, validate_ref_component
+from modelyard.ids import Oid, validate_path, validate_ref_component
 from modelyard.metadata.cards import derive_tags, parse_card
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.hub import Hub, OverlayReader, utcnow
@@ -107,7 +107,7 @@ def preupload(
     for f in files:
         if not isinstance(f, dict) or not isinstance(f.get("path"), str):
             raise InvalidInputError("Each preupload file needs a 'path'")
-        path, size = f["path"], f.get("size", 0)
+        path, size = validate_path(f["path"]), f.get("size", 0)
         if not isinstance(size, int) or size < 0:
             raise InvalidInputError(f"Invalid size for {path!r}")
         try:
@@ -181,6 +181,8 @@ def create_commit(
     """Commit ``req`` onto a branch in one transaction, moving the ref by compare-and-swap."""
     if not req.summary.strip():
         raise InvalidInputError("A commit needs a non-empty summary")
+    if "\x00" in req.summary or "\x00" in req.description:
+        raise InvalidInputError("A commit summary or description cannot contain NUL characters")
     if req.parent_commit is not None and not (
         isinstance(req.parent_commit, str) and 5 <= len(req.parent_commit) <= 40
         and all(c in "0123456789abcdef" for c in req.parent_commit)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import cast
 
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.errors import FileFormatException
+from dulwich.objects import Blob, Commit, ShaFile, Tree
 from sqlalchemy import select
 
 from modelyard.catalog import lfs as lfs_q
@@ -42,11 +43,16 @@ def check(hub: Hub) -> list[str]:
                 except KeyError:
                     problems.append(f"{where}: object {oid} is missing")
                     continue
+                except (FileFormatException, ValueError) as exc:
+                    problems.append(f"{where}: object {oid} is unreadable ({exc})")
+                    continue
                 if obj.type_num != expected:
                     problems.append(f"{where}: object {oid} is a {obj.type_name.decode()}, not the expected type")
                     continue
-                if obj.id.decode() != oid:
-                    problems.append(f"{where}: object {oid} hashes to {obj.id.decode()}")
+                # obj.id is the id it was looked up by, not a hash: hash the stored bytes.
+                actual = ShaFile.from_raw_string(obj.type_num, obj.as_raw_string()).id.decode()
+                if actual != oid:
+                    problems.append(f"{where}: object {oid} is corrupt (its bytes hash to {actual})")
                     continue
                 seen.add(oid)
                 if expected == COMMIT:

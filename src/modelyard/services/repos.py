@@ -250,6 +250,8 @@ def list_repos(
     sort_key = SORTS.get(sort or "trendingScore")
     if sort_key is None:
         raise InvalidInputError(f"Invalid sort {sort!r}: expected one of {', '.join(sorted(set(SORTS.values())))}")
+    if any("\x00" in term for term in [*search, author or "", *filters]):
+        raise InvalidInputError("search, author and filter cannot contain NUL characters")
     page = min(limit or MAX_LIMIT, MAX_LIMIT)
     if page < 1:
         raise InvalidInputError("limit must be a positive integer")

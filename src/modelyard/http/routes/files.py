@@ -28,6 +28,7 @@ from modelyard.http.routes.common import (
 from modelyard.services import files as files_svc
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
+from modelyard.storage.local import LocalBlobStore
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 TREE_PAGE = 1000
@@ -40,13 +41,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     m = _RANGE.match(header.strip())
     if m is None:
-        return None  # multiple or malformed ranges: RFC 9110 lets us ignore them
+        unit, _, spec = header.strip().partition("=")
+        if unit.strip().lower() != "bytes" or "," in spec:
+            return None  # other units and multiple ranges: RFC 9110 lets us ignore them
+        raise RangeNotSatisfiableError("Malformed Range header", size)
     first, last = m.group(1), m.group(2)
     if first == "" and last == "":
-        return None
+        raise RangeNotSatisfiableError("Malformed Range header", size)
     if first == "":
         length = int(last)
-        if length == 0:
+        if length == 0 or size == 0:
             raise RangeNotSatisfiableError("Requested range not satisfiable", size)
         return max(0, size - length), size
     start = int(first)
@@ -56,8 +60,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-    chunks: Iterator[bytes] = hub.blobs.read(key, start, end)
+async def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
+    # Local blobs go out as memory-mapped windows: one copy (page cache -> socket) instead of
+    # two, and one thread hop per 8 MiB instead of per 1 MiB.
+    chunks: Iterator[bytes | memoryview] = (
+        hub.blobs.read_mapped(key, start, end) if isinstance(hub.blobs, LocalBlobStore)
+        else hub.blobs.read(key, start, end)
+    )
     sentinel = b""
     while True:
         chunk = await run_in_threadpool(next, chunks, sentinel)

@@ -45,7 +45,7 @@ async def create(ctx: Ctx) -> Response:
         private = visibility == "private"
     elif private is not None and not isinstance(private, bool):
         raise InvalidInputError("private must be a boolean")
-    if "/" in name:
+    if "/" in name and org is None:
         org, name = name.split("/", 1)
     base = ctx.base_url()
     repo = await ctx.call(
