@@ -29,8 +29,12 @@ class Database:
             self._read = self._sqlite_engine(url, immediate=False)
             self._write = self._sqlite_engine(url, immediate=True)
         else:
-            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            self._read = self._write = engine
+            # Writers use READ COMMITTED, so a compare-and-swap that lost a race re-reads the row
+            # and updates nothing; readers get one snapshot per transaction (REPEATABLE READ).
+            self._write = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self._read = create_engine(
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True, isolation_level="REPEATABLE READ"
+            )
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> Engine:

@@ -34,6 +34,13 @@ class Repo:
     tags: list[str]
     library_name: str | None
     pipeline_tag: str | None
+    num_parameters: int | None = None
+    safetensors: dict[str, Any] | None = None
+    gguf: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    transformers_info: dict[str, Any] | None = None
+    card_errors: list[str] | None = None
+    indexed_commit: str | None = None
 
     @property
     def repo_id(self) -> str:
@@ -60,7 +67,18 @@ def _repo(row: Any) -> Repo:
         tags=json.loads(row.tags or "[]"),
         library_name=row.library_name,
         pipeline_tag=row.pipeline_tag,
+        num_parameters=row.num_parameters,
+        safetensors=_load(row.safetensors),
+        gguf=_load(row.gguf),
+        config=_load(row.config),
+        transformers_info=_load(row.transformers_info),
+        card_errors=_load(row.card_errors),
+        indexed_commit=row.indexed_commit,
     )
+
+
+def _load(value: str | None) -> Any:
+    return json.loads(value) if value else None
 
 
 def repo_key(namespace: str, name: str) -> str:
@@ -90,6 +108,7 @@ def create(
     owner_id: int,
     private: bool,
     now: datetime,
+    created_seq: int,
 ) -> int:
     result = conn.execute(
         insert(repos).values(
@@ -107,6 +126,8 @@ def create(
             likes=0,
             trending_score=0.0,
             tags="[]",
+            created_seq=created_seq,
+            change_seq=created_seq,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -120,29 +141,6 @@ def update_repo(conn: Connection, repo_id: int, **values: Any) -> None:
     if "namespace" in values and "name" in values:
         values["key"] = repo_key(values["namespace"], values["name"])
     conn.execute(update(repos).where(repos.c.id == repo_id).values(**values))
-
-
-def set_card(
-    conn: Connection,
-    repo_id: int,
-    card_data: dict[str, Any] | None,
-    tags: list[str],
-    library_name: str | None,
-    pipeline_tag: str | None,
-) -> None:
-    conn.execute(
-        update(repos)
-        .where(repos.c.id == repo_id)
-        .values(
-            card_data=json.dumps(card_data) if card_data is not None else None,
-            tags=json.dumps(tags),
-            library_name=library_name,
-            pipeline_tag=pipeline_tag,
-        )
-    )
-    conn.execute(delete(repo_tags).where(repo_tags.c.repo_id == repo_id))
-    if tags:
-        conn.execute(insert(repo_tags), [{"repo_id": repo_id, "tag": t} for t in sorted(set(tags))])
 
 
 def has_lfs_object(conn: Connection, repo_id: int, sha256: str) -> int | None:
@@ -160,49 +158,3 @@ def add_lfs_object(db: Database, conn: Connection, repo_id: int, sha256: str, si
         db.insert_ignore(repo_lfs_objects),
         [{"repo_id": repo_id, "sha256": sha256, "size": size, "pushed_at": now}],
     )
-
-
-SORT_COLUMNS = {
-    "lastModified": repos.c.last_modified,
-    "createdAt": repos.c.created_at,
-    "downloads": repos.c.downloads,
-    "likes": repos.c.likes,
-    "trendingScore": repos.c.trending_score,
-}
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    repo_type: str
-    search: list[str]
-    author: str | None
-    filters: list[str]
-    sort: str
-    limit: int
-    cursor: tuple[Any, int] | None
-    visible_owner_ids: frozenset[int] | None  # None = everything (admin)
-
-
-def list_repos(conn: Connection, q: ListQuery) -> list[Repo]:
-    """One page, newest-first by ``q.sort`` then id, after the keyset ``q.cursor``."""
-    sort_col = SORT_COLUMNS[q.sort]
-    conds: list[ColumnElement[bool]] = [repos.c.type == q.repo_type]
-    if q.visible_owner_ids is not None:
-        conds.append(
-            or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(q.visible_owner_ids)))
-        )
-    for term in q.search:
-        conds.append(repos.c.key.contains(term.lower(), autoescape=True))
-    if q.author:
-        conds.append(repos.c.key.startswith(q.author.lower() + "/", autoescape=True))
-    for tag in q.filters:
-        conds.append(
-            repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag))
-        )
-    if q.cursor is not None:
-        value, last_id = q.cursor
-        conds.append(
-            or_(sort_col < value, and_(sort_col == value, repos.c.id < last_id))
-        )
-    stmt = select(repos).where(*conds).order_by(sort_col.desc(), repos.c.id.desc()).limit(q.limit)
-    return [_repo(r) for r in conn.execute(stmt)]

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -86,8 +87,90 @@ repos = Table(
     Column("tags", Text, nullable=False, default="[]"),  # JSON list
     Column("library_name", String(64), nullable=True),
     Column("pipeline_tag", String(64), nullable=True),
+    # Facts extracted from the files of the default branch (JSON), see services/indexer.py.
+    Column("num_parameters", BigInteger, nullable=True),
+    Column("safetensors", Text, nullable=True),
+    Column("gguf", Text, nullable=True),
+    Column("config", Text, nullable=True),
+    Column("transformers_info", Text, nullable=True),
+    Column("card_errors", Text, nullable=True),
+    Column("indexed_commit", String(40), nullable=True),
+    # Catalog change sequence numbers: pagination snapshots (catalog/search.py).
+    Column("created_seq", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("change_seq", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("type", "key"),
     Index("ix_repos_type_last_modified", "type", "last_modified"),
+    Index("ix_repos_type_created_at", "type", "created_at"),
+    Index("ix_repos_type_downloads", "type", "downloads"),
+    Index("ix_repos_type_likes", "type", "likes"),
+    Index("ix_repos_type_trending_score", "type", "trending_score"),
+)
+
+repo_relations = Table(
+    "repo_relations",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("base_key", String(200), primary_key=True),  # lower("namespace/name") of the base model
+    Column("base_id", String(200), nullable=False),  # as written in the card
+    Column("relation", String(16), nullable=False),  # adapter | merge | quantized | finetune
+    Index("ix_repo_relations_base_key", "base_key"),
+)
+
+eval_results = Table(
+    "eval_results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("task_type", String(128), nullable=False),
+    Column("dataset_type", String(256), nullable=False),
+    Column("dataset_name", String(256), nullable=True),
+    Column("dataset_config", String(256), nullable=True),
+    Column("dataset_split", String(128), nullable=True),
+    Column("metric_type", String(128), nullable=False),
+    Column("metric_name", String(256), nullable=True),
+    Column("metric_value", Float, nullable=False),
+    Column("verified", Boolean, nullable=False, default=False),
+    Index("ix_eval_results_board", "task_type", "dataset_type", "metric_type", "metric_value"),
+    Index("ix_eval_results_repo_id", "repo_id"),
+)
+
+likes = Table(
+    "likes",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_likes_repo_id", "repo_id"),
+)
+
+download_days = Table(
+    "download_days",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+repo_sort_log = Table(
+    "repo_sort_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the change that replaced these values
+    Column("last_modified", DateTime, nullable=False),
+    Column("downloads", BigInteger, nullable=False),
+    Column("likes", Integer, nullable=False),
+    Column("trending_score", Float, nullable=False),
+    Column("at", DateTime, nullable=False),  # when the change happened; old rows are pruned
+    Index("ix_repo_sort_log_repo_id_seq", "repo_id", "seq"),
+    Index("ix_repo_sort_log_at", "at"),
+)
+
+catalog_counter = Table(
+    "catalog_counter",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 repo_tags = Table(

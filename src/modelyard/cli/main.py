@@ -233,6 +233,21 @@ def fsck(state: State) -> None:
     click.echo("fsck: no problems found")
 
 
+@cli.command()
+@click.argument("repo_id", required=False)
+@click.option("--repo-type", type=click.Choice(["model", "dataset"]), default=None)
+@pass_state
+def reindex(state: State, repo_id: str | None, repo_type: str | None) -> None:
+    """Rebuild the catalog (cards, tags, parameters, lineage, search) from the repositories."""
+    from modelyard.services.indexer import reindex as reindex_svc
+
+    try:
+        count = reindex_svc(state.hub(), repo_id, repo_type)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Reindexed {count} repositor{'y' if count == 1 else 'ies'}")
+
+
 @cli.group()
 def db() -> None:
     """Database maintenance."""

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
+from modelyard.catalog import search as search_q
 from modelyard.catalog.lfs import repo_objects
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.tables import discussions
@@ -23,9 +24,9 @@ from modelyard.errors import (
     StaleParentError,
 )
 from modelyard.ids import Oid, validate_path, validate_ref_component
-from modelyard.metadata.cards import derive_tags, parse_card
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.hub import Hub, OverlayReader, utcnow
+from modelyard.services.indexer import index_repo_safely
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
 from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs
 from modelyard.versioning.objects import BLOB, ObjectReader, Signature, commit_info, make_blob, make_commit, raw
@@ -70,6 +71,8 @@ class CommitRequest:
 class CommitResult:
     oid: Oid
     pr_num: int | None
+    repo_pk: int = 0
+    on_default_branch: bool = False
 
 
 def _writable_ref(conn: Connection, repo: Repo, revision: str) -> tuple[str, Oid]:
@@ -190,9 +193,14 @@ def create_commit(
         raise InvalidInputError("parentCommit must be 5 to 40 lowercase hex digits")
     for _attempt in range(8):
         try:
-            return _commit_once(hub, principal, repo_type, repo_id, revision, req, create_pr)
+            result = _commit_once(hub, principal, repo_type, repo_id, revision, req, create_pr)
         except _RefMoved:
             continue  # no parent pinned: rebuild on the new head
+        if result.on_default_branch:
+            # The catalog is derived from main after the commit, in its own transaction: a
+            # failure there never loses a commit, and `modelyard reindex` can redo it.
+            index_repo_safely(hub, result.repo_pk)
+        return result
     raise ConflictError("Too many concurrent commits on this branch; try again")
 
 
@@ -227,9 +235,10 @@ def _commit_once(
             if req.parent_commit is not None:
                 raise StaleParentError("A commit has happened since. Please refresh and try again.")
             raise _RefMoved
-        if ref == f"refs/heads/{DEFAULT_BRANCH}":
+        on_main = ref == f"refs/heads/{DEFAULT_BRANCH}"
+        if on_main:
             _after_main_commit(hub, OverlayReader(hub.objects, new), conn, repo, oid, now)
-        return CommitResult(oid, pr_num)
+        return CommitResult(oid, pr_num, repo.id, on_main)
 
 
 def _new_pr(conn: Connection, repo: Repo, principal: Principal, title: str) -> int:
@@ -249,22 +258,9 @@ def _new_pr(conn: Connection, repo: Repo, principal: Principal, title: str) -> i
 def _after_main_commit(
     hub: Hub, reader: ObjectReader, conn: Connection, repo: Repo, oid: Oid, now: Any
 ) -> None:
-    """Refresh what the catalog derives from the default branch: card, tags, storage."""
+    """Move the sort keys the commit changes, in the commit's own transaction."""
     tree = commit_info(cast(Commit, reader.get(oid))).tree
-    readme = lookup(reader, tree, "README.md")
-    card: dict[str, Any] | None = None
-    if readme is not None and not readme.is_dir:
-        data = _blob_bytes(conn, readme.oid)
-        if data is not None:
-            card = parse_card(data.decode("utf-8", "replace")).data
-    tags, library, pipeline = derive_tags(card or {})
-    repos_q.set_card(conn, repo.id, card, tags, library, pipeline)
-    repos_q.update_repo(conn, repo.id, last_modified=now, used_storage=_used_storage(reader, conn, repo, tree))
-
-
-def _blob_bytes(conn: Connection, oid: str) -> bytes | None:
-    found = objects_q.get(conn, oid)
-    return None if found is None else found[1]
+    search_q.change_sort_keys(conn, repo.id, last_modified=now, used_storage=_used_storage(reader, conn, repo, tree))
 
 
 def _used_storage(reader: ObjectReader, conn: Connection, repo: Repo, tree: Oid) -> int:
@@ -353,7 +349,7 @@ def super_squash(
             raise StaleParentError("The branch moved while squashing; try again")
         _forget_unreachable(hub, OverlayReader(hub.objects, new), conn, repo)
         if ref == f"refs/heads/{DEFAULT_BRANCH}":
-            repos_q.update_repo(conn, repo.id, last_modified=now)
+            search_q.change_sort_keys(conn, repo.id, last_modified=now)
         return commit.oid
 
 

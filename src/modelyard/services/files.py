@@ -55,9 +55,20 @@ def _entries(hub: Hub, items: list[TreeEntry]) -> list[FileEntry]:
     return out
 
 
+#: The file whose metadata request stands for one load of a repo, as the Hub counts downloads:
+#: every client loading a model asks for config.json once (GGUF-only repos: the .gguf file), and
+#: `load_dataset` asks for README.md once.
+def counts_as_download(repo_type: str, path: str) -> bool:
+    if repo_type == "dataset":
+        return path == "README.md"
+    return path == "config.json" or ("/" not in path and path.endswith(".gguf"))
+
+
 def resolve_file(
-    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str,
+    count: bool = False,
 ) -> ResolvedFile:
+    """Find a file; ``count`` (a metadata request flagged by the client) may count a download."""
     snap = snapshot(hub, principal, repo_type, repo_id, revision)
     commit = snap.commit.oid
     try:
@@ -68,6 +79,10 @@ def resolve_file(
     if item is None or item.is_dir:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
     entry = _entries(hub, [item])[0]
+    if count and counts_as_download(repo_type, path):
+        from modelyard.services.discovery import count_download
+
+        count_download(hub, snap.repo.id)
     if entry.lfs_sha256 is not None:
         return ResolvedFile(commit, entry, lfs_key(entry.lfs_sha256), None)
     blob = cast(Blob, hub.objects.get(item.oid))

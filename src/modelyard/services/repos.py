@@ -15,6 +15,7 @@ from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
+from modelyard.catalog import search as search_q
 from modelyard.catalog.repos import Repo
 from modelyard.errors import (
     ConflictError,
@@ -114,7 +115,7 @@ def create_repo(
         is_private = owner.default_private if private is None else private
         repo_pk = repos_q.create(
             conn, repo_type=repo_type, namespace=owner.name, name=name,
-            owner_id=owner.id, private=is_private, now=now,
+            owner_id=owner.id, private=is_private, now=now, created_seq=search_q.next_seq(conn),
         )
         objects_q.put_many(
             hub.db, conn,
@@ -132,6 +133,7 @@ def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_admin(principal, repo)
+        search_q.delete_search_text(hub.db, conn, repo.id)
         repos_q.delete_repo(conn, repo.id)
 
 
@@ -200,72 +202,3 @@ def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
     if principal.is_admin:
         return None
     return frozenset({principal.account_id, *principal.orgs})
-
-
-SORTS = {
-    "lastModified": "lastModified", "last_modified": "lastModified",
-    "createdAt": "createdAt", "created_at": "createdAt",
-    "downloads": "downloads", "likes": "likes",
-    "trendingScore": "trendingScore", "trending_score": "trendingScore",
-}
-MAX_LIMIT = 1000
-
-
-def encode_cursor(repo: Repo, sort: str) -> str:
-    value: Any = {
-        "lastModified": repo.last_modified.isoformat(),
-        "createdAt": repo.created_at.isoformat(),
-        "downloads": repo.downloads,
-        "likes": repo.likes,
-        "trendingScore": repo.trending_score,
-    }[sort]
-    return base64.urlsafe_b64encode(json.dumps([sort, value, repo.id]).encode()).decode()
-
-
-def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
-    try:
-        kind, value, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if kind != sort or not isinstance(last_id, int):
-            raise ValueError
-        if sort in ("lastModified", "createdAt"):
-            value = datetime.fromisoformat(value)
-        return value, last_id
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError("Invalid pagination cursor") from exc
-
-
-def list_repos(
-    hub: Hub,
-    principal: Principal | None,
-    repo_type: str,
-    *,
-    search: list[str],
-    author: str | None,
-    filters: list[str],
-    sort: str | None,
-    limit: int | None,
-    cursor: str | None,
-) -> tuple[list[Repo], str | None]:
-    """One page of repos the caller may see, and the cursor of the next page (or None)."""
-    sort_key = SORTS.get(sort or "trendingScore")
-    if sort_key is None:
-        raise InvalidInputError(f"Invalid sort {sort!r}: expected one of {', '.join(sorted(set(SORTS.values())))}")
-    if any("\x00" in term for term in [*search, author or "", *filters]):
-        raise InvalidInputError("search, author and filter cannot contain NUL characters")
-    page = min(limit or MAX_LIMIT, MAX_LIMIT)
-    if page < 1:
-        raise InvalidInputError("limit must be a positive integer")
-    if repo_type not in HOSTED_REPO_TYPES:
-        return [], None
-    query = repos_q.ListQuery(
-        repo_type=repo_type, search=[s for s in search if s], author=author, filters=filters,
-        sort=sort_key, limit=page + 1,
-        cursor=decode_cursor(cursor, sort_key) if cursor else None,
-        visible_owner_ids=visible_owner_ids(principal),
-    )
-    with hub.db.read() as conn:
-        rows = repos_q.list_repos(conn, query)
-    if len(rows) > page:
-        rows = rows[:page]
-        return rows, encode_cursor(rows[-1], sort_key)
-    return rows, None

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register(router: Router) -> None:
-    from modelyard.http.routes import commits, files, lfs, misc, repos
+    from modelyard.http.routes import commits, discovery, files, lfs, misc, repos
 
-    for module in (misc, repos, files, commits, lfs):
+    for module in (misc, discovery, repos, files, commits, lfs):
         module.register(router)

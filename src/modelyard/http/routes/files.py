@@ -77,7 +77,8 @@ async def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[byt
 
 async def resolve(ctx: Ctx) -> Response:
     rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
-    resolved = await ctx.call(files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"])
+    count = ctx.request.method == "HEAD" and "x-hf-download-counter" in ctx.request.headers
+    resolved = await ctx.call(files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"], count)
     entry = resolved.entry
     size = entry.size
     filename = entry.path.rsplit("/", 1)[-1]

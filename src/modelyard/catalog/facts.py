@@ -1,0 +1,143 @@
+"""What the indexer extracted from a repo's files: catalog columns, lineage and eval results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from modelyard.catalog.repos import Repo, _repo
+from modelyard.catalog.tables import eval_results, repo_relations, repo_tags, repos
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    task_type: str
+    dataset_type: str
+    dataset_name: str | None
+    dataset_config: str | None
+    dataset_split: str | None
+    metric_type: str
+    metric_name: str | None
+    metric_value: float
+    verified: bool
+
+
+@dataclass
+class RepoFacts:
+    """Everything derived from one revision of a repo's files."""
+
+    card_data: dict[str, Any] | None = None
+    card_errors: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    library_name: str | None = None
+    pipeline_tag: str | None = None
+    num_parameters: int | None = None
+    safetensors: dict[str, Any] | None = None
+    gguf: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    transformers_info: dict[str, Any] | None = None
+    base_models: list[tuple[str, str]] = field(default_factory=list)  # (base repo id, relation)
+    eval_rows: list[EvalRow] = field(default_factory=list)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def store(conn: Connection, repo_id: int, commit: str, facts: RepoFacts) -> None:
+    conn.execute(update(repos).where(repos.c.id == repo_id).values(
+        card_data=_json(facts.card_data),
+        card_errors=_json(facts.card_errors or None),
+        tags=json.dumps(facts.tags),
+        library_name=facts.library_name,
+        pipeline_tag=facts.pipeline_tag,
+        num_parameters=facts.num_parameters,
+        safetensors=_json(facts.safetensors),
+        gguf=_json(facts.gguf),
+        config=_json(facts.config),
+        transformers_info=_json(facts.transformers_info),
+        indexed_commit=commit,
+    ))
+    conn.execute(delete(repo_tags).where(repo_tags.c.repo_id == repo_id))
+    if facts.tags:
+        conn.execute(insert(repo_tags), [{"repo_id": repo_id, "tag": t} for t in sorted(set(facts.tags))])
+    conn.execute(delete(repo_relations).where(repo_relations.c.repo_id == repo_id))
+    seen: set[str] = set()
+    rows = []
+    for base, relation in facts.base_models:
+        if base.lower() not in seen:
+            seen.add(base.lower())
+            rows.append({"repo_id": repo_id, "base_key": base.lower(), "base_id": base, "relation": relation})
+    if rows:
+        conn.execute(insert(repo_relations), rows)
+    conn.execute(delete(eval_results).where(eval_results.c.repo_id == repo_id))
+    if facts.eval_rows:
+        conn.execute(insert(eval_results), [{"repo_id": repo_id, **row.__dict__} for row in facts.eval_rows])
+
+
+def base_models(conn: Connection, repo_id: int) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        select(repo_relations.c.base_id, repo_relations.c.relation).where(repo_relations.c.repo_id == repo_id)
+        .order_by(repo_relations.c.base_key)
+    )
+    return [(r.base_id, r.relation) for r in rows]
+
+
+def children_count(conn: Connection, repo_key: str) -> int:
+    return int(conn.execute(
+        select(func.count()).select_from(repo_relations).where(repo_relations.c.base_key == repo_key)
+    ).scalar_one())
+
+
+def children(conn: Connection, repo_key: str, relation: str | None) -> list[tuple[Repo, str]]:
+    stmt = (
+        select(repos, repo_relations.c.relation)
+        .join(repo_relations, repo_relations.c.repo_id == repos.c.id)
+        .where(repo_relations.c.base_key == repo_key, repos.c.type == "model")
+        .order_by(repos.c.id)
+    )
+    if relation:
+        stmt = stmt.where(repo_relations.c.relation == relation)
+    return [(_repo(r), r.relation) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    repo: Repo
+    value: float
+    verified: bool
+    dataset_name: str | None
+    metric_name: str | None
+
+
+def leaderboard(
+    conn: Connection, task_type: str, dataset_type: str, metric_type: str, limit: int, ascending: bool
+) -> list[BoardEntry]:
+    """Models ranked by their best reported value of a metric on a task and dataset."""
+    best = func.min(eval_results.c.metric_value) if ascending else func.max(eval_results.c.metric_value)
+    sub = (
+        select(eval_results.c.repo_id, best.label("value"))
+        .where(eval_results.c.task_type == task_type, eval_results.c.dataset_type == dataset_type,
+               eval_results.c.metric_type == metric_type)
+        .group_by(eval_results.c.repo_id)
+        .subquery()
+    )
+    order = sub.c.value.asc() if ascending else sub.c.value.desc()
+    rows = conn.execute(
+        select(repos, sub.c.value).join(sub, sub.c.repo_id == repos.c.id).order_by(order, repos.c.id).limit(limit)
+    ).all()
+    out = []
+    for row in rows:
+        detail = conn.execute(
+            select(eval_results.c.verified, eval_results.c.dataset_name, eval_results.c.metric_name)
+            .where(eval_results.c.repo_id == row.id, eval_results.c.task_type == task_type,
+                   eval_results.c.dataset_type == dataset_type, eval_results.c.metric_type == metric_type,
+                   eval_results.c.metric_value == row.value)
+            .limit(1)
+        ).first()
+        out.append(BoardEntry(_repo(row), float(row.value), bool(detail and detail.verified),
+                              detail.dataset_name if detail else None, detail.metric_name if detail else None))
+    return out
