@@ -15,8 +15,9 @@ DOWNLOAD_WINDOW_DAYS = 30
 
 def like(db: Database, conn: Connection, account_id: int, repo_id: int, now: datetime) -> bool:
     """Like a repo; False if it was liked already."""
-    result = conn.execute(db.insert_ignore(likes), [{"account_id": account_id, "repo_id": repo_id, "created_at": now}])
-    if result.rowcount != 1:
+    stmt = db.insert_ignore(likes).returning(likes.c.repo_id)  # a row comes back only if inserted
+    inserted = conn.execute(stmt, {"account_id": account_id, "repo_id": repo_id, "created_at": now}).first()
+    if inserted is None:
         return False
     _refresh_likes(conn, repo_id)
     return True

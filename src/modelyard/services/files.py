@@ -71,6 +71,11 @@ def resolve_file(
     """Find a file; ``count`` (a metadata request flagged by the client) may count a download."""
     snap = snapshot(hub, principal, repo_type, repo_id, revision)
     commit = snap.commit.oid
+    if count and counts_as_download(repo_type, path):
+        # A load counts whether or not the repo has the file (GGUF-only repos have no config.json).
+        from modelyard.services.discovery import count_download
+
+        count_download(hub, snap.repo.id)
     try:
         validate_path(path)
     except InvalidInputError as exc:
@@ -79,10 +84,6 @@ def resolve_file(
     if item is None or item.is_dir:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
     entry = _entries(hub, [item])[0]
-    if count and counts_as_download(repo_type, path):
-        from modelyard.services.discovery import count_download
-
-        count_download(hub, snap.repo.id)
     if entry.lfs_sha256 is not None:
         return ResolvedFile(commit, entry, lfs_key(entry.lfs_sha256), None)
     blob = cast(Blob, hub.objects.get(item.oid))

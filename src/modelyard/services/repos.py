@@ -126,7 +126,14 @@ def create_repo(
         repos_q.update_repo(conn, repo_pk, used_storage=len(DEFAULT_GITATTRIBUTES))
         repo = repos_q.get_by_id(conn, repo_pk)
     assert repo is not None
+    _index(hub, repo_pk)
     return repo
+
+
+def _index(hub: Hub, repo_pk: int) -> None:
+    from modelyard.services.indexer import index_repo_safely  # the indexer reads through services.files
+
+    index_repo_safely(hub, repo_pk)
 
 
 def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> None:
@@ -154,6 +161,7 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
         moved = repos_q.get_by_id(conn, repo.id)
     assert moved is not None
+    _index(hub, moved.id)  # the name is part of the search text
     return moved
 
 
