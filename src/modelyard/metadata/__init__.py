@@ -1,1 +1,1 @@
-"""Pure parsers from file bytes and headers to facts: cards, safetensors, gguf, config.json."""
+"""Pure parsers from file bytes and headers to facts: cards, safetensors, gguf, config.json, frameworks."""

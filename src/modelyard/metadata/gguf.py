@@ -38,6 +38,9 @@ MAX_ARRAY_LENGTH = 4_000_000
 #: Strings and arrays up to these sizes are kept in ``fields``; larger ones are summarised.
 MAX_KEPT_STRING = 1024 * 1024
 MAX_KEPT_ARRAY = 256
+#: Array elements kept as Python values over the whole header: nested small arrays must not
+#: turn a 64 MB header into hundreds of MB of Python objects.
+MAX_KEPT_VALUES = 100_000
 CHECKPOINT_EVERY = 256
 #: Extra bytes that looking up the BOS and EOS token strings may read.
 TOKEN_LOOKUP_BYTES = 2 * 1024 * 1024
@@ -281,9 +284,7 @@ def select_files(paths: Iterable[str]) -> tuple[str, ...]:
     Repos often hold one model in several quantizations; any one gives the architecture,
     context length and parameter count.
     """
-    candidates = sorted(
-        p for p in paths if "/" not in p and p.lower().endswith(".gguf") and "mmproj" not in p.lower()
-    )
+    candidates = sorted(p for p in paths if "/" not in p and p.lower().endswith(".gguf") and "mmproj" not in p.lower())
     if not candidates:
         return ()
     first = candidates[0]
@@ -317,6 +318,7 @@ class _Parser:
     def __init__(self, reader: HeaderReader) -> None:
         self.r = reader
         self.endian = "<"
+        self._kept = 0
         self._u32 = struct.Struct("<I")
         self._u64 = struct.Struct("<Q")
 
@@ -413,7 +415,8 @@ class _Parser:
             raise MetadataError(f"Unknown GGUF array element type {element_type}")
         if count * element_size > self.r.size - offset:
             raise MetadataError(f"GGUF array of {count} elements runs past the end of the file")
-        if count <= MAX_KEPT_ARRAY:
+        if count <= MAX_KEPT_ARRAY and self._kept + count <= MAX_KEPT_VALUES:
+            self._kept += count
             return [self._value(element_type, depth + 1) for _ in range(count)]
         if fmt is not None:
             self.r.skip(count * element_size)
