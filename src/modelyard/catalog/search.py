@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, text, update
+from sqlalchemy import Connection, Integer, and_, delete, exists, func, literal_column, or_, select, text, update
 from sqlalchemy.sql import ColumnElement
 
 from modelyard.catalog.database import Database
@@ -35,6 +35,9 @@ SORT_COLUMNS = {
 #: How long a pagination cursor keeps its snapshot; older cursors are refused.
 CURSOR_LIFETIME = timedelta(hours=1)
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+TAG_LEXEME = "t|"
+#: Shorter search words match whole words only: a 1-3 letter prefix matches most of a catalog.
+PREFIX_MIN = 4
 
 
 def next_seq(conn: Connection) -> int:
@@ -66,8 +69,14 @@ def change_sort_keys(conn: Connection, repo_id: int, **values: Any) -> None:
     conn.execute(update(repos).where(repos.c.id == repo_id).values(change_seq=seq, **values))
 
 
-def set_search_text(db: Database, conn: Connection, repo_id: int, name: str, body: str) -> None:
-    """(Re)index a repo's searchable text: its id (weighted high), card text and tags."""
+def set_search_text(
+    db: Database, conn: Connection, repo_id: int, name: str, body: str, tags: list[str] | None = None
+) -> None:
+    """(Re)index a repo's searchable text: its id (weighted high), card text and tags.
+
+    On PostgreSQL the tags also go into the vector as literal lexemes ``t|<tag>``, so that a
+    search with tag filters is one GIN lookup that intersects posting lists.
+    """
     if db.is_sqlite:
         conn.execute(text("DELETE FROM repo_fts WHERE rowid = :id"), {"id": repo_id})
         conn.execute(text("INSERT INTO repo_fts (rowid, name, body) VALUES (:id, :name, :body)"),
@@ -75,8 +84,9 @@ def set_search_text(db: Database, conn: Connection, repo_id: int, name: str, bod
     else:
         conn.execute(
             text("UPDATE repos SET search_vector = setweight(to_tsvector('simple', :name), 'A') || "
-                 "setweight(to_tsvector('simple', :body), 'B') WHERE id = :id"),
-            {"id": repo_id, "name": name, "body": body[:200_000]},
+                 "setweight(to_tsvector('simple', :body), 'B') || "
+                 "setweight(array_to_tsvector(CAST(:tags AS text[])), 'D') WHERE id = :id"),
+            {"id": repo_id, "name": name, "body": body[:200_000], "tags": [TAG_LEXEME + t for t in tags or []]},
         )
 
 
@@ -115,23 +125,42 @@ class SearchQuery:
 
 
 def _conditions(db: Database, q: SearchQuery) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = [repos.c.type == q.repo_type]
+    tokens = search_tokens(q.search)
+    type_col: Any = repos.c.type
+    if db.is_sqlite and tokens:
+        # Drive the query from the full-text matches by primary key, whatever the statistics
+        # say: `+col` keeps SQLite from choosing a (type, ...) index instead.
+        type_col = literal_column("+repos.type")
+    conds: list[ColumnElement[bool]] = [type_col == q.repo_type]
     if q.visible_owner_ids is not None:
         conds.append(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(q.visible_owner_ids))))
-    tokens = search_tokens(q.search)
-    if tokens:
-        if db.is_sqlite:
-            match = " ".join('"' + t.replace('"', "") + '"*' for t in tokens)
-            conds.append(repos.c.id.in_(text("SELECT rowid FROM repo_fts WHERE repo_fts MATCH :m").bindparams(m=match)))
-        else:
-            query = " & ".join(f"{t}:*" for t in tokens)
-            conds.append(text("repos.search_vector @@ to_tsquery('simple', :q)").bindparams(q=query))  # type: ignore[arg-type]
-    elif any(s.strip() for s in q.search):
+    tag_filters = list(q.filters)
+    if tokens and db.is_sqlite:
+        match = " ".join(f'"{t}"' + ("*" if len(t) >= PREFIX_MIN else "") for t in tokens)
+        conds.append(repos.c.id.in_(text("SELECT rowid FROM repo_fts WHERE repo_fts MATCH :m").bindparams(m=match)))
+    elif (tokens or tag_filters) and not db.is_sqlite:
+        # One tsquery for words and tags: GIN intersects the posting lists in one index scan.
+        words = [t + (":*" if len(t) >= PREFIX_MIN else "") for t in tokens]
+        lexemes = ["'" + (TAG_LEXEME + tag).replace("\\", "\\\\").replace("'", "''") + "'" for tag in tag_filters]
+        parts, binds = [], {}
+        if words:
+            parts.append("to_tsquery('simple', :w)")
+            binds["w"] = " & ".join(words)
+        if lexemes:
+            parts.append("CAST(:t AS tsquery)")
+            binds["t"] = " & ".join(lexemes)
+        # Materialised first, so the planner looks the matches up in the GIN index instead of
+        # walking the sort index and testing every row's vector.
+        match_sql = f"SELECT id FROM repos WHERE search_vector @@ ({' && '.join(parts)})"
+        matches = text(match_sql).bindparams(**binds).columns(id=Integer).cte("matches").prefix_with("MATERIALIZED")
+        conds.append(repos.c.id.in_(select(matches.c.id)))
+        tag_filters = []
+    if not tokens and any(s.strip() for s in q.search):
         conds.append(repos.c.id < 0)  # only punctuation: nothing can match
     if q.author:
         conds.append(repos.c.key.startswith(q.author.lower() + "/", autoescape=True))
-    for tag in q.filters:
-        conds.append(repos.c.id.in_(select(repo_tags.c.repo_id).where(repo_tags.c.tag == tag)))
+    for tag in tag_filters:  # a primary-key probe per candidate row
+        conds.append(exists().where(repo_tags.c.repo_id == repos.c.id, repo_tags.c.tag == tag))
     if q.pipeline_tag:
         conds.append(repos.c.pipeline_tag == q.pipeline_tag)
     if q.min_params is not None:
@@ -160,12 +189,22 @@ def search(db: Database, conn: Connection, q: SearchQuery) -> tuple[list[Repo], 
     if q.cursor is not None:
         value, last_id = q.cursor.value, q.cursor.last_id
         stable.append(or_(sort_col < value, and_(sort_col == value, repos.c.id < last_id)))
+    order_col: Any = sort_col
+    if db.is_sqlite and search_tokens(q.search):
+        # Drive the query from the full-text matches (usually few) rather than by walking the
+        # sort index and probing each row: `+col` keeps SQLite from using the index to sort.
+        order_col = literal_column(f"+repos.{sort_col.name}")
     rows = conn.execute(
-        select(repos).where(*stable).order_by(sort_col.desc(), repos.c.id.desc()).limit(q.limit + 1)
+        select(repos).where(*stable).order_by(order_col.desc(), repos.c.id.desc()).limit(q.limit + 1)
     )
     candidates: list[tuple[Any, int, Repo]] = [(_sort_value(r, q.sort), r.id, r) for r in map(_repo, rows)]
-    # Repos changed after the snapshot: place them by the values they had at the snapshot.
-    changed = [_repo(r) for r in conn.execute(select(repos).where(*conds, repos.c.change_seq > seq))]
+    # Repos changed after the snapshot: place them by the values they had at the snapshot. Few
+    # as a rule, so find them by the change_seq index first and filter those alone.
+    changed_ids = [r.id for r in conn.execute(select(repos.c.id).where(repos.c.change_seq > seq))]
+    changed = []
+    for start in range(0, len(changed_ids), 500):
+        chunk = changed_ids[start : start + 500]
+        changed += [_repo(r) for r in conn.execute(select(repos).where(*conds, repos.c.id.in_(chunk)))]
     if changed:
         snapshot = _values_at(conn, [r.id for r in changed], seq)
         for repo in changed:

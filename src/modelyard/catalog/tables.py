@@ -104,6 +104,7 @@ repos = Table(
     Index("ix_repos_type_downloads", "type", "downloads"),
     Index("ix_repos_type_likes", "type", "likes"),
     Index("ix_repos_type_trending_score", "type", "trending_score"),
+    Index("ix_repos_change_seq", "change_seq"),
 )
 
 repo_relations = Table(
@@ -255,4 +256,65 @@ server_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
+)
+
+# -- Xet storage (see docs/xet.md) ------------------------------------------------------------------
+
+xet_xorbs = Table(
+    "xet_xorbs",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # Xet hash string
+    Column("num_chunks", Integer, nullable=False),
+    Column("unpacked_size", BigInteger, nullable=False),
+    Column("stored_size", BigInteger, nullable=False),  # bytes of the body in the blob store
+    Column("chunks", LargeBinary, nullable=False),  # packed index: (hash, end offset, size) per chunk
+    Column("created_at", DateTime, nullable=False),
+)
+
+xet_shards = Table(
+    "xet_shards",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # sha256 of the uploaded body
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+xet_files = Table(
+    "xet_files",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # Xet file hash string
+    Column("sha256", String(64), nullable=False),  # verified by reading the file back at upload
+    Column("size", BigInteger, nullable=False),
+    Column("terms", LargeBinary, nullable=False),  # packed (xorb, chunk start, chunk end, size)
+    Column("shard", String(64), ForeignKey("xet_shards.hash"), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_xet_files_sha256", "sha256"),
+    Index("ix_xet_files_shard", "shard"),
+)
+
+xet_file_xorbs = Table(
+    "xet_file_xorbs",
+    metadata,
+    Column("file_hash", String(64), ForeignKey("xet_files.hash", ondelete="CASCADE"), primary_key=True),
+    Column("xorb_hash", String(64), ForeignKey("xet_xorbs.hash"), primary_key=True),
+    Index("ix_xet_file_xorbs_xorb_hash", "xorb_hash"),
+)
+
+repo_xet_files = Table(
+    "repo_xet_files",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("file_hash", String(64), ForeignKey("xet_files.hash"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("pushed_at", DateTime, nullable=False),
+    Index("ix_repo_xet_files_file_hash", "file_hash"),
+)
+
+xet_dedup_chunks = Table(
+    "xet_dedup_chunks",
+    metadata,
+    Column("chunk_hash", String(64), primary_key=True),
+    Column("xorb_hash", String(64), ForeignKey("xet_xorbs.hash", ondelete="CASCADE"), nullable=False),
+    Index("ix_xet_dedup_chunks_xorb_hash", "xorb_hash"),
 )

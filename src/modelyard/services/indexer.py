@@ -123,7 +123,7 @@ def index_repo(hub: Hub, repo_pk: int) -> bool:
             return False  # a newer commit landed; its own indexing wins
         facts_q.store(conn, repo_pk, head, facts)
         name = f"{repo.namespace} {repo.name} {repo.namespace}/{repo.name}"
-        search_q.set_search_text(hub.db, conn, repo_pk, name, body)
+        search_q.set_search_text(hub.db, conn, repo_pk, name, body, facts.tags)
     return True
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from modelyard.errors import AuthenticationError, InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import iso, json_body, json_response
-from modelyard.metadata.cards import parse_card
+from modelyard.metadata.cards import validate
 
 
 async def agent_harnesses(ctx: Ctx) -> Response:
@@ -46,21 +46,15 @@ async def whoami(ctx: Ctx) -> Response:
 
 async def validate_yaml(ctx: Ctx) -> Response:
     body = await json_body(ctx.request)
-    content = body.get("content")
+    content, repo_type = body.get("content"), body.get("repoType", "model")
     if not isinstance(content, str):
         raise InvalidInputError("'content' must be the README text")
-    report = parse_card(content)
+    if repo_type not in ("model", "dataset", "space"):
+        raise InvalidInputError("repoType must be model, dataset or space")
+    report = validate(content, repo_type)
     errors: list[dict[str, Any]] = [{"message": e} for e in report.errors]
     warnings: list[dict[str, Any]] = [{"message": w} for w in report.warnings]
     return json_response({"errors": errors, "warnings": warnings}, status=400 if errors else 200)
-
-
-async def xet_token(ctx: Ctx) -> Response:
-    from modelyard.errors import NotFoundError
-
-    raise NotFoundError(
-        "Xet storage is not enabled on this server yet: set HF_HUB_DISABLE_XET=1 to upload through LFS"
-    )
 
 
 def register(router: Router) -> None:
@@ -68,4 +62,3 @@ def register(router: Router) -> None:
     router.add("GET HEAD POST", r"/api/telemetry(?:/.*)?", telemetry)
     router.add("GET", r"/api/whoami-v2", whoami)
     router.add("POST", r"/api/validate-yaml", validate_yaml)
-    router.add("GET", r"/api/(?:models|datasets|spaces)/[^/]+/[^/]+/xet-(?:read|write)-token/.*", xet_token)

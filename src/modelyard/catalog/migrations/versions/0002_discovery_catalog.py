@@ -99,6 +99,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_repos_type_downloads', ['type', 'downloads'], unique=False)
         batch_op.create_index('ix_repos_type_likes', ['type', 'likes'], unique=False)
         batch_op.create_index('ix_repos_type_trending_score', ['type', 'trending_score'], unique=False)
+        batch_op.create_index('ix_repos_change_seq', ['change_seq'], unique=False)
 
     op.execute("INSERT INTO catalog_counter (id, value) VALUES (1, 0)")
     # Full-text search: not expressible in the portable metadata (see catalog/search.py).
@@ -118,6 +119,7 @@ def downgrade() -> None:
         op.execute("DROP INDEX ix_repos_search_vector")
         op.execute("ALTER TABLE repos DROP COLUMN search_vector")
     with op.batch_alter_table('repos', schema=None) as batch_op:
+        batch_op.drop_index('ix_repos_change_seq')
         batch_op.drop_index('ix_repos_type_trending_score')
         batch_op.drop_index('ix_repos_type_likes')
         batch_op.drop_index('ix_repos_type_downloads')
