@@ -219,7 +219,8 @@ def test_hostile_gguf_and_cards(api: HfApi, server: LiveServer, repo_name: str) 
     info = api.model_info(repo_id)
     assert info.gguf is None and "x.gguf" in {s.rfilename for s in info.siblings}
     # cards the client would refuse, committed raw: the commit succeeds, the valid part is kept
-    r = _raw_commit(server, repo_id, {"README.md": b"---\nlicense: not-a-licence\ntags: [ok-tag]\nlibrary_name: 7\n---\n"})
+    bad_card = b"---\nlicense: not-a-licence\ntags: [ok-tag]\nlibrary_name: 7\n---\n"
+    r = _raw_commit(server, repo_id, {"README.md": bad_card})
     assert r.status_code == 200, r.text
     info = api.model_info(repo_id)
     assert "ok-tag" in info.tags and not any(t.startswith("license:") for t in info.tags)

@@ -88,7 +88,8 @@ def test_validate_yaml_auth_check_and_incidentals(
     api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer, populated: tuple[str, bytes, bytes]
 ) -> None:
     repo_id, _, _ = populated
-    ok = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\nlicense: mit\n---\n", "repoType": "model"})
+    card = {"content": "---\nlicense: mit\n---\n", "repoType": "model"}
+    ok = httpx.post(f"{server.url}/api/validate-yaml", json=card)
     assert ok.status_code == 200 and ok.json() == {"errors": [], "warnings": []}
     bad = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\nlicense: [unclosed\n---\n"})
     assert bad.status_code == 400 and bad.json()["errors"]
