@@ -25,11 +25,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import insert, select
+from tests.support.server import SEED, LiveServer, postgres_database
 
 from modelyard.catalog import search as search_q
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import accounts, repo_tags, repos
-from tests.support.server import SEED, LiveServer, postgres_database
 
 LICENSES = ["apache-2.0", "mit", "cc-by-4.0", "other", "llama3", "gemma", "cc-by-nc-4.0", "bsd-3-clause"]
 TASKS = ["text-generation", "text-classification", "sentence-similarity", "feature-extraction",
