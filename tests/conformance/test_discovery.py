@@ -62,6 +62,10 @@ def test_minilm_card_params_and_client_helpers(
     assert card["commit_url"].startswith(server.url)
     assert "embeddings-test" in api.model_info(repo_id).tags
     assert repo_id in {m.id for m in api.list_models(filter="embeddings-test")}
+    # datasets link to the models trained on them; config on request
+    assert repo_id in {m.id for m in api.list_models(trained_dataset="s2orc", search=repo_name)}
+    [listed] = list(api.list_models(search=f"{repo_name} minilm", fetch_config=True))
+    assert listed.config is not None and listed.config["model_type"] == "bert"
 
 
 def _tiny_bert(tmp_path: Path, name: str, shard: str | None) -> tuple[Path, int]:
@@ -97,6 +101,9 @@ def test_formats_params_and_lineage(api: HfApi, server: LiveServer, repo_name: s
     api.upload_folder(folder_path=folder, repo_id=base)
     info = api.model_info(base)
     assert info.safetensors.total == n_params and {"safetensors", "transformers", "bert"} <= set(info.tags)
+    first = api.list_repo_commits(base)[-1].commit_id  # facts per revision, computed on request
+    assert api.model_info(base, revision=first).safetensors is None
+    assert api.model_info(base, revision=first).tags == []
 
     sharded = f"acme/{repo_name}-sharded"
     api.create_repo(sharded)
