@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-# huggingface_hub reads these at import time. Uploads go through LFS until Xet lands; the
-# tests never touch the user's cache or token.
+# huggingface_hub reads these at import time. The in-process client uploads through LFS (the
+# Xet tests run the default client in subprocesses); the tests never touch the user's cache or token.
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     multipart_chunk_size: int = Field(default=512 * MB, description="Part size for multipart")
     upload_url_ttl: int = Field(default=24 * 3600, description="Seconds an LFS upload URL lives")
     max_commit_body: int = Field(default=1024 * MB, description="Largest NDJSON commit body")
+    xet_token_ttl: int = Field(default=3600, description="Seconds a Xet CAS access token lives")
+    xet_url_ttl: int = Field(default=3600, description="Seconds a signed xorb range URL lives")
+    xet_dedup_key_ttl: int = Field(
+        default=7 * 24 * 3600, description="Seconds a client may use a global dedup answer"
+    )
+    gc_grace_period: int = Field(
+        default=24 * 3600, description="gc keeps unreferenced uploads younger than this (seconds)"
+    )
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, exists, insert, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import lfs_objects, multipart_uploads, repo_lfs_objects
@@ -46,3 +46,33 @@ def get_multipart(conn: Connection, upload_id: str) -> tuple[int, str, int, int]
 
 def finish_multipart(conn: Connection, upload_id: str) -> None:
     conn.execute(delete(multipart_uploads).where(multipart_uploads.c.id == upload_id))
+
+
+def all_repo_objects(conn: Connection) -> list[tuple[int, str, datetime]]:
+    rows = conn.execute(select(repo_lfs_objects.c.repo_id, repo_lfs_objects.c.sha256, repo_lfs_objects.c.pushed_at))
+    return [(int(r.repo_id), r.sha256, r.pushed_at) for r in rows]
+
+
+def forget_repo_object(conn: Connection, repo_id: int, sha256: str) -> None:
+    conn.execute(
+        delete(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.sha256 == sha256)
+    )
+
+
+def unused_objects(conn: Connection, before: datetime) -> list[tuple[str, int]]:
+    """LFS objects no repository holds any more, recorded before ``before``."""
+    rows = conn.execute(
+        select(lfs_objects.c.sha256, lfs_objects.c.size).where(
+            lfs_objects.c.created_at < before, ~exists().where(repo_lfs_objects.c.sha256 == lfs_objects.c.sha256)
+        )
+    )
+    return [(r.sha256, int(r.size)) for r in rows]
+
+
+def delete_object(conn: Connection, sha256: str) -> bool:
+    result = conn.execute(
+        delete(lfs_objects).where(
+            lfs_objects.c.sha256 == sha256, ~exists().where(repo_lfs_objects.c.sha256 == sha256)
+        )
+    )
+    return bool(result.rowcount)

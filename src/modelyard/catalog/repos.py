@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Connection, delete, insert, select, update
 
 from modelyard.catalog.database import Database
-from modelyard.catalog.tables import repo_lfs_objects, repo_tags, repos
+from modelyard.catalog.tables import repo_lfs_objects, repo_xet_files, repos
 
 
 @dataclass(frozen=True)
@@ -144,12 +143,16 @@ def update_repo(conn: Connection, repo_id: int, **values: Any) -> None:
 
 
 def has_lfs_object(conn: Connection, repo_id: int, sha256: str) -> int | None:
-    """The size of an LFS object this repo holds, or None."""
+    """The size of a large file this repo holds (uploaded by LFS or through Xet), or None."""
     row = conn.execute(
         select(repo_lfs_objects.c.size).where(
             repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.sha256 == sha256
         )
     ).first()
+    if row is None:
+        row = conn.execute(
+            select(repo_xet_files.c.size).where(repo_xet_files.c.repo_id == repo_id, repo_xet_files.c.sha256 == sha256)
+        ).first()
     return None if row is None else int(row.size)
 
 

@@ -1,4 +1,4 @@
-"""``modelyard serve | users | orgs | tokens | seed | import | fsck | db``."""
+"""``modelyard serve | users | orgs | tokens | seed | import | fsck | gc | storage | reindex | db``."""
 
 from __future__ import annotations
 
@@ -231,6 +231,35 @@ def fsck(state: State) -> None:
         click.echo(f"{len(problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo("fsck: no problems found")
+
+
+@cli.command()
+@click.option("--grace", type=int, default=None,
+              help="Keep unreferenced uploads younger than this many seconds [MODELYARD_GC_GRACE_PERIOD, 86400]")
+@click.option("--dry-run", is_flag=True, help="Only count the files repositories would let go of")
+@pass_state
+def gc(state: State, grace: int | None, dry_run: bool) -> None:
+    """Reclaim LFS objects, Xet xorbs and shards that no ref of any repository needs."""
+    from modelyard.services.gc import collect
+
+    report = collect(state.hub(), grace, dry_run)
+    for line in report.skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(json.dumps({
+        "dry_run": dry_run, "repo_files_released": report.repo_files_released,
+        "lfs_objects": report.lfs_objects, "lfs_bytes": report.lfs_bytes, "xet_files": report.xet_files,
+        "xorbs": report.xorbs, "xorb_bytes": report.xorb_bytes, "shards": report.shards,
+        "shard_bytes": report.shard_bytes, "freed_bytes": report.freed_bytes,
+    }))
+
+
+@cli.command()
+@pass_state
+def storage(state: State) -> None:
+    """Print storage accounting as JSON: per repo logical and physical bytes, hub totals."""
+    from modelyard.services.gc import usage
+
+    click.echo(json.dumps(usage(state.hub()), indent=1))
 
 
 @cli.command()

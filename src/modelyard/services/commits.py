@@ -28,6 +28,7 @@ from modelyard.services.auth import Principal, check_write
 from modelyard.services.hub import Hub, OverlayReader, utcnow
 from modelyard.services.indexer import index_repo_safely
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
+from modelyard.services.xet import repo_usage
 from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs
 from modelyard.versioning.objects import BLOB, ObjectReader, Signature, commit_info, make_blob, make_commit, raw
 from modelyard.versioning.trees import TreeEditor, lookup, walk
@@ -264,12 +265,24 @@ def _after_main_commit(
 
 
 def _used_storage(reader: ObjectReader, conn: Connection, repo: Repo, tree: Oid) -> int:
-    """LFS objects the repo holds plus the regular files at the head of main."""
+    """LFS objects the repo holds, the stored (deduplicated, compressed) bytes of its Xet files,
+    plus the regular files at the head of main."""
     lfs_total = sum(size for _sha, size in repo_objects(conn, repo.id))
     files = [e.oid for e in walk(reader, tree) if not e.is_dir]
     metas = objects_q.blob_meta(conn, files)
     regular = sum(m[0] for m in metas.values() if m[1] is None)
-    return lfs_total + regular
+    return lfs_total + repo_usage(conn, repo.id).physical + regular
+
+
+def refresh_used_storage(hub: Hub, repo_pk: int) -> None:
+    """Recompute ``usedStorage`` (after ``gc`` released files the repo no longer reaches)."""
+    with hub.db.write() as conn:
+        repo = repos_q.get_by_id(conn, repo_pk)
+        head = refs_q.get(conn, repo_pk, f"refs/heads/{DEFAULT_BRANCH}")
+        if repo is None or head is None:
+            return
+        tree = commit_info(cast(Commit, hub.objects.get(Oid(head)))).tree
+        repos_q.update_repo(conn, repo_pk, used_storage=_used_storage(hub.objects, conn, repo, tree))
 
 
 # -- branches, tags, refs, history -------------------------------------------------------------

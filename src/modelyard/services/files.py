@@ -12,6 +12,7 @@ from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
 from modelyard.services.repos import RepoSnapshot, snapshot
+from modelyard.services.xet import files_for
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.objects import CommitInfo, ObjectReader, commit_info
 from modelyard.versioning.trees import TreeEntry, lookup, read_tree, walk
@@ -28,6 +29,7 @@ class FileEntry:
     lfs_sha256: str | None = None
     lfs_size: int | None = None
     pointer_size: int | None = None
+    xet_hash: str | None = None  # set when the bytes were uploaded to this repo through Xet
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,14 @@ class ResolvedFile:
     commit: Oid
     entry: FileEntry
     blob_key: str | None  # LFS object in the blob store
-    inline: bytes | None  # a regular file's bytes
+    inline: bytes | None  # a regular file's bytes (both None: a Xet file, ``entry.xet_hash``)
 
 
-def _entries(hub: Hub, items: list[TreeEntry]) -> list[FileEntry]:
+def _entries(hub: Hub, items: list[TreeEntry], repo_pk: int | None = None) -> list[FileEntry]:
     metas = hub.objects.meta([i.oid for i in items if not i.is_dir])
+    xet: dict[str, tuple[str, int]] = {}
+    if repo_pk is not None:
+        xet = files_for(hub, repo_pk, [m[1] for m in metas.values() if m[1] is not None])
     out = []
     for item in items:
         if item.is_dir:
@@ -49,7 +54,8 @@ def _entries(hub: Hub, items: list[TreeEntry]) -> list[FileEntry]:
             continue
         size, lfs_sha, lfs_size = metas.get(item.oid, (0, None, None))
         if lfs_sha is not None and lfs_size is not None:
-            out.append(FileEntry(item.path, False, item.oid, lfs_size, lfs_sha, lfs_size, size))
+            xet_hash = xet[lfs_sha][0] if lfs_sha in xet else None
+            out.append(FileEntry(item.path, False, item.oid, lfs_size, lfs_sha, lfs_size, size, xet_hash))
         else:
             out.append(FileEntry(item.path, False, item.oid, size))
     return out
@@ -83,7 +89,9 @@ def resolve_file(
     item = lookup(hub.objects, snap.commit.tree, path)
     if item is None or item.is_dir:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
-    entry = _entries(hub, [item])[0]
+    entry = _entries(hub, [item], snap.repo.id)[0]
+    if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
+        return ResolvedFile(commit, entry, None, None)
     if entry.lfs_sha256 is not None:
         return ResolvedFile(commit, entry, lfs_key(entry.lfs_sha256), None)
     blob = cast(Blob, hub.objects.get(item.oid))
@@ -106,12 +114,12 @@ def list_tree(
     if path and item is None:
         raise EntryNotFoundError(f"{path} does not exist at revision {snap.commit.oid}", commit=snap.commit.oid)
     if item is not None and not item.is_dir:
-        return snap, _entries(hub, [item])
+        return snap, _entries(hub, [item], snap.repo.id)
     root = item.oid if item is not None else snap.commit.tree
     items = list(walk(hub.objects, root, f"{path}/" if path else "", recursive))
     if recursive:  # directories first, as the Hub lists them
         items.sort(key=lambda e: (not e.is_dir,))
-    return snap, _entries(hub, items)
+    return snap, _entries(hub, items, snap.repo.id)
 
 
 def paths_info(
@@ -126,7 +134,7 @@ def paths_info(
         item = lookup(hub.objects, snap.commit.tree, p)
         if item is not None:
             items.append(item)
-    return snap, _entries(hub, items)
+    return snap, _entries(hub, items, snap.repo.id)
 
 
 def history(hub: Hub, head: Oid, reader: ObjectReader | None = None) -> list[CommitInfo]:

@@ -11,9 +11,11 @@ from sqlalchemy import select
 
 from modelyard.catalog import lfs as lfs_q
 from modelyard.catalog import refs as refs_q
+from modelyard.catalog import xet as xet_q
 from modelyard.catalog.tables import repos
 from modelyard.ids import Oid
 from modelyard.services.hub import Hub
+from modelyard.services.xet import verify_file
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.lfs import parse_pointer
 from modelyard.versioning.objects import BLOB, COMMIT, DIR_MODE, TREE
@@ -28,6 +30,7 @@ def check(hub: Hub) -> list[str]:
         ref_sets = {r.id: refs_q.all_refs(conn, r.id) for r in repo_rows}
     seen: set[str] = set()
     lfs_needed: dict[str, str] = {}
+    pointer_sizes: dict[str, int] = {}
     for row in repo_rows:
         label = f"{row.type} {row.namespace}/{row.name}"
         if "refs/heads/main" not in ref_sets[row.id]:
@@ -67,9 +70,19 @@ def check(hub: Hub) -> list[str]:
                     pointer = parse_pointer(cast(Blob, obj).as_raw_string())
                     if pointer is not None:
                         lfs_needed.setdefault(pointer.sha256, where)
+                        pointer_sizes.setdefault(pointer.sha256, pointer.size)
                         if recorded.get(pointer.sha256, pointer.size) != pointer.size:
                             problems.append(f"{where}: LFS size differs from the recorded object")
+    with hub.db.read() as conn:  # files that arrived through Xet: verified by reconstructing them
+        xet_files = xet_q.files_by_sha256(conn, [s for s in lfs_needed if s not in recorded])
     for sha256, where in sorted(lfs_needed.items()):
+        if sha256 not in recorded and sha256 in xet_files:
+            found = xet_files[sha256]
+            if found.size != pointer_sizes[sha256]:
+                problems.append(f"{where}: Xet file {found.hash} has {found.size} bytes, the pointer says "
+                                f"{pointer_sizes[sha256]}")
+            problems.extend(f"{where}: Xet file {found.hash}: {p}" for p in verify_file(hub, found))
+            continue
         if sha256 not in recorded:
             problems.append(f"{where}: LFS object {sha256} is not recorded")
             continue

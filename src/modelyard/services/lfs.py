@@ -15,6 +15,7 @@ from typing import Any
 
 from modelyard.catalog import lfs as lfs_q
 from modelyard.catalog import repos as repos_q
+from modelyard.catalog import xet as xet_q
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError
 from modelyard.ids import validate_sha256
 from modelyard.services.auth import Principal, check_write
@@ -70,6 +71,10 @@ def batch(
         if operation == "upload":
             check_write(principal, repo)
         held = {sha: size for sha, size in lfs_q.repo_objects(conn, repo.id)}
+        xet_held: dict[str, tuple[str, int]] = {}
+        if operation == "download":  # files that came through Xet download rebuilt from xorbs
+            oids = [str(o["oid"]) for o in objects if isinstance(o, dict) and isinstance(o.get("oid"), str)]
+            xet_held = xet_q.repo_files_by_sha256(conn, repo.id, [o for o in oids if o not in held])
     use_multipart = "multipart" in transfers
     out: list[BatchObject] = []
     expires = time.time() + hub.settings.upload_url_ttl
@@ -85,11 +90,14 @@ def batch(
             continue
         assert isinstance(oid, str)
         if operation == "download":
-            if oid not in held:
+            if oid not in held and oid not in xet_held:
                 out.append(BatchObject(oid, size, error={"code": 404, "message": "Object does not exist"}))
                 continue
-            token = sign(hub, {"k": "get", "r": repo.id, "o": oid, "exp": expires})
-            out.append(BatchObject(oid, held[oid], actions={"download": {
+            claim: dict[str, Any] = {"k": "get", "r": repo.id, "o": oid, "exp": expires}
+            if oid not in held:
+                claim["x"] = xet_held[oid][0]
+            token = sign(hub, claim)
+            out.append(BatchObject(oid, held.get(oid) or xet_held[oid][1], actions={"download": {
                 "href": f"{base_url}/_lfs/objects/{token}", "expires_in": hub.settings.upload_url_ttl}}))
             continue
         if oid in held:
@@ -207,6 +215,12 @@ def verify(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, 
 def download_target(hub: Hub, token: str) -> str:
     payload = verify_signature(hub, token, "get")
     return lfs_key(str(payload["o"]))
+
+
+def download_xet_file(hub: Hub, token: str) -> str | None:
+    """The Xet file hash a download URL names, when the object arrived through Xet."""
+    payload = verify_signature(hub, token, "get")
+    return str(payload["x"]) if "x" in payload else None
 
 
 def read_object(hub: Hub, key: str, start: int, end: int | None) -> Iterator[bytes]:

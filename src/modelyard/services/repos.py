@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
 from dulwich.objects import Commit

@@ -74,6 +74,8 @@ def entry_json(entry: FileEntry, last_commit: CommitInfo | None = None) -> dict[
     }
     if entry.lfs_sha256 is not None:
         out["lfs"] = {"oid": entry.lfs_sha256, "size": entry.lfs_size, "pointerSize": entry.pointer_size}
+    if entry.xet_hash is not None:
+        out["xetHash"] = entry.xet_hash
     if last_commit is not None:
         out["lastCommit"] = {"id": last_commit.oid, "title": last_commit.title, "date": iso(last_commit.date)}
     return out

@@ -92,6 +92,11 @@ async def resolve(ctx: Ctx) -> Response:
         headers["ETag"] = f'"{entry.lfs_sha256}"'
         headers["X-Linked-Etag"] = f'"{entry.lfs_sha256}"'
         headers["X-Linked-Size"] = str(size)
+        if entry.xet_hash is not None:  # Xet clients download through the CAS (hub-api.md §8.4)
+            types = {"model": "models", "dataset": "datasets"}.get(rtype, "spaces")
+            refresh = f"{ctx.base_url()}/api/{types}/{rid}/xet-read-token/{resolved.commit}"
+            headers["X-Xet-Hash"] = entry.xet_hash
+            headers["Link"] = f'<{refresh}>; rel="xet-auth"'
     else:
         headers["ETag"] = f'"{entry.oid}"'
     media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
@@ -107,7 +112,16 @@ async def resolve(ctx: Ctx) -> Response:
         return Response(b"", status_code=status, headers=headers, media_type=media_type)
     if resolved.inline is not None:
         return Response(resolved.inline[start:end], status_code=status, headers=headers, media_type=media_type)
-    assert resolved.blob_key is not None
+    if resolved.blob_key is None:  # a Xet file: rebuilt from its xorbs as it streams
+        from modelyard.http.routes.xet import iterate
+        from modelyard.services.xet import read_range, stored_file
+
+        assert entry.xet_hash is not None
+        stored = await run_in_threadpool(stored_file, ctx.hub, entry.xet_hash)
+        return StreamingResponse(
+            iterate(read_range(ctx.hub, stored, start, end)), status_code=status, headers=headers,
+            media_type=media_type,
+        )
     return StreamingResponse(
         _stream(ctx.hub, resolved.blob_key, start, end), status_code=status, headers=headers,
         media_type=media_type,

@@ -104,6 +104,16 @@ async def complete(ctx: Ctx) -> Response:
 
 
 async def download(ctx: Ctx) -> Response:
+    xet_hash = await run_in_threadpool(lfs_svc.download_xet_file, ctx.hub, ctx.params["token"])
+    if xet_hash is not None:  # uploaded through Xet: rebuilt from its xorbs
+        from modelyard.http.routes.xet import iterate
+        from modelyard.services.xet import read_range, stored_file
+
+        stored = await run_in_threadpool(stored_file, ctx.hub, xet_hash)
+        return StreamingResponse(
+            iterate(read_range(ctx.hub, stored, 0, stored.size)), headers={"Content-Length": str(stored.size)},
+            media_type="application/octet-stream",
+        )
     key = await run_in_threadpool(lfs_svc.download_target, ctx.hub, ctx.params["token"])
     size = await run_in_threadpool(ctx.hub.blobs.size, key)
     if size is None:

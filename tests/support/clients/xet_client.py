@@ -1,0 +1,126 @@
+"""Client-side script for the Xet tests: a default install (hf_xet on, no HF_HUB_DISABLE_XET).
+
+Usage:
+  xet_client.py upload REPO_ID LOCAL PATH_IN_REPO   upload_file; reports hf_xet's own dedup metrics
+  xet_client.py download REPO_ID PATH [REVISION]    hf_hub_download; reports the HTTP calls Python made
+  xet_client.py snapshot REPO_ID                    snapshot_download
+Prints one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def record_requests() -> list[tuple[str, str]]:
+    import httpx2
+
+    log: list[tuple[str, str]] = []
+    original = httpx2.Client.send
+
+    def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        log.append((request.method, str(request.url)))
+        return original(self, request, *args, **kwargs)
+
+    httpx2.Client.send = send  # type: ignore[method-assign]
+    return log
+
+
+METRICS = ("total_bytes", "deduped_bytes", "new_bytes", "deduped_bytes_by_global_dedup", "xorb_bytes_uploaded",
+           "shard_bytes_uploaded", "total_bytes_uploaded")
+
+
+def metrics_dict(m: Any, scope: str) -> dict[str, Any]:
+    return {"scope": scope, **{name: int(getattr(m, name)) for name in METRICS}}
+
+
+def capture_xet_metrics() -> list[dict[str, Any]]:
+    """Wrap hf_xet's upload commit to keep its report: the commit's and each file's dedup metrics."""
+    from huggingface_hub.utils import _xet
+
+    reports: list[dict[str, Any]] = []
+    original = _xet.get_xet_session
+
+    class Commit:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.handles: list[Any] = []
+
+        def __enter__(self) -> Commit:
+            return self
+
+        def __exit__(self, exc_type: Any, *exc: Any) -> None:
+            # What ``with`` does for hf_xet's commit, keeping the report it returns.
+            if exc_type is not None:
+                self.inner.abort()
+                return
+            report = self.inner.wait_to_finish()
+            reports.append(metrics_dict(report.dedup_metrics, "commit"))
+            for handle in self.handles:
+                reports.append(metrics_dict(handle.result().dedup_metrics, "file"))
+
+        def start_upload_file(self, *args: Any, **kwargs: Any) -> Any:
+            handle = self.inner.start_upload_file(*args, **kwargs)
+            self.handles.append(handle)
+            return handle
+
+        def start_upload_bytes(self, *args: Any, **kwargs: Any) -> Any:
+            handle = self.inner.start_upload_bytes(*args, **kwargs)
+            self.handles.append(handle)
+            return handle
+
+    class Session:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def new_upload_commit(self, *args: Any, **kwargs: Any) -> Commit:
+            return Commit(self.inner.new_upload_commit(*args, **kwargs))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    _xet.get_xet_session = lambda: Session(original())  # type: ignore[assignment]
+    return reports
+
+
+def main() -> None:
+    assert "HF_HUB_DISABLE_XET" not in os.environ, "these tests exercise the default (Xet) client"
+    mode, repo_id = sys.argv[1], sys.argv[2]
+    out: dict[str, object] = {}
+    if mode == "upload":
+        reports = capture_xet_metrics()
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        start = time.perf_counter()
+        info = api.upload_file(path_or_fileobj=sys.argv[3], path_in_repo=sys.argv[4], repo_id=repo_id)
+        out["seconds"] = time.perf_counter() - start
+        out["commit"] = info.oid
+        out["metrics"] = reports
+    elif mode == "download":
+        log = record_requests()
+        from huggingface_hub import hf_hub_download
+
+        revision = sys.argv[4] if len(sys.argv) > 4 else None
+        start = time.perf_counter()
+        out["path"] = hf_hub_download(repo_id, sys.argv[3], revision=revision)
+        out["seconds"] = time.perf_counter() - start
+        out["requests"] = log
+    elif mode == "snapshot":
+        log = record_requests()
+        from huggingface_hub import snapshot_download
+
+        out["path"] = snapshot_download(repo_id)
+        out["requests"] = log
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
