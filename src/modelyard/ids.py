@@ -61,12 +61,6 @@ def is_short_hex(value: str) -> bool:
     return bool(_SHORT_HEX.match(value))
 
 
-def validate_oid(value: str) -> Oid:
-    if not _HEX40.match(value):
-        raise InvalidInputError(f"Invalid git object id {value!r}")
-    return Oid(value)
-
-
 def validate_sha256(value: object) -> Sha256:
     if not isinstance(value, str) or not _HEX64.match(value):
         raise InvalidInputError(f"Invalid sha256 oid {value!r}: expected 64 lowercase hex digits")

@@ -129,13 +129,6 @@ def add_token(
     )
 
 
-def list_tokens(conn: Connection, account_id: int) -> list[Token]:
-    rows = conn.execute(select(tokens).where(tokens.c.account_id == account_id).order_by(tokens.c.id))
-    return [
-        Token(r.id, r.account_id, r.name, r.role, r.created_at, r.last_used_at, r.revoked_at) for r in rows
-    ]
-
-
 def revoke_tokens(conn: Connection, account_id: int, name: str | None, now: datetime) -> int:
     stmt = update(tokens).where(tokens.c.account_id == account_id, tokens.c.revoked_at.is_(None))
     if name is not None:

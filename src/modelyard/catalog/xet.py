@@ -124,13 +124,6 @@ def repo_files_by_sha256(conn: Connection, repo_id: int, shas: Sequence[str]) ->
     return out
 
 
-def repo_file_size(conn: Connection, repo_id: int, sha256: str) -> int | None:
-    row = conn.execute(
-        select(repo_xet_files.c.size).where(repo_xet_files.c.repo_id == repo_id, repo_xet_files.c.sha256 == sha256)
-    ).first()
-    return None if row is None else int(row.size)
-
-
 def record_shard(db: Database, conn: Connection, shard_hash: str, size: int, now: datetime) -> bool:
     result = conn.execute(
         db.insert_ignore(xet_shards).returning(xet_shards.c.hash), {"hash": shard_hash, "size": size, "created_at": now}

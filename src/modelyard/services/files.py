@@ -15,7 +15,7 @@ from modelyard.services.repos import RepoSnapshot, snapshot
 from modelyard.services.xet import files_for
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.objects import CommitInfo, ObjectReader, commit_info
-from modelyard.versioning.trees import TreeEntry, lookup, read_tree, walk
+from modelyard.versioning.trees import TreeEntry, lookup, walk
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ResolvedFile:
     inline: bytes | None  # a regular file's bytes (both None: a Xet file, ``entry.xet_hash``)
 
 
-def _entries(hub: Hub, items: list[TreeEntry], repo_pk: int | None = None) -> list[FileEntry]:
+def file_entries(hub: Hub, items: list[TreeEntry], repo_pk: int | None = None) -> list[FileEntry]:
     metas = hub.objects.meta([i.oid for i in items if not i.is_dir])
     xet: dict[str, tuple[str, int]] = {}
     if repo_pk is not None:
@@ -89,7 +89,7 @@ def resolve_file(
     item = lookup(hub.objects, snap.commit.tree, path)
     if item is None or item.is_dir:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
-    entry = _entries(hub, [item], snap.repo.id)[0]
+    entry = file_entries(hub, [item], snap.repo.id)[0]
     if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
         return ResolvedFile(commit, entry, None, None)
     if entry.lfs_sha256 is not None:
@@ -114,12 +114,12 @@ def list_tree(
     if path and item is None:
         raise EntryNotFoundError(f"{path} does not exist at revision {snap.commit.oid}", commit=snap.commit.oid)
     if item is not None and not item.is_dir:
-        return snap, _entries(hub, [item], snap.repo.id)
+        return snap, file_entries(hub, [item], snap.repo.id)
     root = item.oid if item is not None else snap.commit.tree
     items = list(walk(hub.objects, root, f"{path}/" if path else "", recursive))
     if recursive:  # directories first, as the Hub lists them
         items.sort(key=lambda e: (not e.is_dir,))
-    return snap, _entries(hub, items, snap.repo.id)
+    return snap, file_entries(hub, items, snap.repo.id)
 
 
 def paths_info(
@@ -134,7 +134,7 @@ def paths_info(
         item = lookup(hub.objects, snap.commit.tree, p)
         if item is not None:
             items.append(item)
-    return snap, _entries(hub, items, snap.repo.id)
+    return snap, file_entries(hub, items, snap.repo.id)
 
 
 def history(hub: Hub, head: Oid, reader: ObjectReader | None = None) -> list[CommitInfo]:
@@ -182,7 +182,3 @@ def last_commits(hub: Hub, head: Oid, paths: list[str]) -> dict[str, CommitInfo]
     for p in pending:  # history deeper than we walk: report the oldest commit seen
         result[p] = current
     return result
-
-
-def tree_names(hub: Hub, tree: Oid) -> list[str]:
-    return [name for name, _mode, _oid in read_tree(hub.objects, tree)]

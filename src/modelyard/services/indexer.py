@@ -22,7 +22,7 @@ from modelyard.catalog.repos import Repo
 from modelyard.errors import HubError
 from modelyard.ids import Oid
 from modelyard.metadata.reader import MetadataError, Read
-from modelyard.services.files import FileEntry, _entries
+from modelyard.services.files import FileEntry, file_entries
 from modelyard.services.hub import Hub
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.objects import commit_info
@@ -113,7 +113,7 @@ def index_repo(hub: Hub, repo_pk: int) -> bool:
     if repo is None or head is None:
         return True  # deleted meanwhile, or no default branch: nothing to index
     tree = commit_info(cast(Commit, hub.objects.get(Oid(head)))).tree
-    entries = _entries(hub, list(walk(hub.objects, tree)))
+    entries = file_entries(hub, list(walk(hub.objects, tree)))
     files = RepoFiles(hub, entries)
     facts = compute_facts(hub, repo, files)
     readme = files.text("README.md") or ""

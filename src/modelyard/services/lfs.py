@@ -9,7 +9,6 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,7 +220,3 @@ def download_xet_file(hub: Hub, token: str) -> str | None:
     """The Xet file hash a download URL names, when the object arrived through Xet."""
     payload = verify_signature(hub, token, "get")
     return str(payload["x"]) if "x" in payload else None
-
-
-def read_object(hub: Hub, key: str, start: int, end: int | None) -> Iterator[bytes]:
-    return hub.blobs.read(key, start, end)

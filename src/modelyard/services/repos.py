@@ -49,12 +49,6 @@ def find_repo(conn: Connection, principal: Principal | None, repo_type: str, rep
     return repo
 
 
-def branch_ref(name: str) -> str:
-    if name.startswith("refs/"):
-        return name
-    return f"refs/heads/{name}"
-
-
 def resolve_revision(conn: Connection, repo: Repo, revision: str) -> tuple[Oid, str | None]:
     """A revision (branch, tag, ``refs/...`` or a commit id or prefix) -> (commit, ref name)."""
     is_full = revision.startswith("refs/")

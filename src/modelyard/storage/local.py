@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, W
 READ_CHUNK = 1024 * 1024
 #: Bytes per memory map in ``read_mapped``: few thread hops per GiB, little resident memory.
 MAP_WINDOW = 8 * 1024 * 1024
+#: Writes at least this large hash and copy to disk in two threads at once.
+PARALLEL_WRITE = 1024 * 1024
 _MAP_POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the pages in at map time
 #: Writers' temporary files live here, beside the blobs so that the final rename stays on one
 #: file system; ``keys`` never lists it.
@@ -38,8 +41,28 @@ class LocalBlobWriter:
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        self._sink.update(data)
-        self._file.write(data)
+        if len(data) < PARALLEL_WRITE:
+            self._sink.update(data)
+            self._file.write(data)
+            return
+        # Hashing and the copy into the page cache take comparable time and both release the
+        # GIL: run them side by side (halves a large upload's time in this thread).
+        failed: list[BaseException] = []
+
+        def copy() -> None:
+            try:
+                self._file.write(data)
+            except BaseException as exc:  # re-raised in the calling thread
+                failed.append(exc)
+
+        copier = threading.Thread(target=copy, name="blob-write")
+        copier.start()
+        try:
+            self._sink.update(data)
+        finally:
+            copier.join()
+        if failed:
+            raise failed[0]
 
     def digest(self) -> WrittenBlob:
         return self._sink.result()

@@ -42,10 +42,6 @@ def make_blob(data: bytes) -> Blob:
     return Blob.from_string(data)
 
 
-def blob_oid(data: bytes) -> Oid:
-    return Oid(Blob.from_string(data).id.decode())
-
-
 @dataclass(frozen=True)
 class Signature:
     name: str
