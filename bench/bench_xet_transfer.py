@@ -1,0 +1,151 @@
+"""Xet upload and download of a 1 GiB file with the default client (hf_xet on).
+
+Targets: the Xet download (``hf_hub_download`` through the CAS, into a fresh cache) reaches at
+least 0.8x the throughput of nginx serving the same file from the same machine (``curl -o
+/dev/null``, warm page cache); the Xet upload (``upload_file``: chunking, xorb and shard upload,
+server-side validation, sha256 verification by rebuild, commit) is no slower than the Git LFS
+upload of the same file (``upload_file`` with ``HF_HUB_DISABLE_XET=1``). The file is random (no
+dedup within it); every upload goes to a fresh server with a fresh client cache, so nothing is
+deduplicated against an earlier run. The clients run as subprocesses (one per measurement); the
+time is measured inside them, around the one ``huggingface_hub`` call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import GIB, MIB, Hub, curl_parallel, main, median, modelyard, timed, upload, workspace
+from bench.nginx import nginx
+
+DOWNLOAD_RATIO = 0.8
+UPLOAD_RATIO = 1.0
+SIZE = GIB
+CLIENT = Path(__file__).resolve().parent.parent / "tests" / "support" / "clients" / "xet_client.py"
+
+
+def random_file(path: Path, size: int) -> Path:
+    with open(path, "wb") as f:
+        for _ in range(size // (64 * MIB)):
+            f.write(os.urandom(64 * MIB))
+    return path
+
+
+def xet_client(hub: Hub, home: Path, *args: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
+    env.update({"HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_HOME": str(home),
+                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+    proc = subprocess.run([sys.executable, str(CLIENT), *args], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"xet client failed: {proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    reps = 1 if args.quick else 3
+    ws = workspace()
+    source = random_file(ws / "model.bin", SIZE)
+    uploads: dict[str, list[float]] = {"xet_s": [], "lfs_s": []}
+    for _ in range(reps):
+        with modelyard() as hub:
+            name = f"admin/xet-{uuid.uuid4().hex[:6]}"
+            # No retry on the same server: a second upload there would be deduplicated.
+            out, _foreign = timed(lambda h=hub, n=name: xet_client(h, ws / f"home-{uuid.uuid4().hex}", "upload", n,
+                                                                   str(source), "model.bin")["seconds"], retries=0)
+            uploads["xet_s"].append(out)
+        with modelyard() as hub:
+            lfs, _foreign = timed(lambda h=hub: upload(h, f"lfs-{uuid.uuid4().hex[:6]}", source, "model.bin")[1],
+                                  retries=0)
+            uploads["lfs_s"].append(lfs)
+        print(f"upload: xet {uploads['xet_s'][-1]:.2f} s, lfs {uploads['lfs_s'][-1]:.2f} s", flush=True)
+    downloads: dict[str, list[float]] = {"xet_s": [], "nginx_s": [], "nginx_to_file_s": []}
+    data_dir = ws / "hub"
+    with modelyard(data_dir) as hub:
+        pushed = xet_client(hub, ws / "push-home", "upload", "admin/xet-download", str(source), "model.bin")
+        assert pushed["commit"]
+        with nginx(ws) as nginx_base:
+            url = f"{nginx_base}/model.bin"
+            curl_parallel(url, 1, SIZE, timeout=300)  # warm-up
+            for _ in range(reps):
+                n, _f = timed(lambda u=url: curl_parallel(u, 1, SIZE, timeout=300))
+                downloads["nginx_s"].append(n)
+                f, _f = timed(lambda u=url: _curl_to_file(u, ws / "curl.bin"))
+                downloads["nginx_to_file_s"].append(f)
+                home = ws / f"dl-{uuid.uuid4().hex}"
+                x, _f = timed(lambda h=home: _download(hub, h))
+                downloads["xet_s"].append(x)
+                print(f"download: xet {x:.2f} s, nginx {n:.2f} s", flush=True)
+    return {"bench": "xet_transfer", "size": SIZE, "reps": reps, "upload": uploads, "download": downloads}
+
+
+def _curl_to_file(url: str, target: Path) -> float:
+    """Like the client, write the file to disk (information: what the disk write alone costs)."""
+    start = time.perf_counter()
+    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True, timeout=300)
+    seconds = time.perf_counter() - start
+    target.unlink()
+    return seconds
+
+
+def _download(hub: Hub, home: Path) -> float:
+    got = xet_client(hub, home, "download", "admin/xet-download", "model.bin")
+    size = Path(got["path"]).stat().st_size
+    if size != SIZE:
+        raise RuntimeError(f"downloaded {size} bytes")
+    seconds = float(got["seconds"])
+    subprocess.run(["rm", "-rf", str(home)], check=False)
+    return seconds
+
+
+def mibs(seconds: float) -> float:
+    return SIZE / MIB / seconds
+
+
+def ratios(result: dict[str, Any]) -> tuple[float, float]:
+    """(download throughput ratio Xet/nginx, upload time ratio Xet/LFS)."""
+    d, u = result["download"], result["upload"]
+    return median(d["nginx_s"]) / median(d["xet_s"]), median(u["xet_s"]) / median(u["lfs_s"])
+
+
+def met(result: dict[str, Any]) -> bool:
+    down, up = ratios(result)
+    return down >= DOWNLOAD_RATIO and up <= UPLOAD_RATIO
+
+
+def headline(result: dict[str, Any]) -> str:
+    down, up = ratios(result)
+    return f"download {down:.2f}x nginx; upload {up:.2f}x the LFS time"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    d, u = result["download"], result["upload"]
+    down, up = ratios(result)
+    fmt = ", ".join
+    return "\n".join([
+        "| 1 GiB random file | modelyard Xet | baseline | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| download | {mibs(median(d['xet_s'])):.0f} MiB/s (hf_hub_download) | {mibs(median(d['nginx_s'])):.0f} MiB/s "
+        f"(nginx + curl) | {down:.2f}x | ≥ {DOWNLOAD_RATIO}x: {'met' if down >= DOWNLOAD_RATIO else '**not met**'} |",
+        f"| upload | {median(u['xet_s']):.2f} s (upload_file, Xet) | {median(u['lfs_s']):.2f} s (upload_file, LFS) "
+        f"| {up:.2f}x | ≤ {UPLOAD_RATIO}x: {'met' if up <= UPLOAD_RATIO else '**not met**'} |",
+        f"| (info) download to a file | {mibs(median(d['xet_s'])):.0f} MiB/s | "
+        f"{mibs(median(d['nginx_to_file_s'])):.0f} MiB/s (nginx + curl -o file) | "
+        f"{median(d['nginx_to_file_s']) / median(d['xet_s']):.2f}x | — |",
+        "",
+        f"Raw seconds ({result['reps']} runs, median used): download Xet [{fmt(f'{s:.2f}' for s in d['xet_s'])}], "
+        f"nginx [{fmt(f'{s:.2f}' for s in d['nginx_s'])}]; upload Xet [{fmt(f'{s:.2f}' for s in u['xet_s'])}], "
+        f"LFS [{fmt(f'{s:.2f}' for s in u['lfs_s'])}].",
+    ])
+
+
+if __name__ == "__main__":
+    main(run, __doc__ or "")
