@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=10)
     parser.add_argument("--total-gb", type=float, default=5.0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--quick", action="store_true", help="accepted for run_all; the run is already short")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelyard-bench-metadata-"))
     try:
@@ -115,6 +116,26 @@ def main() -> None:
           f"{'meets' if ok else 'MISSES'} < 1 s and < 1 MB per shard", file=sys.stderr)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
+
+
+def met(result: dict[str, Any]) -> bool:
+    return bool(result["index_s"] < 1 and result["max_bytes_read_per_shard"] < 1024**2
+                and result["parameters_found"] == result["parameters_expected"])
+
+
+def headline(result: dict[str, Any]) -> str:
+    return (f"{result['index_s']} s, at most {result['max_bytes_read_per_shard']:,} bytes read per shard "
+            f"({result['shards_read']} shards, {result['total_bytes'] / 1024**3:.1f} GiB)")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    return "\n".join([
+        "| shards | total | indexing time | max bytes read per shard | parameters found | target |",
+        "|---|---|---|---|---|---|",
+        f"| {result['shards']} | {result['total_bytes'] / 1024**3:.2f} GiB | {result['index_s']} s | "
+        f"{result['max_bytes_read_per_shard']:,} | {result['parameters_found']:,} (expected "
+        f"{result['parameters_expected']:,}) | < 1 s and < 1 MB per shard: {'met' if met(result) else '**not met**'} |",
+    ])
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ BENCHES: dict[str, tuple[str, int]] = {
     "memory": ("Server memory with a 5 GiB upload and download", 2400),
     "xet_transfer": ("Xet download and upload of a 1 GiB file with the default client", 3000),
     "xet_storage": ("Xet xorb validation speed, and bytes stored for 10 versions of a model", 1200),
+    "catalog": ("Catalog search on a 100,000-repo catalog (SQLite and PostgreSQL)", 1800),
+    "metadata": ("Metadata extraction of a 10-shard 5 GB safetensors model", 900),
 }
 
 TARGETS = {
@@ -46,6 +48,8 @@ TARGETS = {
     "memory": "peak RSS < 300 MB",
     "xet_transfer": "download ≥ 0.8x nginx; upload ≤ 1x the LFS time",
     "xet_storage": "validation ≥ 500 MB/s on one core; report 10 versions vs 10 copies",
+    "catalog": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
+    "metadata": "< 1 s and < 1 MB read per shard",
 }
 
 
