@@ -37,15 +37,17 @@ http {{
     server {{
         listen {host}:{port};
         root {root};
-        location / {{ }}
+        {locations}
     }}
 }}
 """
 
 
 @contextmanager
-def nginx(root: Path, sendfile: bool = True) -> Iterator[str]:
+def nginx(root: Path, sendfile: bool = True, locations: str = "location / { }") -> Iterator[str]:
     """Serve ``root`` with nginx (one worker per core); yields its base URL.
+
+    ``locations`` replaces the default ``location / { }`` (e.g. to add response headers).
 
     ``sendfile on`` is what Debian's packaged config sets; ``off`` is nginx's compiled-in default.
     """
@@ -57,7 +59,7 @@ def nginx(root: Path, sendfile: bool = True) -> Iterator[str]:
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
     conf = folder / "nginx.conf"
     conf.write_text(CONFIG.format(user=user, dir=folder, host=HOST, port=port, root=root,
-                                   sendfile='on' if sendfile else 'off'))
+                                   sendfile='on' if sendfile else 'off', locations=locations))
     log = open(folder / "stderr.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [binary, "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    threads: int = Field(default=8, description="Worker threads per process for blocking calls")
     public_url: str | None = Field(
         default=None, description="Base URL for absolute links; default: the host the client called"
     )

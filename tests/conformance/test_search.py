@@ -146,3 +146,11 @@ def test_tags_by_type_and_bad_parameters(server: LiveServer, catalog: Seeded) ->
                 "limit=100000", "sort=stars", "cursor=xyz"):
         r = httpx.get(f"{server.url}/api/models?{bad}")
         assert r.status_code == 400 and r.headers["X-Error-Message"], bad
+
+
+def test_search_finds_names_that_look_like_numbers(api: HfApi, repo_name: str) -> None:
+    """Tokens such as '1e84ba0168' (a number to PostgreSQL's text parser) must still match."""
+    rid = f"acme/v-1e84ba{repo_name[2:]}-0"
+    api.create_repo(rid)
+    assert [m.id for m in api.list_models(search=f"v-1e84ba{repo_name[2:]}")] == [rid]
+    assert rid in {m.id for m in api.list_models(search=f"1e84ba{repo_name[2:]}")}

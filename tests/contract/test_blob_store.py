@@ -120,6 +120,40 @@ def test_empty_writer_digest_is_that_of_no_bytes(store: BlobStore) -> None:
     writer.abort()
 
 
+@pytest.mark.parametrize("size", [0, 100_000, 3 * MiB])  # 3 MiB: past the local store's parallel write
+def test_writer_without_digests_counts_and_stores_the_bytes(case: StoreCase, size: int) -> None:
+    """``digests=False`` (Xet xorbs and shards): no sha256/md5, but the same size and the same blob."""
+    store = case.store
+    data = os.urandom(size)
+    writer = store.writer(digests=False)
+    for i in range(0, len(data), MiB + 7):
+        writer.write(data[i : i + MiB + 7])
+    written = writer.digest()
+    assert (written.sha256, written.md5, written.size) == ("", "", size)
+    assert case.stored_as("xet/xorbs/aa/bb/no-digests") not in case.physical()
+    writer.commit("xet/xorbs/aa/bb/no-digests")
+    assert store.size("xet/xorbs/aa/bb/no-digests") == size
+    assert read_all(store, "xet/xorbs/aa/bb/no-digests") == data
+    assert case.physical() == [case.stored_as("xet/xorbs/aa/bb/no-digests")]
+
+
+def test_writer_without_digests_enforces_max_size(case: StoreCase) -> None:
+    writer = case.store.writer(max_size=100_000, digests=False)
+    writer.write(os.urandom(60_000))
+    with pytest.raises(PayloadTooLargeError):
+        writer.write(os.urandom(60_000))
+    writer.abort()
+    assert case.physical() == []
+
+
+def test_writer_without_digests_aborts_cleanly(case: StoreCase) -> None:
+    writer = case.store.writer(digests=False)
+    writer.write(os.urandom(2 * MiB))
+    writer.abort()
+    assert list(case.store.keys("")) == []
+    assert case.physical() == []
+
+
 def test_nothing_is_visible_before_commit(case: StoreCase) -> None:
     store = case.store
     data = os.urandom(100_000)

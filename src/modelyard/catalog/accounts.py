@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from modelyard.catalog.tables import accounts, members, tokens
 
@@ -117,6 +117,26 @@ def token_by_hash(conn: Connection, token_hash: str) -> Token | None:
     if row is None:
         return None
     return Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+
+
+def token_with_account(conn: Connection, token_hash: str) -> tuple[Token, Account] | None:
+    """A token and its account in one query (every authenticated request asks this)."""
+    row = conn.execute(_TOKEN_WITH_ACCOUNT, {"token_hash": token_hash}).first()
+    if row is None:
+        return None
+    token = Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+    account = Account(row.account_id, row.account_name, row.kind, row.fullname, row.email, bool(row.is_admin),
+                      bool(row.default_private), row.account_created_at)
+    return token, account
+
+
+_TOKEN_WITH_ACCOUNT = (
+    select(tokens, accounts.c.name.label("account_name"), accounts.c.kind, accounts.c.fullname,
+           accounts.c.email, accounts.c.is_admin, accounts.c.default_private,
+           accounts.c.created_at.label("account_created_at"))
+    .join(accounts, accounts.c.id == tokens.c.account_id)
+    .where(tokens.c.token_hash == bindparam("token_hash"))
+)
 
 
 def add_token(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelyard.catalog.tables import refs
@@ -11,8 +11,11 @@ from modelyard.catalog.tables import refs
 def get(conn: Connection, repo_id: int, name: str) -> str | None:
     if "\x00" in name:  # no ref can hold NUL, and PostgreSQL refuses it in a query
         return None
-    row = conn.execute(select(refs.c.target).where(refs.c.repo_id == repo_id, refs.c.name == name)).first()
+    row = conn.execute(_TARGET, {"repo_id": repo_id, "name": name}).first()
     return None if row is None else str(row.target)
+
+
+_TARGET = select(refs.c.target).where(refs.c.repo_id == bindparam("repo_id"), refs.c.name == bindparam("name"))
 
 
 def all_refs(conn: Connection, repo_id: int) -> dict[str, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import repo_lfs_objects, repo_xet_files, repos
@@ -87,10 +87,12 @@ def repo_key(namespace: str, name: str) -> str:
 def get(conn: Connection, repo_type: str, namespace: str, name: str) -> Repo | None:
     if "\x00" in namespace or "\x00" in name:  # never stored; PostgreSQL refuses NUL in a query
         return None
-    row = conn.execute(
-        select(repos).where(repos.c.type == repo_type, repos.c.key == repo_key(namespace, name))
-    ).first()
+    row = conn.execute(_BY_KEY, {"type": repo_type, "key": repo_key(namespace, name)}).first()
     return None if row is None else _repo(row)
+
+
+# Built once: every request looks a repo up, and building the statement costs more than running it.
+_BY_KEY = select(repos).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
 
 def get_by_id(conn: Connection, repo_id: int) -> Repo | None:

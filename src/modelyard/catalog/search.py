@@ -82,11 +82,15 @@ def set_search_text(
         conn.execute(text("INSERT INTO repo_fts (rowid, name, body) VALUES (:id, :name, :body)"),
                      {"id": repo_id, "name": name, "body": body})
     else:
+        # Lexemes are the same \w+ tokens the query side makes (PostgreSQL's own parser reads
+        # "1e84ba" as a number and "r-x-0" as a hyphenated word, which searches would miss).
         conn.execute(
-            text("UPDATE repos SET search_vector = setweight(to_tsvector('simple', :name), 'A') || "
-                 "setweight(to_tsvector('simple', :body), 'B') || "
+            text("UPDATE repos SET search_vector = setweight(array_to_tsvector(CAST(:name AS text[])), 'A') || "
+                 "setweight(array_to_tsvector(CAST(:body AS text[])), 'B') || "
                  "setweight(array_to_tsvector(CAST(:tags AS text[])), 'D') WHERE id = :id"),
-            {"id": repo_id, "name": name, "body": body[:200_000], "tags": [TAG_LEXEME + t for t in tags or []]},
+            {"id": repo_id, "name": sorted(set(search_tokens([name]))),
+             "body": sorted(set(search_tokens([body[:200_000]])) - set(search_tokens([name]))),
+             "tags": [TAG_LEXEME + t for t in tags or []]},
         )
 
 
@@ -140,19 +144,18 @@ def _conditions(db: Database, q: SearchQuery) -> list[ColumnElement[bool]]:
         conds.append(repos.c.id.in_(text("SELECT rowid FROM repo_fts WHERE repo_fts MATCH :m").bindparams(m=match)))
     elif (tokens or tag_filters) and not db.is_sqlite:
         # One tsquery for words and tags: GIN intersects the posting lists in one index scan.
-        words = [t + (":*" if len(t) >= PREFIX_MIN else "") for t in tokens]
-        lexemes = ["'" + (TAG_LEXEME + tag).replace("\\", "\\\\").replace("'", "''") + "'" for tag in tag_filters]
-        parts, binds = [], {}
-        if words:
-            parts.append("to_tsquery('simple', :w)")
-            binds["w"] = " & ".join(words)
-        if lexemes:
-            parts.append("CAST(:t AS tsquery)")
-            binds["t"] = " & ".join(lexemes)
+        def quoted(lexeme: str) -> str:
+            return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+        terms = [quoted(t) + (":*" if len(t) >= PREFIX_MIN else "") for t in tokens]
+        terms += [quoted(TAG_LEXEME + tag) for tag in tag_filters]
         # Materialised first, so the planner looks the matches up in the GIN index instead of
         # walking the sort index and testing every row's vector.
-        match_sql = f"SELECT id FROM repos WHERE search_vector @@ ({' && '.join(parts)})"
-        matches = text(match_sql).bindparams(**binds).columns(id=Integer).cte("matches").prefix_with("MATERIALIZED")
+        match_sql = "SELECT id FROM repos WHERE search_vector @@ CAST(:q AS tsquery)"
+        matches = (
+            text(match_sql).bindparams(q=" & ".join(terms)).columns(id=Integer).cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
         conds.append(repos.c.id.in_(select(matches.c.id)))
         tag_filters = []
     if not tokens and any(s.strip() for s in q.search):

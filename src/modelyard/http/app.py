@@ -157,6 +157,11 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # Few threads: service calls are short, and dozens of threads contending for the
+                # GIL cost more in switching than they gain in overlap.
+                import anyio.to_thread
+
+                anyio.to_thread.current_default_thread_limiter().total_tokens = self.hub.settings.threads
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.hub.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.repos import Repo
@@ -29,7 +31,12 @@ class Principal:
     token_name: str
     token_role: str  # read | write
     token_created_at: object = None
-    orgs: dict[int, tuple[str, str]] = field(default_factory=dict)  # org id -> (name, role)
+    #: Loads ``org id -> (name, role)`` when first needed: most reads (public repos) never ask.
+    load_orgs: Callable[[], dict[int, tuple[str, str]]] = field(default=dict, repr=False, compare=False)
+
+    @cached_property
+    def orgs(self) -> dict[int, tuple[str, str]]:
+        return self.load_orgs()
 
     def org_role(self, account_id: int) -> str | None:
         if account_id == self.account_id:
@@ -51,13 +58,15 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
     if not token:
         return None
     with hub.db.read() as conn:
-        row = accounts_q.token_by_hash(conn, hash_token(token))
-        if row is None or row.revoked_at is not None:
-            raise AuthenticationError("Invalid credentials in Authorization header")
-        account = accounts_q.by_id(conn, row.account_id)
-        if account is None:
-            raise AuthenticationError("Invalid credentials in Authorization header")
-        orgs = accounts_q.org_roles(conn, account.id)
+        found = accounts_q.token_with_account(conn, hash_token(token))
+    if found is None or found[0].revoked_at is not None:
+        raise AuthenticationError("Invalid credentials in Authorization header")
+    row, account = found
+
+    def load_orgs() -> dict[int, tuple[str, str]]:
+        with hub.db.read() as conn:
+            return accounts_q.org_roles(conn, account.id)
+
     now = time.monotonic()
     if now - _last_touch.get(row.id, 0.0) > _TOUCH_INTERVAL:
         _last_touch[row.id] = now
@@ -72,7 +81,7 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
         token_name=row.name,
         token_role=row.role,
         token_created_at=row.created_at,
-        orgs=orgs,
+        load_orgs=load_orgs,
     )
 
 
@@ -125,4 +134,4 @@ def principal_for(hub: Hub, user: str) -> Principal:
             raise NotFoundError(f"No user named {user!r}")
         orgs = accounts_q.org_roles(conn, account.id)
     return Principal(account.id, account.name, account.fullname, account.email, account.is_admin,
-                     "cli", "write", None, orgs)
+                     "cli", "write", None, lambda: orgs)

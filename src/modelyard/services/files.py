@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import cast
 
 from dulwich.objects import Blob, Commit
+from sqlalchemy import Connection
 
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
-from modelyard.services.repos import RepoSnapshot, snapshot
+from modelyard.services.repos import RepoSnapshot, find_repo, resolve_revision, snapshot
 from modelyard.services.xet import files_for
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.objects import CommitInfo, ObjectReader, commit_info
@@ -42,11 +43,14 @@ class ResolvedFile:
     inline: bytes | None  # a regular file's bytes (both None: a Xet file, ``entry.xet_hash``)
 
 
-def file_entries(hub: Hub, items: list[TreeEntry], repo_pk: int | None = None) -> list[FileEntry]:
+def file_entries(
+    hub: Hub, items: list[TreeEntry], repo_pk: int | None = None, conn: Connection | None = None
+) -> list[FileEntry]:
+    """Sizes, LFS and Xet facts of tree entries (``conn``: reuse the caller's read transaction)."""
     metas = hub.objects.meta([i.oid for i in items if not i.is_dir])
     xet: dict[str, tuple[str, int]] = {}
     if repo_pk is not None:
-        xet = files_for(hub, repo_pk, [m[1] for m in metas.values() if m[1] is not None])
+        xet = files_for(hub, repo_pk, [m[1] for m in metas.values() if m[1] is not None], conn)
     out = []
     for item in items:
         if item.is_dir:
@@ -74,22 +78,27 @@ def resolve_file(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str,
     count: bool = False,
 ) -> ResolvedFile:
-    """Find a file; ``count`` (a metadata request flagged by the client) may count a download."""
-    snap = snapshot(hub, principal, repo_type, repo_id, revision)
-    commit = snap.commit.oid
+    """Find a file; ``count`` (a metadata request flagged by the client) may count a download.
+
+    The hot path of every download and HEAD: one read transaction, trees from the cache.
+    """
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        commit, _ref = resolve_revision(conn, repo, revision)
+        tree = commit_info(cast(Commit, hub.objects.get(commit))).tree
+        try:
+            validate_path(path)
+        except InvalidInputError as exc:
+            raise EntryNotFoundError(f"Entry not found: {exc.message}", commit=commit) from exc
+        item = lookup(hub.objects, tree, path)
+        entry = file_entries(hub, [item], repo.id, conn)[0] if item is not None and not item.is_dir else None
     if count and counts_as_download(repo_type, path):
         # A load counts whether or not the repo has the file (GGUF-only repos have no config.json).
         from modelyard.services.discovery import count_download
 
-        count_download(hub, snap.repo.id)
-    try:
-        validate_path(path)
-    except InvalidInputError as exc:
-        raise EntryNotFoundError(f"Entry not found: {exc.message}", commit=commit) from exc
-    item = lookup(hub.objects, snap.commit.tree, path)
-    if item is None or item.is_dir:
+        count_download(hub, repo.id)
+    if item is None or entry is None:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
-    entry = file_entries(hub, [item], snap.repo.id)[0]
     if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
         return ResolvedFile(commit, entry, None, None)
     if entry.lfs_sha256 is not None:

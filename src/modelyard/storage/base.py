@@ -31,7 +31,10 @@ class BlobStoreError(HubError):
 
 @dataclass(frozen=True)
 class WrittenBlob:
-    """What a finished writer measured while the bytes streamed through it."""
+    """What a finished writer measured while the bytes streamed through it.
+
+    ``sha256`` and ``md5`` are empty strings when the writer was opened with ``digests=False``.
+    """
 
     sha256: str
     size: int
@@ -48,7 +51,10 @@ class BlobWriter(Protocol):
         """Hash and keep ``data``; raise PayloadTooLargeError as soon as ``max_size`` is passed."""
 
     def digest(self) -> WrittenBlob:
-        """What was written so far (sha256, md5, size), available before ``commit``."""
+        """What was written so far (sha256, md5, size), available before ``commit``.
+
+        Without digests (``writer(digests=False)``) only the size is measured; the hashes are ``""``.
+        """
 
     def commit(self, key: str) -> None:
         """Make the bytes visible under ``key`` (atomically; a no-op if ``key`` exists)."""
@@ -60,7 +66,9 @@ class BlobWriter(Protocol):
 class BlobStore(Protocol):
     """Blobs keyed by strings such as ``lfs/ab/cd/<sha256>``."""
 
-    def writer(self, max_size: int | None = None) -> BlobWriter: ...
+    def writer(self, max_size: int | None = None, digests: bool = True) -> BlobWriter:
+        """A new writer; ``digests=False`` skips sha256 and md5, for blobs whose key already proves
+        their content (Xet xorbs and shards): only the size is counted and ``max_size`` enforced."""
 
     def exists(self, key: str) -> bool: ...
 
@@ -87,20 +95,27 @@ class BlobStore(Protocol):
 class HashingSink:
     """Hashes and counts bytes, enforcing a size limit mid-stream."""
 
-    def __init__(self, max_size: int | None) -> None:
-        self._sha = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False)
+    def __init__(self, max_size: int | None, digests: bool = True) -> None:
+        self._sha = hashlib.sha256() if digests else None
+        self._md5 = hashlib.md5(usedforsecurity=False) if digests else None
         self.size = 0
         self._max = max_size
+
+    @property
+    def hashing(self) -> bool:
+        return self._sha is not None
 
     def update(self, data: bytes) -> None:
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise PayloadTooLargeError(f"Upload exceeds the declared size of {self._max} bytes")
-        self._sha.update(data)
-        self._md5.update(data)
+        if self._sha is not None and self._md5 is not None:
+            self._sha.update(data)
+            self._md5.update(data)
 
     def result(self) -> WrittenBlob:
+        if self._sha is None or self._md5 is None:
+            return WrittenBlob("", self.size, "")
         return WrittenBlob(self._sha.hexdigest(), self.size, self._md5.hexdigest())
 
 

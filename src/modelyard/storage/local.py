@@ -31,17 +31,17 @@ def safe_path(root: Path, key: str) -> Path:
 
 
 class LocalBlobWriter:
-    def __init__(self, root: Path, max_size: int | None) -> None:
+    def __init__(self, root: Path, max_size: int | None, digests: bool = True) -> None:
         self._root = root
         tmp_dir = root / TMP_DIR
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self._tmp = tmp_dir / uuid.uuid4().hex
         self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
-        self._sink = HashingSink(max_size)
+        self._sink = HashingSink(max_size, digests)
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        if len(data) < PARALLEL_WRITE:
+        if len(data) < PARALLEL_WRITE or not self._sink.hashing:
             self._sink.update(data)
             self._file.write(data)
             return
@@ -102,8 +102,8 @@ class LocalBlobStore:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
-    def writer(self, max_size: int | None = None) -> BlobWriter:
-        return LocalBlobWriter(self.root, max_size)
+    def writer(self, max_size: int | None = None, digests: bool = True) -> BlobWriter:
+        return LocalBlobWriter(self.root, max_size, digests)
 
     def _path(self, key: str) -> Path:
         return safe_path(self.root, key)

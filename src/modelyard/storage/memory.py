@@ -10,10 +10,10 @@ from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, W
 
 
 class MemoryBlobWriter:
-    def __init__(self, store: MemoryBlobStore, max_size: int | None) -> None:
+    def __init__(self, store: MemoryBlobStore, max_size: int | None, digests: bool = True) -> None:
         self._store = store
         self._parts: list[bytes] = []
-        self._sink = HashingSink(max_size)
+        self._sink = HashingSink(max_size, digests)
 
     def write(self, data: bytes) -> None:
         self._sink.update(data)
@@ -36,8 +36,8 @@ class MemoryBlobStore:
         self.blobs: dict[str, bytes] = {}
         self.lock = threading.Lock()
 
-    def writer(self, max_size: int | None = None) -> BlobWriter:
-        return MemoryBlobWriter(self, max_size)
+    def writer(self, max_size: int | None = None, digests: bool = True) -> BlobWriter:
+        return MemoryBlobWriter(self, max_size, digests)
 
     def exists(self, key: str) -> bool:
         return key in self.blobs

@@ -52,9 +52,9 @@ def vendor_errors(action: str) -> Iterator[None]:
 class S3BlobWriter:
     """Hashes and spools a blob; ``commit`` uploads it whole, so the bucket never sees a part."""
 
-    def __init__(self, store: S3BlobStore, max_size: int | None) -> None:
+    def __init__(self, store: S3BlobStore, max_size: int | None, digests: bool = True) -> None:
         self._store = store
-        self._sink = HashingSink(max_size)
+        self._sink = HashingSink(max_size, digests)
         self._buffer = bytearray()
         self._file: IO[bytes] | None = None  # a named file once past SPOOL_LIMIT
         self._done = False
@@ -82,7 +82,7 @@ class S3BlobWriter:
             if self._store.exists(key):
                 return  # content-addressed: the bytes there are these bytes
             if self._file is None:
-                self._store.put_small(key, bytes(self._buffer), self._sink.result().md5)
+                self._store.put_small(key, bytes(self._buffer), self._sink.result().md5 or None)
             else:
                 self._file.flush()
                 self._store.put_file(key, Path(self._file.name))
@@ -112,14 +112,14 @@ class S3BlobStore:
     def key(self, key: str) -> str:
         return self.prefix + key
 
-    def writer(self, max_size: int | None = None) -> BlobWriter:
-        return S3BlobWriter(self, max_size)
+    def writer(self, max_size: int | None = None, digests: bool = True) -> BlobWriter:
+        return S3BlobWriter(self, max_size, digests)
 
-    def put_small(self, key: str, data: bytes, md5: str) -> None:
-        """One PUT; Content-MD5 has the server check what arrived against what was hashed."""
-        content_md5 = base64.b64encode(bytes.fromhex(md5)).decode()
+    def put_small(self, key: str, data: bytes, md5: str | None) -> None:
+        """One PUT; Content-MD5 (when hashed) has the server check what arrived against what was hashed."""
+        extra = {} if md5 is None else {"ContentMD5": base64.b64encode(bytes.fromhex(md5)).decode()}
         with vendor_errors("upload"):
-            self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data, ContentMD5=content_md5)
+            self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data, **extra)
 
     def put_file(self, key: str, path: Path) -> None:
         """Upload a spooled file, in parts when large; parts are read from disk as they go."""

@@ -6,12 +6,14 @@ URLs sign themselves. Answers are never compressed (the client sends no Accept-E
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Iterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from modelyard.errors import NotFoundError, PayloadTooLargeError
+from modelyard.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import API_REPO, json_response, repo_id, repo_type
 from modelyard.http.routes.files import _stream
@@ -54,12 +56,92 @@ async def _body(ctx: Ctx, limit: int, what: str) -> bytearray:
     return body
 
 
+#: Xorb bodies are received into at most this many reused buffers per process (receiving and
+#: validating/storing overlap with two); a fresh 64 MiB buffer costs a page fault per 4 KiB,
+#: several times the copy itself. So up to 2 x MAX_XORB_BODY stays with a process that has
+#: received xorbs.
+KEEP_BUFFERS = 2
+#: An upload waits at most this long for a reused buffer, then gets a fresh one (so a client that
+#: trickles a body cannot hold the others back).
+BUFFER_WAIT = 2.0
+
+
+class _Buffers:
+    """The reused xorb buffers of one event loop (only that loop's thread touches them)."""
+
+    def __init__(self) -> None:
+        self.slots = asyncio.Semaphore(KEEP_BUFFERS)
+        self.free: list[bytearray] = []
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Buffers] = weakref.WeakKeyDictionary()
+
+
+async def _take(size: int, limit: int) -> tuple[bytearray, _Buffers | None]:
+    """A buffer of at least ``size`` bytes, and the pool it must go back to (None: a fresh one)."""
+    pool = _POOLS.setdefault(asyncio.get_running_loop(), _Buffers())
+    try:
+        await asyncio.wait_for(pool.slots.acquire(), BUFFER_WAIT)
+    except TimeoutError:
+        return bytearray(size), None
+    fits = [b for b in pool.free if len(b) >= size]
+    if not fits:  # with room to spare, so that the next, slightly larger xorb fits too
+        return bytearray(min(limit, size + size // 8)), pool
+    buf = min(fits, key=len)
+    pool.free.remove(buf)
+    return buf, pool
+
+
+def _give(buf: bytearray, pool: _Buffers | None) -> None:
+    if pool is None:
+        return
+    pool.free.append(buf)
+    if len(pool.free) > KEEP_BUFFERS:
+        pool.free.remove(min(pool.free, key=len))
+    pool.slots.release()
+
+
+async def _pooled_body(ctx: Ctx, limit: int, what: str) -> tuple[bytearray, int, _Buffers | None] | None:
+    """The body read into a reused buffer when Content-Length declares its size: (buffer, length, pool)."""
+    declared = ctx.request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        return None
+    size = int(declared)
+    if size > limit:
+        raise PayloadTooLargeError(f"A {what} may hold at most {limit} bytes")
+    buf, pool = await _take(size, limit)
+    pos = 0
+    try:
+        with memoryview(buf) as view:
+            async for chunk in ctx.request.stream():
+                if pos + len(chunk) > size:
+                    raise InvalidInputError(f"The {what} body is longer than its Content-Length")
+                view[pos : pos + len(chunk)] = chunk
+                pos += len(chunk)
+    except BaseException:
+        _give(buf, pool)
+        raise
+    return buf, pos, pool
+
+
 async def upload_xorb(ctx: Ctx) -> Response:
     repo_pk = await _scope(ctx, write=True)
-    body = await _body(ctx, MAX_XORB_BODY, "xorb")
-    inserted = await run_in_threadpool(
-        xet_svc.upload_xorb, ctx.hub, repo_pk, ctx.params["prefix"], ctx.params["hash"], body
-    )
+    pooled = await _pooled_body(ctx, MAX_XORB_BODY, "xorb")
+    if pooled is None:
+        body = await _body(ctx, MAX_XORB_BODY, "xorb")
+        inserted = await run_in_threadpool(
+            xet_svc.upload_xorb, ctx.hub, repo_pk, ctx.params["prefix"], ctx.params["hash"], body
+        )
+        return json_response({"was_inserted": inserted})
+    buf, size, pool = pooled
+    try:
+        with memoryview(buf) as whole, whole[:size] as view:
+            # The service keeps no reference to the body once it returns (stores copy or write it).
+            inserted = await run_in_threadpool(
+                xet_svc.upload_xorb, ctx.hub, repo_pk, ctx.params["prefix"], ctx.params["hash"], view
+            )
+    finally:
+        _give(buf, pool)
     return json_response({"was_inserted": inserted})
 
 
