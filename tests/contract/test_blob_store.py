@@ -106,7 +106,6 @@ def test_writer_hashes_while_streaming(store: BlobStore) -> None:
         writer.write(data[i : i + 7_001])
     written = writer.digest()
     assert written.sha256 == hashlib.sha256(data).hexdigest()
-    assert written.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
     assert written.size == len(data)
     writer.abort()
 
@@ -114,22 +113,22 @@ def test_writer_hashes_while_streaming(store: BlobStore) -> None:
 def test_empty_writer_digest_is_that_of_no_bytes(store: BlobStore) -> None:
     writer = store.writer()
     written = writer.digest()
-    assert (written.sha256, written.md5, written.size) == (
-        hashlib.sha256(b"").hexdigest(), hashlib.md5(b"", usedforsecurity=False).hexdigest(), 0,
+    assert (written.sha256, written.size) == (
+        hashlib.sha256(b"").hexdigest(), 0,
     )
     writer.abort()
 
 
 @pytest.mark.parametrize("size", [0, 100_000, 3 * MiB])  # 3 MiB: past the local store's parallel write
 def test_writer_without_digests_counts_and_stores_the_bytes(case: StoreCase, size: int) -> None:
-    """``digests=False`` (Xet xorbs and shards): no sha256/md5, but the same size and the same blob."""
+    """``digests=False`` (Xet xorbs and shards): no sha256, but the same size and the same blob."""
     store = case.store
     data = os.urandom(size)
     writer = store.writer(digests=False)
     for i in range(0, len(data), MiB + 7):
         writer.write(data[i : i + MiB + 7])
     written = writer.digest()
-    assert (written.sha256, written.md5, written.size) == ("", "", size)
+    assert (written.sha256, written.size) == ("", size)
     assert case.stored_as("xet/xorbs/aa/bb/no-digests") not in case.physical()
     writer.commit("xet/xorbs/aa/bb/no-digests")
     assert store.size("xet/xorbs/aa/bb/no-digests") == size

@@ -183,11 +183,11 @@ def complete_multipart(hub: Hub, token: str, body: dict[str, Any]) -> None:
             key = part_key(upload_id, int(part["partNumber"]))
             if not hub.blobs.exists(key):
                 raise InvalidInputError(f"Part {part['partNumber']} was never uploaded")
-            md5 = hashlib.md5(usedforsecurity=False)
+            part_sha = hashlib.sha256()  # a part's ETag is the sha256 of its bytes
             for data in hub.blobs.read(key):
-                md5.update(data)
+                part_sha.update(data)
                 writer.write(data)
-            if str(part.get("etag", "")).strip('"') != md5.hexdigest():
+            if str(part.get("etag", "")).strip('"') != part_sha.hexdigest():
                 raise InvalidInputError(f"ETag mismatch for part {part['partNumber']}")
     except Exception:
         writer.abort()

@@ -33,12 +33,12 @@ class BlobStoreError(HubError):
 class WrittenBlob:
     """What a finished writer measured while the bytes streamed through it.
 
-    ``sha256`` and ``md5`` are empty strings when the writer was opened with ``digests=False``.
+    ``sha256`` is an empty string when the writer was opened with ``digests=False``. (No md5:
+    nothing needs it, and it cost more CPU than the sha256 on every upload.)
     """
 
     sha256: str
     size: int
-    md5: str
 
 
 class BlobWriter(Protocol):
@@ -51,7 +51,7 @@ class BlobWriter(Protocol):
         """Hash and keep ``data``; raise PayloadTooLargeError as soon as ``max_size`` is passed."""
 
     def digest(self) -> WrittenBlob:
-        """What was written so far (sha256, md5, size), available before ``commit``.
+        """What was written so far (sha256, size), available before ``commit``.
 
         Without digests (``writer(digests=False)``) only the size is measured; the hashes are ``""``.
         """
@@ -67,7 +67,7 @@ class BlobStore(Protocol):
     """Blobs keyed by strings such as ``lfs/ab/cd/<sha256>``."""
 
     def writer(self, max_size: int | None = None, digests: bool = True) -> BlobWriter:
-        """A new writer; ``digests=False`` skips sha256 and md5, for blobs whose key already proves
+        """A new writer; ``digests=False`` skips the sha256, for blobs whose key already proves
         their content (Xet xorbs and shards): only the size is counted and ``max_size`` enforced."""
 
     def exists(self, key: str) -> bool: ...
@@ -97,7 +97,6 @@ class HashingSink:
 
     def __init__(self, max_size: int | None, digests: bool = True) -> None:
         self._sha = hashlib.sha256() if digests else None
-        self._md5 = hashlib.md5(usedforsecurity=False) if digests else None
         self.size = 0
         self._max = max_size
 
@@ -109,14 +108,13 @@ class HashingSink:
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise PayloadTooLargeError(f"Upload exceeds the declared size of {self._max} bytes")
-        if self._sha is not None and self._md5 is not None:
+        if self._sha is not None:
             self._sha.update(data)
-            self._md5.update(data)
 
     def result(self) -> WrittenBlob:
-        if self._sha is None or self._md5 is None:
-            return WrittenBlob("", self.size, "")
-        return WrittenBlob(self._sha.hexdigest(), self.size, self._md5.hexdigest())
+        if self._sha is None:
+            return WrittenBlob("", self.size)
+        return WrittenBlob(self._sha.hexdigest(), self.size)
 
 
 def lfs_key(sha256: str) -> str:

@@ -9,7 +9,6 @@ a window past the end as no bytes, and anything else as BlobStoreError.
 
 from __future__ import annotations
 
-import base64
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,7 +81,7 @@ class S3BlobWriter:
             if self._store.exists(key):
                 return  # content-addressed: the bytes there are these bytes
             if self._file is None:
-                self._store.put_small(key, bytes(self._buffer), self._sink.result().md5 or None)
+                self._store.put_small(key, bytes(self._buffer))
             else:
                 self._file.flush()
                 self._store.put_file(key, Path(self._file.name))
@@ -115,11 +114,10 @@ class S3BlobStore:
     def writer(self, max_size: int | None = None, digests: bool = True) -> BlobWriter:
         return S3BlobWriter(self, max_size, digests)
 
-    def put_small(self, key: str, data: bytes, md5: str | None) -> None:
-        """One PUT; Content-MD5 (when hashed) has the server check what arrived against what was hashed."""
-        extra = {} if md5 is None else {"ContentMD5": base64.b64encode(bytes.fromhex(md5)).decode()}
+    def put_small(self, key: str, data: bytes) -> None:
+        """One PUT (botocore adds its own checksum of the body)."""
         with vendor_errors("upload"):
-            self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data, **extra)
+            self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data)
 
     def put_file(self, key: str, path: Path) -> None:
         """Upload a spooled file, in parts when large; parts are read from disk as they go."""

@@ -94,7 +94,7 @@ async def upload_part(ctx: Ctx) -> Response:
 
         raise InvalidInputError(f"Part {part} must be {expected} bytes, got {written.size}")
     await run_in_threadpool(writer.commit, lfs_svc.part_key(upload_id, part))
-    return Response(b"", status_code=200, headers={"ETag": f'"{written.md5}"'})
+    return Response(b"", status_code=200, headers={"ETag": f'"{written.sha256}"'})
 
 
 async def complete(ctx: Ctx) -> Response:
