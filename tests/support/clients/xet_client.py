@@ -15,20 +15,7 @@ import sys
 import time
 from typing import Any
 
-
-def record_requests() -> list[tuple[str, str]]:
-    import httpx2
-
-    log: list[tuple[str, str]] = []
-    original = httpx2.Client.send
-
-    def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        log.append((request.method, str(request.url)))
-        return original(self, request, *args, **kwargs)
-
-    httpx2.Client.send = send  # type: ignore[method-assign]
-    return log
-
+from minilm import record_requests  # the sibling script (this folder is on sys.path when run)
 
 METRICS = ("total_bytes", "deduped_bytes", "new_bytes", "deduped_bytes_by_global_dedup", "xorb_bytes_uploaded",
            "shard_bytes_uploaded", "total_bytes_uploaded")
