@@ -23,6 +23,7 @@ import psycopg
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 
 from modelyard.http.routes.lfs import WRITE_BATCH
+from modelyard.storage.local import STAGING
 from tests.support.server import TOKENS, LiveServer
 
 MiB = 1024 * 1024
@@ -126,8 +127,9 @@ def test_kill9_mid_lfs_upload_leaves_no_partial_object(running_server: LiveServe
     api = HfApi(endpoint=server.url, token=TOKENS["alice"])
     repo_id = f"alice/crash-lfs-{server.backend}"
     api.create_repo(repo_id)
-    # More than one server-side write batch before the gate, so bytes reach the disk mid-body.
-    before_gate = WRITE_BATCH + MiB
+    # More than one server-side write batch (and more than the local store's staging buffer)
+    # before the gate, so bytes reach the disk mid-body.
+    before_gate = max(WRITE_BATCH, STAGING) + MiB
     data = b"\x00" + random.Random(7).randbytes(before_gate + 2 * MiB)
     oid = hashlib.sha256(data).hexdigest()
 
