@@ -81,9 +81,11 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     for key, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"MODELYARD_{key.upper()}"] = str(value)
+    from modelyard.http.protocol import BufferedHttpToolsProtocol
+
     uvicorn.run(
         "modelyard.http.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, log_level="warning", http="httptools", loop="uvloop",
+        workers=settings.workers, log_level="warning", http=BufferedHttpToolsProtocol, loop="uvloop",
         timeout_keep_alive=30, access_log=False,
     )
 
