@@ -136,6 +136,35 @@ def test_writer_without_digests_counts_and_stores_the_bytes(case: StoreCase, siz
     assert case.physical() == [case.stored_as("xet/xorbs/aa/bb/no-digests")]
 
 
+def test_writer_keeps_what_it_was_given_when_the_caller_reuses_its_buffer(case: StoreCase) -> None:
+    """The local store writes large buffers to disk later, on its own thread: it must not see later changes."""
+    buffer = bytearray(2 * MiB)
+    expected = hashlib.sha256()
+    writer = case.store.writer()
+    for i in range(12):
+        buffer[:] = os.urandom(2 * MiB)
+        expected.update(buffer)
+        writer.write(buffer)  # type: ignore[arg-type]  # callers do pass bytearrays (Xet)
+        writer.write(memoryview(buffer)[: MiB + i])
+        expected.update(buffer[: MiB + i])
+    written = writer.digest()
+    assert written.sha256 == expected.hexdigest()
+    writer.commit(lfs_key(written.sha256))
+    assert hashlib.sha256(read_all(case.store, lfs_key(written.sha256))).hexdigest() == written.sha256
+
+
+def test_abort_with_large_writes_in_flight_leaves_nothing(case: StoreCase) -> None:
+    import threading
+
+    threads = threading.active_count()
+    writer = case.store.writer()
+    for _ in range(20):
+        writer.write(os.urandom(MiB))
+    writer.abort()
+    assert case.physical() == []
+    assert threading.active_count() == threads  # the local store's disk thread is gone
+
+
 def test_writer_without_digests_enforces_max_size(case: StoreCase) -> None:
     writer = case.store.writer(max_size=100_000, digests=False)
     writer.write(os.urandom(60_000))
@@ -383,3 +412,22 @@ def test_s3_missing_bucket_is_a_store_error(moto: MotoServer) -> None:
     with pytest.raises(BlobStoreError):
         list(store.keys(""))
     assert "no-such-bucket-here" not in moto.bucket_names(), "the store never creates buckets"
+
+
+def test_local_disk_write_failure_is_raised_and_nothing_is_stored(tmp_path: Path) -> None:
+    """A write that fails on the local store's disk thread surfaces at a later write or the commit."""
+    case = _local(tmp_path)
+    writer = case.store.writer()
+    writer.write(os.urandom(2 * MiB))  # starts the disk thread
+    tmp_file = writer._file  # type: ignore[attr-defined]
+    real_fd = tmp_file._fd
+    tmp_file._fd = os.open(tmp_path / "read-only", os.O_RDONLY | os.O_CREAT)  # writes now fail (EBADF)
+    try:
+        with pytest.raises(OSError):
+            for _ in range(16):  # past the staging buffer and the queue: a write hits the bad fd
+                writer.write(os.urandom(2 * MiB))
+            writer.commit("blobs/failed")
+        writer.abort()  # what every caller does when a write raises
+    finally:
+        os.close(real_fd)
+    assert case.physical() == []

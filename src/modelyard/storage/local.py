@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
+import queue
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +17,10 @@ from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, W
 READ_CHUNK = 1024 * 1024
 #: Bytes per memory map in ``read_mapped``: few thread hops per GiB, little resident memory.
 MAP_WINDOW = 8 * 1024 * 1024
-#: Writes at least this large hash and copy to disk in two threads at once.
+#: Once a writer gets a write this large, it hashes and writes to disk in two threads.
 PARALLEL_WRITE = 1024 * 1024
+#: Buffers queued for a writer's disk thread beyond the one being written.
+DISK_QUEUE = 8
 _MAP_POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the pages in at map time
 #: Writers' temporary files live here, beside the blobs so that the final rename stays on one
 #: file system; ``keys`` never lists it.
@@ -106,6 +111,43 @@ class _TmpFile:
             self._staging = None
 
 
+class _DiskThread:
+    """Writes buffers to a ``_TmpFile`` in order, on its own thread, a bounded queue behind.
+
+    The caller hashes while this thread writes, so the two run side by side without waiting for
+    each other on every buffer: O_DIRECT writes happen in whole staging buffers (every other
+    4 MiB upload batch), and joining per batch would make each batch as slow as the slower of
+    the two. A failed write is raised to the caller at its next ``put`` or at ``close``.
+    """
+
+    def __init__(self, file: _TmpFile) -> None:
+        self._file = file
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DISK_QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="blob-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._file.write(data)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def close(self) -> None:
+        """Wait until everything queued is written; raise the first write error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class LocalBlobWriter:
     def __init__(self, root: Path, max_size: int | None, digests: bool = True) -> None:
         self._root = root
@@ -114,31 +156,29 @@ class LocalBlobWriter:
         self._tmp = tmp_dir / uuid.uuid4().hex
         self._file = _TmpFile(self._tmp)
         self._sink = HashingSink(max_size, digests)
+        self._disk: _DiskThread | None = None
+        self._finalizer: weakref.finalize[[], LocalBlobWriter] | None = None
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        if len(data) < PARALLEL_WRITE or not self._sink.hashing:
-            self._sink.update(data)
+        # The size limit is checked (and the bytes hashed) before anything is queued for disk.
+        self._sink.update(data)
+        if self._disk is None and len(data) >= PARALLEL_WRITE and self._sink.hashing:
+            # Hashing and the write to disk take comparable time and both release the GIL.
+            self._disk = _DiskThread(self._file)
+            self._finalizer = weakref.finalize(self, self._disk.close)  # a writer dropped unfinished
+        if self._disk is not None:
+            # Queued bytes are written later: a caller's reusable buffer is copied first.
+            self._disk.put(data if isinstance(data, bytes) else bytes(data))
+        else:
             self._file.write(data)
-            return
-        # Hashing and the write to disk take comparable time and both release the GIL: run them
-        # side by side.
-        failed: list[BaseException] = []
 
-        def copy() -> None:
-            try:
-                self._file.write(data)
-            except BaseException as exc:  # re-raised in the calling thread
-                failed.append(exc)
-
-        copier = threading.Thread(target=copy, name="blob-write")
-        copier.start()
-        try:
-            self._sink.update(data)
-        finally:
-            copier.join()
-        if failed:
-            raise failed[0]
+    def _drain(self) -> None:
+        if self._disk is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            disk, self._disk = self._disk, None
+            disk.close()
 
     def digest(self) -> WrittenBlob:
         return self._sink.result()
@@ -150,6 +190,7 @@ class LocalBlobWriter:
             self.abort()
             raise
         try:
+            self._drain()
             self._file.finish()
         except BaseException:
             self.abort()
@@ -169,6 +210,8 @@ class LocalBlobWriter:
 
     def abort(self) -> None:
         if not self._closed:
+            with contextlib.suppress(Exception):  # the write error, if any, is not ours to raise
+                self._drain()
             self._file.close()
             self._closed = True
         self._tmp.unlink(missing_ok=True)

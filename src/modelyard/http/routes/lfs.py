@@ -14,7 +14,9 @@ from modelyard.services import lfs as lfs_svc
 from modelyard.storage.base import BlobWriter
 
 LFS_JSON = "application/vnd.git-lfs+json"
-WRITE_BATCH = 4 * 1024 * 1024
+#: Body bytes handed to a worker thread at a time: few thread hops per GiB (each costs more
+#: than hashing a MiB), two batches held per upload.
+WRITE_BATCH = 16 * 1024 * 1024
 
 
 async def batch(ctx: Ctx) -> Response:
@@ -40,28 +42,36 @@ async def verify(ctx: Ctx) -> Response:
     return json_response({"message": "ok"}, media_type=LFS_JSON)
 
 
-async def _receive_into(ctx: Ctx, writer: BlobWriter) -> None:
-    """Stream the request body into ``writer`` in 4 MiB writes; abort it on any failure.
+def _write_pieces(writer: BlobWriter, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        writer.write(piece)
 
-    One write (hashing and disk, in a worker thread) runs while the next batch is received, so
-    the socket is not left idle while a batch is hashed; at most two batches are held.
+
+async def _receive_into(ctx: Ctx, writer: BlobWriter) -> None:
+    """Stream the request body into ``writer`` in ``WRITE_BATCH`` batches; abort it on any failure.
+
+    One batch is hashed and written (in a worker thread; the pieces as received, not joined)
+    while the next is received, so the socket is not left idle meanwhile; at most two batches
+    are held.
     """
     pending: list[bytes] = []
     pending_size = 0
     writing: asyncio.Task[None] | None = None
     try:
         async for chunk in ctx.request.stream():
+            if not chunk:
+                continue
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= WRITE_BATCH:
                 if writing is not None:
                     await writing
-                writing = asyncio.ensure_future(run_in_threadpool(writer.write, b"".join(pending)))
+                writing = asyncio.ensure_future(run_in_threadpool(_write_pieces, writer, pending))
                 pending, pending_size = [], 0
         if writing is not None:
             await writing
         if pending:
-            await run_in_threadpool(writer.write, b"".join(pending))
+            await run_in_threadpool(_write_pieces, writer, pending)
     except BaseException:
         if writing is not None:
             # A thread cannot be interrupted: let its write finish before the file goes away.
