@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from huggingface_hub import HfApi
 
 from modelyard.services.xet import xorb_key
@@ -43,16 +42,6 @@ def claims(token: str) -> dict[str, object]:
     body = token.split(".", 1)[0]
     decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     return decoded
-
-
-@pytest.fixture
-def repo(api: HfApi, repo_name: str) -> str:
-    return api.create_repo(repo_name).repo_id
-
-
-@pytest.fixture
-def cas(server: LiveServer, repo: str) -> Cas:
-    return Cas(server, cas_token(server, repo, "write", TOKENS["alice"]))
 
 
 def test_token_routes_check_access(server: LiveServer, api: HfApi, repo: str, repo_name: str) -> None:

@@ -12,8 +12,9 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +60,11 @@ DEDUP_MAX_XORBS = 64
 DEDUP_RELATED_FILES = 8
 #: Bytes of a stored xorb read at once when reconstructing a file on the server.
 READ_WINDOW = 8 * 1024 * 1024
+#: Upload scopes (repos) whose xorbs this process hashes in arrival order (``_Chain``), the most
+#: xorbs one chain follows (256 GiB), and how long an idle chain is kept.
+CHAIN_SCOPES = 32
+CHAIN_MAX_XORBS = 4096
+CHAIN_IDLE = 600.0
 
 
 def xorb_key(xorb_hash: str) -> str:
@@ -139,6 +145,78 @@ def indexes_for(conn: Connection, terms: Sequence[Term]) -> dict[bytes, XorbInde
     return out
 
 
+# -- sha256 of new files, computed while their xorbs arrive ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Link:
+    xorb: bytes
+    chunks: int
+    digest: Any  # hashlib's sha256 state after this xorb's data
+
+
+class _Chain:
+    """The sha256 of one repo's uploaded xorbs, in the order they were validated (a cache).
+
+    A shard only arrives after all its xorbs, and checking the sha256 each new file declares then
+    means reading the whole file back from storage (about 1 s per GiB here). But ``hf_xet`` packs
+    a new file's chunks into xorbs in file order and uploads them roughly in that order, so the
+    server hashes each validated xorb's data as it arrives, keeping the state after each one.
+    At the shard, a file whose terms are whole xorbs in the chain's order from its start gets its
+    sha256 from the chain; where the order first differs (say two xorbs finished out of order),
+    hashing resumes from the state there and reads only the rest from storage. Nothing here is
+    trusted beyond what was hashed: a file that does not match from the first xorb is read back
+    in full. The chain lives in this process only; another worker or server just reads back.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.links: list[_Link] = []
+        self.digest = hashlib.sha256()
+        self.used = time.monotonic()
+
+
+_chains: OrderedDict[int, _Chain] = OrderedDict()
+_chains_lock = threading.Lock()
+
+
+def _chain(repo_pk: int, create: bool) -> _Chain | None:
+    with _chains_lock:
+        now = time.monotonic()
+        for stale in [k for k, c in _chains.items() if now - c.used > CHAIN_IDLE]:
+            del _chains[stale]
+        chain = _chains.get(repo_pk)
+        if chain is None and create:
+            chain = _chains[repo_pk] = _Chain()
+            while len(_chains) > CHAIN_SCOPES:
+                _chains.popitem(last=False)
+        if chain is not None:
+            chain.used = now
+            _chains.move_to_end(repo_pk)
+        return chain
+
+
+def _drop_chain(repo_pk: int) -> None:
+    with _chains_lock:
+        _chains.pop(repo_pk, None)
+
+
+def _extend_chain(repo_pk: int, xorb: bytes, index: XorbIndex, body: bytes | bytearray | memoryview) -> None:
+    """Hash a validated xorb's data onto its repo's chain."""
+    chain = _chain(repo_pk, create=True)
+    assert chain is not None
+    with chain.lock:
+        if len(chain.links) >= CHAIN_MAX_XORBS:
+            return
+        try:
+            for piece in iter_chunks(memoryview(body)):
+                chain.digest.update(piece)
+        except BaseException:
+            chain.links, chain.digest = [], hashlib.sha256()  # never leave a half-hashed xorb behind
+            raise
+        chain.links.append(_Link(xorb, len(index.chunks), chain.digest.copy()))
+
+
 def upload_xorb(
     hub: Hub, repo_pk: int, prefix: str, xorb_hash: str, body: bytes | bytearray | memoryview
 ) -> bool:
@@ -150,6 +228,7 @@ def upload_xorb(
         if xet_q.has_xorb(conn, name):
             return False
     index = parse_xorb(body, claimed)  # raises before anything is stored
+    _extend_chain(repo_pk, claimed, index, body)
     dedup = [hash_to_str(c.hash) for c in index.chunks if modulo(c.hash, DEDUP_MODULUS) == 0]
     key = xorb_key(name)
     _write_blob(hub, key, body)
@@ -184,8 +263,11 @@ def _write_blob(hub: Hub, key: str, body: bytes | bytearray | memoryview) -> Non
 def upload_shard(hub: Hub, repo_pk: int, body: bytes | bytearray) -> int:
     """Validate a shard against the stored xorbs, verify each new file's sha256, and record it.
 
-    Returns 1 when the shard is new, 0 when the same shard was uploaded before.
+    Returns 1 when the shard is new, 0 when the same shard was uploaded before. The repo's xorb
+    chain (see ``_Chain``) is used for the sha256 checks and then dropped: the upload is over.
     """
+    chain = _chain(repo_pk, create=False)
+    _drop_chain(repo_pk)
     shard = parse_shard(body)
     needed = {t.xorb for f in shard.files for t in f.terms} | {x.hash for x in shard.xorbs}
     with hub.db.read() as conn:
@@ -217,7 +299,7 @@ def upload_shard(hub: Hub, repo_pk: int, body: bytes | bytearray) -> int:
             if existing.sha256 != f.sha256:
                 raise ShardFormatError(f"File {f.hash} has sha256 {existing.sha256}, the shard claims {f.sha256}")
             continue
-        actual = _sha256_of(hub, f)
+        actual = _sha256_of(hub, f, chain)
         if actual != f.sha256:
             raise ShardFormatError(f"File {f.hash} reconstructs to sha256 {actual}, the shard claims {f.sha256}")
     shard_hash = hashlib.sha256(body).hexdigest()
@@ -253,10 +335,28 @@ def _check_xorb_record(record: XorbRecord, index: XorbIndex) -> None:
         offset += chunk.size
 
 
-def _sha256_of(hub: Hub, f: StoredFile) -> str:
+def _sha256_of(hub: Hub, f: StoredFile, chain: _Chain | None = None) -> str:
     """The sha256 of the rebuilt file: one thread reads and decodes windows, another hashes them
-    in order (hashlib releases the GIL), at most two windows ahead."""
-    digest = hashlib.sha256()
+    in order (hashlib releases the GIL), at most two windows ahead.
+
+    With a ``chain``, the longest run of whole xorbs it hashed that starts the file is not read
+    again: hashing resumes from the chain's state after that run.
+    """
+    digest, start = hashlib.sha256(), 0
+    if chain is not None:
+        with chain.lock:
+            links = list(chain.links)
+        terms = unpack_terms(f.terms)
+        matched = 0
+        for term, link in zip(terms, links, strict=False):
+            if term.xorb != link.xorb or term.start != 0 or term.end != link.chunks:
+                break
+            matched += 1
+        if matched:
+            digest = links[matched - 1].digest.copy()
+            start = sum(t.size for t in terms[:matched])
+    if start >= f.size:
+        return digest.hexdigest()
 
     def update(pieces: list[bytes | memoryview]) -> None:
         for piece in pieces:
@@ -264,7 +364,7 @@ def _sha256_of(hub: Hub, f: StoredFile) -> str:
 
     with ThreadPoolExecutor(1, thread_name_prefix="xet-sha256") as hasher:  # one thread: in order
         pending: deque[Future[None]] = deque()
-        for pieces in _read_pieces(hub, f, 0, f.size):
+        for pieces in _read_pieces(hub, f, start, f.size):
             if len(pending) >= 2:
                 pending.popleft().result()
             pending.append(hasher.submit(update, pieces))

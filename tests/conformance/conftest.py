@@ -1,0 +1,19 @@
+"""Fixtures shared by the Xet conformance modules: a fresh repo of alice's and a CAS write client for it."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import HfApi
+
+from tests.support.server import TOKENS, LiveServer
+from tests.support.xet import Cas, cas_token
+
+
+@pytest.fixture
+def repo(api: HfApi, repo_name: str) -> str:
+    return api.create_repo(repo_name).repo_id
+
+
+@pytest.fixture
+def cas(server: LiveServer, repo: str) -> Cas:
+    return Cas(server, cas_token(server, repo, "write", TOKENS["alice"]))
