@@ -226,6 +226,12 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def server_cpu(hub: Hub) -> float:
+    """CPU seconds (user + system) the hub's server process tree has used so far (live processes)."""
+    assert hub.live.proc is not None, "the server is not running"
+    return _tree_cpu([hub.live.proc.pid], fields=(11, 13))
+
+
 class RssSampler:
     """Samples a process tree's RSS in a background thread; ``phase`` labels what happens now."""
 
@@ -272,22 +278,29 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / _TICK
 
 
+def _tree_cpu(roots: list[int], fields: tuple[int, int]) -> float:
+    """Clock ticks (as seconds) in ``/proc/PID/stat`` fields ``[a, b)`` (after the name), summed
+    over ``roots`` and all their live descendants."""
+    tree = _children()
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        todo.extend(tree.get(pid, []))
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in stat[fields[0] : fields[1]]) / _TICK
+    return total
+
+
 def _own_seconds() -> float:
     """CPU seconds of this process tree (reaped children included) and of kernel threads.
 
     Kernel threads count as ours: on loopback they mostly carry this benchmark's own packets.
     """
-    tree = _children()
-    total, todo = 0.0, [os.getpid(), 2]  # pid 2 is kthreadd, the parent of all kernel threads
-    while todo:
-        pid = todo.pop()
-        todo.extend(tree.get(pid, []))
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
-    return total
+    # pid 2 is kthreadd, the parent of all kernel threads; fields: utime stime cutime cstime
+    return _tree_cpu([os.getpid(), 2], fields=(11, 15))
 
 
 def wait_quiet(max_wait: float = 20.0, window: float = 1.0) -> float:
