@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from tests.support.server import SEED, TOKENS, LiveServer, postgres_database
+from tests.support.server import TOKENS, LiveServer, seeded_hub
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -28,25 +28,8 @@ BACKENDS = ["sqlite", "postgresql"]
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One seeded server per backend for the whole session; tests use unique repo names."""
-    backend = request.param
-    data_dir = tmp_path_factory.mktemp(f"hub-{backend}")
-    if backend == "sqlite":
-        live = LiveServer(data_dir, None, backend)
-        yield from _run(live)
-    else:
-        with postgres_database() as url:
-            live = LiveServer(data_dir, url, backend)
-            yield from _run(live)
-
-
-def _run(live: LiveServer) -> Iterator[LiveServer]:
-    live.cli("db", "upgrade")
-    live.seed(SEED)
-    live.start()
-    try:
+    with seeded_hub(request.param, tmp_path_factory.mktemp(f"hub-{request.param}")) as hub, hub.running() as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

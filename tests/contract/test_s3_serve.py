@@ -14,7 +14,7 @@ from huggingface_hub import HfApi, hf_hub_download
 
 from modelyard.storage.base import lfs_key
 from tests.support.s3 import AWS_ENV, MotoServer
-from tests.support.server import SEED, TOKENS, LiveServer
+from tests.support.server import TOKENS, LiveServer
 
 PREFIX = "hub/blobs"
 
@@ -31,13 +31,8 @@ def s3_server(moto: MotoServer, bucket: str, tmp_path: Path) -> Iterator[LiveSer
         "MODELYARD_S3_ENDPOINT_URL": moto.url,
         **AWS_ENV,
     })
-    live.cli("db", "upgrade")
-    live.seed(SEED)
-    live.start()
-    try:
+    with live.prepare().running():
         yield live
-    finally:
-        live.stop()
 
 
 def test_upload_download_and_range_through_s3(

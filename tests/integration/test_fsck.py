@@ -22,8 +22,8 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 from sqlalchemy import Engine, create_engine, text
 
-from tests.integration.conftest import BACKENDS, seeded_hub
-from tests.support.server import PG_ADMIN_URL, TOKENS, LiveServer
+from tests.integration.conftest import BACKENDS
+from tests.support.server import PG_ADMIN_URL, TOKENS, LiveServer, seeded_hub
 
 REPO = "alice/fsck-subject"
 WEIGHTS = b"\x00\x01weights" + bytes(range(256)) * 512

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from tests.integration.conftest import seeded_hub
 from tests.support.clients.run import run_client
-from tests.support.server import TOKENS, LiveServer
+from tests.support.server import TOKENS, LiveServer, seeded_hub
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +39,8 @@ def weights(seed: int, changed: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with seeded_hub("sqlite", tmp_path_factory.mktemp("xet-dedup")) as live:
-        live.start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with seeded_hub("sqlite", tmp_path_factory.mktemp("xet-dedup")) as hub, hub.running() as live:
+        yield live
 
 
 def client_env(hub: LiveServer, home: Path) -> dict[str, str]:

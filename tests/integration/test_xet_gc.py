@@ -17,21 +17,17 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from tests.integration.conftest import BACKENDS, seeded_hub
+from tests.integration.conftest import BACKENDS
 from tests.support.clients.run import run_client
-from tests.support.server import TOKENS, LiveServer
+from tests.support.server import TOKENS, LiveServer, seeded_hub
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=BACKENDS)
 def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with seeded_hub(request.param, tmp_path_factory.mktemp(f"xet-gc-{request.param}")) as live:
-        live.start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with seeded_hub(request.param, tmp_path_factory.mktemp(f"xet-gc-{request.param}")) as hub, hub.running() as live:
+        yield live
 
 
 def xorb_files(hub: LiveServer) -> set[Path]:

@@ -104,6 +104,21 @@ class LiveServer:
         path.write_text(json.dumps(spec))
         self.cli("seed", str(path))
 
+    def prepare(self) -> LiveServer:
+        """Migrate the database and seed the test accounts (``SEED``); returns the server, not started."""
+        self.cli("db", "upgrade")
+        self.seed(SEED)
+        return self
+
+    @contextmanager
+    def running(self) -> Iterator[LiveServer]:
+        """Started for the block, stopped after it."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -140,3 +155,13 @@ class LiveServer:
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+@contextmanager
+def seeded_hub(backend: str, data_dir: Path) -> Iterator[LiveServer]:
+    """A migrated, seeded hub on a fresh database (not started): sqlite, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield LiveServer(data_dir, None, "sqlite").prepare()
+    else:
+        with postgres_database() as url:
+            yield LiveServer(data_dir, url, "postgresql").prepare()

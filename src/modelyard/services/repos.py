@@ -193,11 +193,3 @@ def snapshot(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str
         repo = find_repo(conn, principal, repo_type, repo_id)
         oid, _ref = resolve_revision(conn, repo, revision)
     return RepoSnapshot(repo, commit_info(cast(Commit, hub.objects.get(oid))))
-
-
-def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
-    if principal is None:
-        return frozenset()
-    if principal.is_admin:
-        return None
-    return frozenset({principal.account_id, *principal.orgs})

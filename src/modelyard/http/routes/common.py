@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError
@@ -83,3 +85,15 @@ def entry_json(entry: FileEntry, last_commit: CommitInfo | None = None) -> dict[
 
 def link_next(url: str) -> dict[str, str]:
     return {"Link": f'<{url}>; rel="next"'}
+
+
+T = TypeVar("T")
+
+
+async def iterate(pieces: Iterator[T]) -> AsyncIterator[T]:
+    """Drive a blocking iterator of non-empty pieces from the thread pool, one piece per hop."""
+    while True:
+        piece = await run_in_threadpool(next, pieces, None)
+        if piece is None:
+            return
+        yield piece

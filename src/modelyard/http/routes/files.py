@@ -20,6 +20,7 @@ from modelyard.http.routes.common import (
     REV,
     entry_json,
     flag,
+    iterate,
     json_response,
     link_next,
     repo_id,
@@ -60,19 +61,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
+def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
     # Local blobs go out as memory-mapped windows: one copy (page cache -> socket) instead of
     # two, and one thread hop per 8 MiB instead of per 1 MiB.
     chunks: Iterator[bytes | memoryview] = (
         hub.blobs.read_mapped(key, start, end) if isinstance(hub.blobs, LocalBlobStore)
         else hub.blobs.read(key, start, end)
     )
-    sentinel = b""
-    while True:
-        chunk = await run_in_threadpool(next, chunks, sentinel)
-        if not chunk:
-            return
-        yield chunk
+    return iterate(chunks)
 
 
 async def resolve(ctx: Ctx) -> Response:
@@ -113,7 +109,6 @@ async def resolve(ctx: Ctx) -> Response:
     if resolved.inline is not None:
         return Response(resolved.inline[start:end], status_code=status, headers=headers, media_type=media_type)
     if resolved.blob_key is None:  # a Xet file: rebuilt from its xorbs as it streams
-        from modelyard.http.routes.xet import iterate
         from modelyard.services.xet import read_range, stored_file
 
         assert entry.xet_hash is not None

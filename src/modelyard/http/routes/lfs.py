@@ -8,7 +8,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from modelyard.http.app import Ctx, Router
-from modelyard.http.routes.common import PREFIX, REPO, json_body, json_response, repo_id, repo_type, repo_url
+from modelyard.http.routes.common import (
+    PREFIX,
+    REPO,
+    iterate,
+    json_body,
+    json_response,
+    repo_id,
+    repo_type,
+    repo_url,
+)
 from modelyard.http.routes.files import _stream
 from modelyard.services import lfs as lfs_svc
 from modelyard.storage.base import BlobWriter
@@ -116,7 +125,6 @@ async def complete(ctx: Ctx) -> Response:
 async def download(ctx: Ctx) -> Response:
     xet_hash = await run_in_threadpool(lfs_svc.download_xet_file, ctx.hub, ctx.params["token"])
     if xet_hash is not None:  # uploaded through Xet: rebuilt from its xorbs
-        from modelyard.http.routes.xet import iterate
         from modelyard.services.xet import read_range, stored_file
 
         stored = await run_in_threadpool(stored_file, ctx.hub, xet_hash)

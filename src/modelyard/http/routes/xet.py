@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -198,16 +197,6 @@ async def dedup(ctx: Ctx) -> Response:
 async def telemetry(ctx: Ctx) -> Response:
     await ctx.request.body()
     return Response(b"", status_code=200)
-
-
-async def iterate(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Drive a blocking iterator from the thread pool, one piece per hop."""
-    sentinel = b""
-    while True:
-        piece = await run_in_threadpool(next, pieces, sentinel)
-        if not piece:
-            return
-        yield piece
 
 
 def register(router: Router) -> None:
