@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -56,13 +56,69 @@ class Settings(BaseSettings):
     gc_grace_period: int = Field(
         default=24 * 3600, description="gc keeps unreferenced uploads younger than this (seconds)"
     )
+    # -- bounds on what one request may ask for (docs/security.md) --
+    max_json_body: int = Field(default=1 * MB, description="Largest JSON request body (API calls)")
+    max_commit_operations: int = Field(default=100_000, description="Most operations in one commit")
+    max_lfs_file_size: int = Field(
+        default=500 * 1024 * MB, description="Largest file an LFS batch request may declare"
+    )
+    max_batch_objects: int = Field(default=1000, description="Most objects in one LFS batch request")
+    max_multipart_parts: int = Field(
+        default=10_000, description="Most multipart part URLs one LFS batch answer hands out"
+    )
+    heavy_threads: int = Field(
+        default=2, description="Threads per process for CPU-heavy parsing (YAML, large JSON bodies)"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers when no public URL is set "
+        "(default: localhost, 127.0.0.1, ::1 and --host)",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None, description="Hex HMAC key for signed URLs and Xet tokens (same on every server)"
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="File holding the signing key; default <data_dir>/signing.key (0600)"
+    )
+    download_count_period: int = Field(
+        default=3600, description="A client counts at most one download per repo in this many seconds"
+    )
+    tally_interval: float = Field(
+        default=2.0, description="Seconds between folds of download counts and token stamps"
+    )
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # -- what one connection may cost the server (http/protocol.py) --
+    max_header_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Largest request line + header block in bytes (else 431)"
+    )
+    max_headers: int = Field(default=100, gt=0, description="Most header fields per request (else 431)")
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a connection has to send a request's headers (else 408, closed)"
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a request body may stall while the server waits for it (else closed)"
+    )
+    max_connections: int = Field(
+        default=1000, gt=0, description="Open connections per worker process; requests beyond get 503"
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'modelyard.db').resolve()}"
+
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "signing.key"
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether a ``Host`` header (``name[:port]``) names this server (no public URL set)."""
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.strip("[]").lower()
+        allowed = {h.lower() for h in self.allowed_hosts} or {"localhost", "127.0.0.1", "::1"}
+        if not self.allowed_hosts and self.host not in ("0.0.0.0", "::", ""):
+            allowed.add(self.host.lower())
+        return name in allowed or "*" in allowed
 
     def resolved_storage_url(self) -> str:
         if self.storage_url:

@@ -55,6 +55,10 @@ class InvalidInputError(HubError):
     """The request is malformed or names something invalid."""
 
 
+class UnsafePathError(InvalidInputError):
+    """A path that git or common tools mishandle (backslashes, ``.git`` look-alikes, bidi controls)."""
+
+
 class RangeNotSatisfiableError(InvalidInputError):
     """A byte range lies outside the file."""
 

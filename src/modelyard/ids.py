@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal, NewType
 
-from modelyard.errors import InvalidInputError
+from modelyard.errors import InvalidInputError, UnsafePathError
 
 RepoType = Literal["model", "dataset", "space"]
 REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset", "space")
@@ -34,6 +34,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_LENGTH = 96
 MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 4096
+#: Folders a path may nest (deeper ones serve no one and only cost recursion).
+MAX_PATH_DEPTH = 64
+#: Unicode bidirectional controls: they make a name display as another (``evil\u202etxt.exe``).
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: Names that a checkout on Windows or macOS would treat as the ``.git`` folder: ``.GIT``,
+#: ``.git.`` or ``.git `` (trailing dots and spaces are dropped), NTFS short names ``GIT~1``,
+#: and HFS+ ignorable code points inside ``.git`` (git's own ``verify_path`` refuses these too).
+_GIT_LOOKALIKE = re.compile(r"^(?:\.git[. ]*|git~\d+)\Z", re.IGNORECASE)
+_HFS_IGNORABLE = re.compile("[\u200b-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 
 
 def validate_name(name: str, what: str = "repository name") -> str:
@@ -96,7 +105,12 @@ def validate_ref_component(name: str, what: str = "branch") -> str:
 
 
 def validate_path(path: object) -> str:
-    """Return a repo-relative file path if it is safe to store, else raise InvalidInputError."""
+    """Return a repo-relative file path if it is safe to store, else raise InvalidInputError.
+
+    Paths that only some platforms read as dangerous (backslashes, drive letters, ``.git``
+    look-alikes, bidirectional controls) raise ``UnsafePathError`` (422): a clone of the repo on
+    those platforms, or an older tool, would write outside the folder or into ``.git``.
+    """
     if not isinstance(path, str) or not path:
         raise InvalidInputError("Invalid path: a non-empty string is required")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
@@ -105,7 +119,10 @@ def validate_path(path: object) -> str:
         raise InvalidInputError(f"Invalid path {path!r}: control characters are not allowed")
     if path.startswith("/"):
         raise InvalidInputError(f"Invalid path {path!r}: it must be relative (no leading '/')")
-    for segment in path.split("/"):
+    segments = path.split("/")
+    if len(segments) > MAX_PATH_DEPTH:
+        raise InvalidInputError(f"Invalid path: more than {MAX_PATH_DEPTH} levels of folders")
+    for segment in segments:
         if segment == "":
             raise InvalidInputError(f"Invalid path {path!r}: empty path segment")
         if segment in (".", ".."):
@@ -120,7 +137,19 @@ def validate_path(path: object) -> str:
             raise InvalidInputError(
                 f"Invalid path {path!r}: segment longer than {MAX_SEGMENT_BYTES} bytes"
             )
+        _check_portable(path, segment)
     return path
+
+
+def _check_portable(path: str, segment: str) -> None:
+    if "\\" in segment:
+        raise UnsafePathError(f"Invalid path {path!r}: backslashes are not allowed (Windows reads them as '/')")
+    if len(segment) >= 2 and segment[1] == ":" and segment[0].isascii() and segment[0].isalpha():
+        raise UnsafePathError(f"Invalid path {path!r}: a drive letter is not allowed")
+    if _BIDI.search(segment):
+        raise UnsafePathError(f"Invalid path {path!r}: bidirectional control characters are not allowed")
+    if _GIT_LOOKALIKE.match(_HFS_IGNORABLE.sub("", segment)):
+        raise UnsafePathError(f"Invalid path {path!r}: {segment!r} would be read as '.git' on some systems")
 
 
 def validate_folder(path: object) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -57,11 +59,25 @@ def catalog(server: LiveServer) -> Seeded:
             for key in repos_liked:
                 r = client.post(f"/api/models/{ids[key]}/like", headers={"Authorization": f"Bearer {TOKENS[user]}"})
                 assert r.status_code == 200
-        for key, count in (("tiny-mit-sim", 5), ("small-apache-sim", 3), ("mid-apache-gen", 1)):
-            for _ in range(count):
-                r = client.head(f"/{ids[key]}/resolve/main/config.json", headers={"X-HF-Download-Counter": "1"})
-                assert r.status_code == 404  # no config.json: a load that found nothing still counts
+    # Downloads count once per client (address and token) and repo: five clients load
+    # tiny-mit-sim (each twice), three small-apache-sim, one mid-apache-gen.
+    clients = [None, "alice", "alice_read", "bob", "carol"]
+    for key, count in (("tiny-mit-sim", 5), ("small-apache-sim", 3), ("mid-apache-gen", 1)):
+        api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=ids[key])
+        for user in clients[:count]:
+            headers = {"X-HF-Download-Counter": "1"} | ({"Authorization": f"Bearer {TOKENS[user]}"} if user else {})
+            for _ in range(2):
+                r = httpx.head(f"{server.url}/{ids[key]}/resolve/main/config.json", headers=headers)
+                assert r.status_code == 200
+    wait_until(lambda: api.model_info(ids["mid-apache-gen"]).downloads == 1)  # folded asynchronously
     return Seeded(word, ids)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def names(models: object, seeded: Seeded) -> list[str]:
@@ -111,7 +127,7 @@ def test_sorts(api: HfApi, catalog: Seeded) -> None:
     created = names(api.list_models(search=w, sort="created_at"), catalog)
     assert created == list(reversed(list(catalog.ids)))
     modified = names(api.list_models(search=w, sort="last_modified"), catalog)
-    assert modified[0] == "big-mit-gen" or modified[0] == "nocard"
+    assert modified[:3] == ["mid-apache-gen", "small-apache-sim", "tiny-mit-sim"]  # the config.json commits
     trending = names(api.list_models(search=w, sort="trending_score"), catalog)
     assert trending[0] == "cls-apache"  # 3 likes (x10) beat 5 downloads
     info = api.model_info(catalog.ids["tiny-mit-sim"])

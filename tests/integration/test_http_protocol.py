@@ -7,20 +7,18 @@ pipelined requests, and a client that goes away mid-body.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from modelyard.http.protocol import MESSAGE_SIZE, BufferedHttpToolsProtocol
+from tests.support.inthread import uvicorn_in_thread
 
 seen: list[dict[str, Any]] = []
 
@@ -52,21 +50,8 @@ async def report_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = int(probe.getsockname()[1])
-    config = uvicorn.Config(report_app, host="127.0.0.1", port=free, http=BufferedHttpToolsProtocol, loop="uvloop",
-                            log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield free
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(report_app, BufferedHttpToolsProtocol) as free:
+        yield free
 
 
 def connect(port: int) -> socket.socket:

@@ -19,6 +19,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         "MODELYARD_MULTIPART_THRESHOLD": str(1024 * 1024),
         "MODELYARD_MULTIPART_CHUNK_SIZE": str(300 * 1024),
         "MODELYARD_TRUST_PROXY_HEADERS": "true",
+        "MODELYARD_ALLOWED_HOSTS": '["127.0.0.1", "hub.example.org"]',
     })
     live.cli("db", "upgrade")
     live.seed(SEED)

@@ -7,6 +7,7 @@ server then serves and commits to them like any other repo.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
@@ -44,7 +45,8 @@ def bulk_create_repos(database_url: str, namespace: str, names: list[str]) -> No
             for _ in range(len(names) - 1):
                 search_q.next_seq(conn)
             rows = [{
-                "type": "model", "namespace": namespace, "name": name, "key": f"{namespace}/{name}".lower(),
+                "uid": uuid.uuid4().hex, "type": "model", "namespace": namespace, "name": name,
+                "key": f"{namespace}/{name}".lower(),
                 "owner_id": owner, "private": False, "created_at": base + timedelta(seconds=i),
                 "last_modified": base + timedelta(seconds=i), "used_storage": len(DEFAULT_GITATTRIBUTES),
                 "downloads": 0, "downloads_all_time": 0, "likes": 0, "trending_score": 0.0, "tags": "[]",

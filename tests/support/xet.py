@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
 
-from modelyard.services.lfs import sign
+from modelyard.services.grants import sign
 from modelyard.xet.hashing import file_hash, hash_to_str, verification_hash
 from modelyard.xet.shard import FileRecord, Term, XorbChunkEntry, XorbRecord, build_upload_shard
 from modelyard.xet.xorb import Compression, XorbIndex, serialize_xorb
@@ -104,15 +103,8 @@ class _Signer:
 
 
 def signing_key(server: LiveServer) -> bytes:
-    """The server's HMAC key, read from its database (to mint an expired but genuine token)."""
-    url = server.database_url or f"sqlite:///{server.data_dir / 'modelyard.db'}"
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            value = conn.execute(text("SELECT value FROM server_secrets WHERE name = 'signing_key'")).scalar_one()
-    finally:
-        engine.dispose()
-    return bytes.fromhex(value)
+    """The server's HMAC key, read from its key file (to mint an expired but genuine token)."""
+    return bytes.fromhex((server.data_dir / "signing.key").read_text().strip())
 
 
 def mint(server: LiveServer, payload: dict[str, Any]) -> str:

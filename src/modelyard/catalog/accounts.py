@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -121,7 +122,15 @@ def token_by_hash(conn: Connection, token_hash: str) -> Token | None:
 
 def token_with_account(conn: Connection, token_hash: str) -> tuple[Token, Account] | None:
     """A token and its account in one query (every authenticated request asks this)."""
-    row = conn.execute(_TOKEN_WITH_ACCOUNT, {"token_hash": token_hash}).first()
+    return _token_and_account(conn.execute(_TOKEN_WITH_ACCOUNT, {"token_hash": token_hash}).first())
+
+
+def token_with_account_by_id(conn: Connection, token_id: int) -> tuple[Token, Account] | None:
+    """The same, by the token's id (what signed URLs and Xet tokens carry)."""
+    return _token_and_account(conn.execute(_TOKEN_WITH_ACCOUNT_BY_ID, {"token_id": token_id}).first())
+
+
+def _token_and_account(row: Any) -> tuple[Token, Account] | None:
     if row is None:
         return None
     token = Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
@@ -130,13 +139,14 @@ def token_with_account(conn: Connection, token_hash: str) -> tuple[Token, Accoun
     return token, account
 
 
-_TOKEN_WITH_ACCOUNT = (
+_TOKEN_AND_ACCOUNT = (
     select(tokens, accounts.c.name.label("account_name"), accounts.c.kind, accounts.c.fullname,
            accounts.c.email, accounts.c.is_admin, accounts.c.default_private,
            accounts.c.created_at.label("account_created_at"))
     .join(accounts, accounts.c.id == tokens.c.account_id)
-    .where(tokens.c.token_hash == bindparam("token_hash"))
 )
+_TOKEN_WITH_ACCOUNT = _TOKEN_AND_ACCOUNT.where(tokens.c.token_hash == bindparam("token_hash"))
+_TOKEN_WITH_ACCOUNT_BY_ID = _TOKEN_AND_ACCOUNT.where(tokens.c.id == bindparam("token_id"))
 
 
 def add_token(

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from modelyard.catalog.repos import Repo, _repo
 from modelyard.catalog.tables import eval_results, repo_relations, repo_tags, repos
@@ -86,10 +86,17 @@ def base_models(conn: Connection, repo_id: int) -> list[tuple[str, str]]:
     return [(r.base_id, r.relation) for r in rows]
 
 
-def children_count(conn: Connection, repo_key: str) -> int:
-    return int(conn.execute(
-        select(func.count()).select_from(repo_relations).where(repo_relations.c.base_key == repo_key)
-    ).scalar_one())
+def children_count(conn: Connection, repo_key: str, visible: frozenset[int] | None = None) -> int:
+    """Models that name ``repo_key`` as their base, counting private ones only of the owners in
+    ``visible`` (None: all), as ``children`` lists them."""
+    stmt = (
+        select(func.count()).select_from(repo_relations)
+        .join(repos, repos.c.id == repo_relations.c.repo_id)
+        .where(repo_relations.c.base_key == repo_key, repos.c.type == "model")
+    )
+    if visible is not None:
+        stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+    return int(conn.execute(stmt).scalar_one())
 
 
 def children(conn: Connection, repo_key: str, relation: str | None) -> list[tuple[Repo, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ class Repo:
     transformers_info: dict[str, Any] | None = None
     card_errors: list[str] | None = None
     indexed_commit: str | None = None
+    uid: str = ""  # never reused, unlike ``id`` (see tables.repos)
 
     @property
     def repo_id(self) -> str:
@@ -73,6 +75,7 @@ def _repo(row: Any) -> Repo:
         transformers_info=_load(row.transformers_info),
         card_errors=_load(row.card_errors),
         indexed_commit=row.indexed_commit,
+        uid=row.uid,
     )
 
 
@@ -113,6 +116,7 @@ def create(
 ) -> int:
     result = conn.execute(
         insert(repos).values(
+            uid=secrets.token_hex(16),
             type=repo_type,
             namespace=namespace,
             name=name,

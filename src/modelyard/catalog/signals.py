@@ -8,7 +8,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.search import change_sort_keys
-from modelyard.catalog.tables import accounts, download_days, likes, repos
+from modelyard.catalog.tables import accounts, download_days, download_marks, likes, repos
 
 DOWNLOAD_WINDOW_DAYS = 30
 
@@ -62,15 +62,28 @@ def liked_repo_ids(conn: Connection, account_id: int) -> list[tuple[int, datetim
     return [(r.repo_id, r.created_at) for r in rows]
 
 
-def count_download(db: Database, conn: Connection, repo_id: int, today: date) -> None:
-    """One more download today; refresh the 30-day and all-time totals and the trending score."""
+def add_download_mark(db: Database, conn: Connection, repo_id: int, client: str, period: int) -> bool:
+    """Record that ``client`` downloaded ``repo_id`` in ``period``; False if it had already (or
+    the repo is gone)."""
+    if conn.execute(select(repos.c.id).where(repos.c.id == repo_id)).first() is None:
+        return False
+    stmt = db.insert_ignore(download_marks).returning(download_marks.c.repo_id)
+    return conn.execute(stmt, {"repo_id": repo_id, "client": client, "period": period}).first() is not None
+
+
+def prune_download_marks(conn: Connection, before_period: int) -> None:
+    conn.execute(delete(download_marks).where(download_marks.c.period < before_period))
+
+
+def count_downloads(db: Database, conn: Connection, repo_id: int, today: date, count: int = 1) -> None:
+    """``count`` more downloads today; refresh the 30-day and all-time totals and the trending score."""
     updated = conn.execute(
         update(download_days)
         .where(download_days.c.repo_id == repo_id, download_days.c.day == today)
-        .values(count=download_days.c.count + 1)
+        .values(count=download_days.c.count + count)
     )
     if updated.rowcount == 0:
-        conn.execute(db.insert_ignore(download_days), [{"repo_id": repo_id, "day": today, "count": 1}])
+        conn.execute(db.insert_ignore(download_days), [{"repo_id": repo_id, "day": today, "count": count}])
     since = today - timedelta(days=DOWNLOAD_WINDOW_DAYS - 1)
     window = conn.execute(
         select(func.coalesce(func.sum(download_days.c.count), 0))
@@ -81,7 +94,7 @@ def count_download(db: Database, conn: Connection, repo_id: int, today: date) ->
     if total is None:
         return
     change_sort_keys(
-        conn, repo_id, downloads=int(window), downloads_all_time=int(total.downloads_all_time) + 1,
+        conn, repo_id, downloads=int(window), downloads_all_time=int(total.downloads_all_time) + count,
         trending_score=trending(int(week), int(total.likes)),
     )
 

@@ -73,6 +73,9 @@ repos = Table(
     Column("namespace", String(96), nullable=False),
     Column("name", String(96), nullable=False),
     Column("key", String(200), nullable=False),  # lower("namespace/name")
+    # Random and never reused (SQLite reuses ``id`` after a delete): what signed URLs and Xet
+    # tokens are bound to, so that one cannot outlive its repo and reach the next one.
+    Column("uid", String(32), nullable=False, server_default=""),
     Column("owner_id", Integer, ForeignKey("accounts.id"), nullable=False),
     Column("private", Boolean, nullable=False, default=False),
     Column("gated", String(8), nullable=True),
@@ -105,6 +108,7 @@ repos = Table(
     Index("ix_repos_type_likes", "type", "likes"),
     Index("ix_repos_type_trending_score", "type", "trending_score"),
     Index("ix_repos_change_seq", "change_seq"),
+    Index("ix_repos_uid", "uid", unique=True),
 )
 
 repo_relations = Table(
@@ -150,6 +154,17 @@ download_days = Table(
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("count", BigInteger, nullable=False),
+)
+
+download_marks = Table(
+    "download_marks",
+    metadata,
+    # One row per (repo, client, time window) that counted a download: a client counts once per
+    # period, however many requests it sends (services/tallies.py).
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("client", String(32), primary_key=True),
+    Column("period", BigInteger, primary_key=True),
+    Index("ix_download_marks_period", "period"),
 )
 
 repo_sort_log = Table(

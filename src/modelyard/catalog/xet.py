@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, select
+from sqlalchemy import Connection, delete, exists, func, or_, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import (
     repo_xet_files,
+    repos,
     xet_dedup_chunks,
     xet_file_xorbs,
     xet_files,
@@ -74,20 +76,48 @@ def add_dedup_chunks(db: Database, conn: Connection, rows: Sequence[tuple[str, s
         conn.execute(db.insert_ignore(xet_dedup_chunks), [{"chunk_hash": c, "xorb_hash": x} for c, x in rows])
 
 
-def dedup_xorb(conn: Connection, chunk_hash: str) -> str | None:
+def _visible_use(xorb_col: Any, visible: frozenset[int] | None) -> Any:
+    """``xorb_col`` is used by a file that a repository the caller may read holds."""
+    cond = (
+        select(xet_file_xorbs.c.xorb_hash)
+        .join(repo_xet_files, repo_xet_files.c.file_hash == xet_file_xorbs.c.file_hash)
+        .join(repos, repos.c.id == repo_xet_files.c.repo_id)
+        .where(xet_file_xorbs.c.xorb_hash == xorb_col)
+    )
+    if visible is not None:
+        cond = cond.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+    return cond.exists()
+
+
+def dedup_xorb(conn: Connection, chunk_hash: str, visible: frozenset[int] | None = None) -> str | None:
+    """The xorb offered for a chunk, if a repository visible to the caller (owners ``visible``;
+    None: all) uses it."""
     row = conn.execute(
-        select(xet_dedup_chunks.c.xorb_hash).where(xet_dedup_chunks.c.chunk_hash == chunk_hash)
+        select(xet_dedup_chunks.c.xorb_hash).where(
+            xet_dedup_chunks.c.chunk_hash == chunk_hash, _visible_use(xet_dedup_chunks.c.xorb_hash, visible)
+        )
     ).first()
     return None if row is None else str(row.xorb_hash)
 
 
-def related_xorbs(conn: Connection, xorb_hash: str, files: int, limit: int) -> list[str]:
+def related_xorbs(
+    conn: Connection, xorb_hash: str, files: int, limit: int, visible: frozenset[int] | None = None
+) -> list[str]:
     """Other xorbs used by (a few of) the files that use ``xorb_hash``: what a client that holds
-    one of its chunks most likely holds the rest of."""
-    users = select(xet_file_xorbs.c.file_hash).where(xet_file_xorbs.c.xorb_hash == xorb_hash).limit(files)
+    one of its chunks most likely holds the rest of. Only files of repositories the caller may
+    read are considered (owners ``visible``; None: all)."""
+    users = select(xet_file_xorbs.c.file_hash).where(xet_file_xorbs.c.xorb_hash == xorb_hash)
+    if visible is not None:
+        readable = (
+            select(repo_xet_files.c.file_hash)
+            .join(repos, repos.c.id == repo_xet_files.c.repo_id)
+            .where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+        )
+        users = users.where(xet_file_xorbs.c.file_hash.in_(readable))
     rows = conn.execute(
         select(xet_file_xorbs.c.xorb_hash).where(
-            xet_file_xorbs.c.file_hash.in_(users.scalar_subquery()), xet_file_xorbs.c.xorb_hash != xorb_hash
+            xet_file_xorbs.c.file_hash.in_(users.limit(files).scalar_subquery()),
+            xet_file_xorbs.c.xorb_hash != xorb_hash,
         ).distinct().order_by(xet_file_xorbs.c.xorb_hash).limit(limit)
     )
     return [r.xorb_hash for r in rows]

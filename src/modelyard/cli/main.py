@@ -59,35 +59,66 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     """Migrate the database, create the admin account on first start, and serve the API."""
     import uvicorn
 
+    from modelyard.services.keys import secure_data_dir
+
     extra = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = state.settings(**extra)
+    secure_data_dir(settings)
     hub = state.hub()
     token = None
     try:
         from modelyard.services.accounts import ensure_admin
 
+        hub.signing_key()  # created (or moved out of the database) before any worker needs it
         token = ensure_admin(hub)
     except HubError as exc:
         fail(exc)
     base = f"http://{settings.host}:{settings.port}"
     if token:
-        click.echo("Created the admin account. Its token (shown once):")
-        click.echo(f"  export HF_TOKEN={token}")
+        _show_admin_token(settings, token)
     click.echo(f"  export HF_ENDPOINT={base}")
+    if not settings.public_url and not settings.allowed_hosts and settings.host in ("0.0.0.0", "::"):
+        click.echo("warning: only localhost names are answered; set MODELYARD_PUBLIC_URL or "
+                   "MODELYARD_ALLOWED_HOSTS for the names clients use", err=True)
     click.echo(f"Serving modelyard on {base}", err=True)
     sys.stdout.flush()
     hub.close()
     # Workers rebuild Settings from the environment, so hand every setting over through it.
-    for key, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"MODELYARD_{key.upper()}"] = str(value)
-    from modelyard.http.protocol import BufferedHttpToolsProtocol
+    os.environ.update(settings_environment(settings))
+    from modelyard.http.protocol import HttpLimits, limited_protocol
 
+    # The limits travel inside the protocol factory, which uvicorn pickles into each worker.
     uvicorn.run(
         "modelyard.http.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, log_level="warning", http=BufferedHttpToolsProtocol, loop="uvloop",
-        timeout_keep_alive=30, access_log=False,
+        workers=settings.workers, log_level="warning", http=limited_protocol(HttpLimits.from_settings(settings)),
+        loop="uvloop", timeout_keep_alive=30, access_log=False,
     )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``MODELYARD_*`` variables that rebuild ``settings`` (lists as JSON, secrets in clear)."""
+    env = {}
+    for key, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if key == "signing_key" and settings.signing_key is not None:
+            value = settings.signing_key.get_secret_value()
+        env[f"MODELYARD_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def _show_admin_token(settings: Settings, token: str) -> None:
+    """Show the new admin token once, on the terminal only: never into a log file or journal."""
+    if sys.stdout.isatty():
+        click.echo("Created the admin account. Its token (shown once):")
+        click.echo(f"  export HF_TOKEN={token}")
+        return
+    path = settings.data_dir / "admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    click.echo(f"Created the admin account. Its token is in {path} (readable only by this user; "
+               "it is not printed because this output is not a terminal). Delete the file once read.")
 
 
 @cli.group()
@@ -293,4 +324,5 @@ def db_upgrade(state: State) -> None:
 
 
 def main() -> None:
+    os.umask(0o077)  # the database, the blobs and the key file: readable by this user only
     cli(auto_envvar_prefix=None)

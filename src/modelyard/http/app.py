@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from modelyard.config import Settings
-from modelyard.errors import HubError, NotFoundError
-from modelyard.http.errors import error_response
+from modelyard.errors import HubError, InvalidInputError, NotFoundError
+from modelyard.http.errors import MethodNotAllowedError, error_response
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 
@@ -26,6 +30,9 @@ T = TypeVar("T")
 Handler = Callable[..., Awaitable[Response]]
 
 
+_UNSET: Any = object()
+
+
 @dataclass
 class Ctx:
     """Per-request context handed to every handler."""
@@ -33,6 +40,8 @@ class Ctx:
     hub: Hub
     request: Request
     params: dict[str, str]
+    app: App | None = None
+    _principal: Any = field(default=_UNSET, repr=False)
 
     @property
     def token(self) -> str | None:
@@ -41,27 +50,46 @@ class Ctx:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         if scheme.lower() == "basic" and value.strip():  # git: any user name, the token as password
-            import base64
-
             try:
                 decoded = base64.b64decode(value.strip()).decode()
-            except ValueError:
+            except (ValueError, UnicodeDecodeError):
                 return None
             return decoded.partition(":")[2] or None
         return None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Authenticate and run a service call in the thread pool (one hop per request)."""
+        """Authenticate (once per request) and run a service call in the thread pool: one hop."""
+        if self._principal is not _UNSET:
+            return await run_in_threadpool(fn, self.hub, self._principal, *args, **kwargs)
         token = self.token
 
         def run() -> T:
             principal = authenticate(self.hub, token)
+            self._principal = principal
             return fn(self.hub, principal, *args, **kwargs)
 
         return await run_in_threadpool(run)
 
     async def principal(self) -> Principal | None:
-        return await run_in_threadpool(authenticate, self.hub, self.token)
+        if self._principal is _UNSET:
+            self._principal = await run_in_threadpool(authenticate, self.hub, self.token)
+        principal: Principal | None = self._principal
+        return principal
+
+    async def heavy(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-heavy work (parsing large bodies) in the small pool kept for it, so that it
+        can neither block the event loop nor take every request thread."""
+        assert self.app is not None
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.app.heavy_limiter())
+
+    def client_address(self) -> str:
+        """The caller's network address (the first ``X-Forwarded-For`` hop behind a trusted proxy)."""
+        if self.hub.settings.trust_proxy_headers:
+            forwarded = self.request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+            if forwarded:
+                return forwarded
+        client = self.request.client
+        return client.host if client else ""
 
     def base_url(self) -> str:
         settings = self.hub.settings
@@ -109,7 +137,13 @@ class App:
 
         self.hub = hub
         self.router = Router()
+        self._heavy: CapacityLimiter | None = None
         register(self.router)
+
+    def heavy_limiter(self) -> CapacityLimiter:
+        if self._heavy is None:  # created on the event loop (anyio needs a running loop)
+            self._heavy = CapacityLimiter(self.hub.settings.heavy_threads)
+        return self._heavy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -117,41 +151,53 @@ class App:
             return
         if scope["type"] != "http":
             return
-        request = Request(scope, receive)
+        body = _BodyTracker(receive)
+        request = Request(scope, body.receive)
         raw = scope.get("raw_path") or scope["path"].encode()
         path = raw.decode("latin-1").split("?", 1)[0]
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
         head = request.method == "HEAD"
-        host = request.headers.get("host", "")
-        if host.startswith("datasets-server."):
-            response = error_response(NotFoundError("No datasets-server here"), head)
-            await response(scope, receive, send)
-            return
-        found = self.router.match(request.method, path)
         try:
+            self._check_host(request)
+            found = self.router.match(request.method, path)
             if found is None:
                 raise NotFoundError(f"Not found: {request.method} {path}")
             if found is False:
-                response = Response(
-                    b'{"error":"Method not allowed"}', status_code=405, media_type="application/json",
-                    headers={"X-Error-Message": "Method not allowed"},
-                )
-            else:
-                handler, params = found  # type: ignore[misc]
-                response = await handler(Ctx(self.hub, request, params))
+                raise MethodNotAllowedError(f"Method {request.method} is not allowed on {path}")
+            handler, params = found  # type: ignore[misc]
+            response = await handler(Ctx(self.hub, request, params, self))
         except HubError as exc:
             response = error_response(exc, head)
         except ClientDisconnect:
             return
         except Exception:
             log.exception("unhandled error on %s %s", request.method, path)
-            response = Response(
-                b'{"error":"Internal server error"}', status_code=500, media_type="application/json",
-                headers={"X-Error-Message": "Internal server error"},
-            )
+            response = error_response(HubError("Internal server error"), head)
+        if not body.complete(request):
+            # The body was refused before it was read: do not parse the rest of it on this
+            # connection (a client still sending it would hold the server's attention).
+            response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+    def _check_host(self, request: Request) -> None:
+        """Absolute URLs are built from the Host header unless a public URL is set: then only
+        the names in ``allowed_hosts`` are answered (no URL pointing elsewhere, no DNS rebinding)."""
+        settings = self.hub.settings
+        host = request.headers.get("host", "")
+        if host.startswith("datasets-server."):
+            raise NotFoundError("No datasets-server here")
+        if settings.public_url:
+            return
+        names = [host]
+        if settings.trust_proxy_headers and "x-forwarded-host" in request.headers:
+            names.append(request.headers["x-forwarded-host"].split(",")[0].strip())
+        for name in names:
+            if not settings.host_allowed(name):
+                raise InvalidInputError(
+                    f"Host {name!r} is not served here: set MODELYARD_PUBLIC_URL or MODELYARD_ALLOWED_HOSTS"
+                )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -159,14 +205,33 @@ class App:
             if message["type"] == "lifespan.startup":
                 # Few threads: service calls are short, and dozens of threads contending for the
                 # GIL cost more in switching than they gain in overlap.
-                import anyio.to_thread
-
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.hub.settings.threads
+                self.hub.tallies.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.hub.close()
+                await run_in_threadpool(self.hub.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class _BodyTracker:
+    """Wraps ``receive`` to know whether the request body was read to its end."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.done = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self.done = True
+        return message
+
+    def complete(self, request: Request) -> bool:
+        if self.done:
+            return True
+        headers = request.headers
+        return headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
 
 
 def create_app(settings: Settings) -> App:

@@ -20,7 +20,13 @@ from modelyard.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
     StaleParentError,
+    UnsafePathError,
 )
+
+
+class MethodNotAllowedError(HubError):
+    """The path exists, the method does not (an HTTP-level answer, so it lives here)."""
+
 
 #: (error class, status, X-Error-Code). Looked up along the exception's MRO, so the most
 #: specific class wins. The first three codes are the ones the Hub clients map to exceptions.
@@ -33,6 +39,8 @@ ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     ConflictError: (409, "Conflict"),
     RangeNotSatisfiableError: (416, "RangeNotSatisfiable"),
     PayloadTooLargeError: (413, "PayloadTooLarge"),
+    UnsafePathError: (422, "UnprocessableEntity"),
+    MethodNotAllowedError: (405, "MethodNotAllowed"),
     InvalidInputError: (400, "BadRequest"),
     AuthenticationError: (401, "Unauthorized"),
     PermissionDeniedError: (403, "Forbidden"),

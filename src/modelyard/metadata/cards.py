@@ -30,7 +30,7 @@ from modelyard.metadata.vocabulary import (
 
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*\r?$", re.S | re.M)
 #: Front matter larger than this is refused (cards with big model-index stay far below it).
-MAX_FRONT_MATTER = 4 * 1024 * 1024
+MAX_FRONT_MATTER = 1024 * 1024
 #: YAML aliases can make a small document expand enormously: count the expanded nodes.
 MAX_NODES = 200_000
 MAX_DEPTH = 64

@@ -8,7 +8,7 @@ from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.accounts import Account
 from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
 from modelyard.ids import validate_name
-from modelyard.services.auth import TOKEN_PREFIX, hash_token, new_token_value
+from modelyard.services.auth import check_token_strength, hash_token, new_token_value
 from modelyard.services.hub import Hub, utcnow
 
 ROLES = ("read", "write", "admin")
@@ -55,8 +55,8 @@ def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", 
     """Create a token and return its value (shown once; only its hash is stored)."""
     if role not in ("read", "write"):
         raise InvalidInputError(f"Invalid token role {role!r}: expected read or write")
-    if value is not None and (not value.startswith(TOKEN_PREFIX) or len(value) < 20):
-        raise InvalidInputError("A provisioned token must start with 'hf_' and be at least 20 characters")
+    if value is not None:
+        check_token_strength(value)
     token = value or new_token_value()
     with hub.db.write() as conn:
         account = accounts_q.by_name(conn, user)

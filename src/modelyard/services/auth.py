@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.repos import Repo
-from modelyard.errors import AuthenticationError, PermissionDeniedError, RepoNotFoundError
-from modelyard.services.hub import Hub, utcnow
+from modelyard.errors import AuthenticationError, InvalidInputError, PermissionDeniedError, RepoNotFoundError
+from modelyard.services.hub import Hub
 
 TOKEN_PREFIX = "hf_"
-_TOUCH_INTERVAL = 60.0
-_last_touch: dict[int, float] = {}
+#: A provisioned token value must be at least this long and use this many distinct characters.
+MIN_TOKEN_LENGTH = 32
+MIN_TOKEN_DISTINCT = 10
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Principal:
     token_name: str
     token_role: str  # read | write
     token_created_at: object = None
+    token_id: int = 0  # 0: not a stored token (operator commands)
     #: Loads ``org id -> (name, role)`` when first needed: most reads (public repos) never ask.
     load_orgs: Callable[[], dict[int, tuple[str, str]]] = field(default=dict, repr=False, compare=False)
 
@@ -53,6 +54,21 @@ def new_token_value() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(26).replace("-", "a").replace("_", "b")[:34]
 
 
+def check_token_strength(value: str) -> None:
+    """A provisioned token value must be as hard to guess as a generated one, near enough."""
+    body = value[len(TOKEN_PREFIX):]
+    if (
+        not value.startswith(TOKEN_PREFIX)
+        or len(value) < MIN_TOKEN_LENGTH
+        or len(set(body)) < MIN_TOKEN_DISTINCT
+        or not all(c.isascii() and (c.isalnum() or c in "_-") for c in body)
+    ):
+        raise InvalidInputError(
+            f"A provisioned token must start with {TOKEN_PREFIX!r}, be at least {MIN_TOKEN_LENGTH} characters "
+            f"of letters, digits, '_' and '-', with at least {MIN_TOKEN_DISTINCT} different ones"
+        )
+
+
 def authenticate(hub: Hub, token: str | None) -> Principal | None:
     """The principal a bearer token stands for; None for anonymous; raises for a bad token."""
     if not token:
@@ -67,11 +83,13 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
         with hub.db.read() as conn:
             return accounts_q.org_roles(conn, account.id)
 
-    now = time.monotonic()
-    if now - _last_touch.get(row.id, 0.0) > _TOUCH_INTERVAL:
-        _last_touch[row.id] = now
-        with hub.db.write() as conn:
-            accounts_q.touch_token(conn, row.id, utcnow())
+    hub.tallies.touch_token(row.id)  # folded later: a read never waits for the write lock
+    return principal_of(row, account, load_orgs)
+
+
+def principal_of(
+    row: accounts_q.Token, account: accounts_q.Account, load_orgs: Callable[[], dict[int, tuple[str, str]]]
+) -> Principal:
     return Principal(
         account_id=account.id,
         name=account.name,
@@ -81,6 +99,7 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
         token_name=row.name,
         token_role=row.role,
         token_created_at=row.created_at,
+        token_id=row.id,
         load_orgs=load_orgs,
     )
 
@@ -93,10 +112,25 @@ def can_read(principal: Principal | None, repo: Repo) -> bool:
     return principal.is_admin or principal.org_role(repo.owner_id) is not None
 
 
+#: The one message for a repo that does not exist and for one the caller may not see: it names
+#: nothing, so neither the answer nor its wording tells the two apart (nor the real spelling).
+REPO_NOT_FOUND = "Repository Not Found"
+
+
+def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
+    """Owners whose private repos the caller may see (None: every owner, for an admin); public
+    repos are visible to everyone. What SQL filters by, so that listings match ``can_read``."""
+    if principal is None:
+        return frozenset()
+    if principal.is_admin:
+        return None
+    return frozenset({principal.account_id, *principal.orgs})
+
+
 def check_read(principal: Principal | None, repo: Repo) -> None:
     """A repo the caller may not read is answered exactly like a missing one."""
     if not can_read(principal, repo):
-        raise RepoNotFoundError(f"Repository Not Found for url: {repo.type} {repo.repo_id}")
+        raise RepoNotFoundError(REPO_NOT_FOUND)
 
 
 def check_namespace_write(principal: Principal | None, owner_id: int, namespace: str) -> None:
@@ -109,6 +143,15 @@ def check_namespace_write(principal: Principal | None, owner_id: int, namespace:
     role = principal.org_role(owner_id)
     if role not in ("write", "admin"):
         raise PermissionDeniedError(f"You don't have write access to the namespace {namespace!r}")
+
+
+def require_writer(hub: Hub, principal: Principal | None) -> Principal:
+    """An authenticated caller with a write token (before reading the body of a write request)."""
+    if principal is None:
+        raise AuthenticationError("Authentication required: pass a write token")
+    if principal.token_role != "write":
+        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
+    return principal
 
 
 def check_write(principal: Principal | None, repo: Repo) -> None:
@@ -134,4 +177,4 @@ def principal_for(hub: Hub, user: str) -> Principal:
             raise NotFoundError(f"No user named {user!r}")
         orgs = accounts_q.org_roles(conn, account.id)
     return Principal(account.id, account.name, account.fullname, account.email, account.is_admin,
-                     "cli", "write", None, lambda: orgs)
+                     "cli", "write", None, load_orgs=lambda: orgs)

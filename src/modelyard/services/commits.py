@@ -87,6 +87,15 @@ def _writable_ref(conn: Connection, repo: Repo, revision: str) -> tuple[str, Oid
     return ref, Oid(head)
 
 
+def authorize_commit(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> None:
+    """Everything a commit's URL and token decide, checked before its body is read: the repo
+    exists for the caller, the caller may write it, the revision is a branch or PR ref."""
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_write(principal, repo)
+        _writable_ref(conn, repo, revision)
+
+
 def preupload(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
     files: list[dict[str, Any]],

@@ -6,7 +6,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from modelyard.catalog import facts as facts_q
@@ -17,7 +17,7 @@ from modelyard.catalog.repos import Repo
 from modelyard.catalog.repos import get_by_id as repo_by_id
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError
 from modelyard.ids import HOSTED_REPO_TYPES
-from modelyard.services.auth import Principal, can_read
+from modelyard.services.auth import Principal, can_read, visible_owner_ids
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import find_repo
 
@@ -61,14 +61,6 @@ class ListParams:
     sort: str | None = None
     limit: int | None = None
     cursor: str | None = None
-
-
-def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
-    if principal is None:
-        return frozenset()
-    if principal.is_admin:
-        return None
-    return frozenset({principal.account_id, *principal.orgs})
 
 
 def _encode_cursor(cursor: search_q.Cursor, sort: str) -> str:
@@ -173,15 +165,6 @@ def liked_by(hub: Hub, principal: Principal | None, user: str) -> list[tuple[Rep
             if repo is not None and can_read(principal, repo):
                 out.append((repo, when))
         return out
-
-
-# -- downloads ---------------------------------------------------------------------------------
-
-
-def count_download(hub: Hub, repo_pk: int) -> None:
-    """Count one load of a repo (the caller decides what a load is; see http/routes/files.py)."""
-    with hub.db.write() as conn:
-        signals_q.count_download(hub.db, conn, repo_pk, datetime.now(UTC).date())
 
 
 # -- lineage and evaluation --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
 from modelyard.services.repos import RepoSnapshot, find_repo, resolve_revision, snapshot
+from modelyard.services.tallies import client_key
 from modelyard.services.xet import files_for
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.objects import CommitInfo, ObjectReader, commit_info
@@ -76,11 +77,14 @@ def counts_as_download(repo_type: str, path: str) -> bool:
 
 def resolve_file(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str,
-    count: bool = False,
+    counting_address: str | None = None,
 ) -> ResolvedFile:
-    """Find a file; ``count`` (a metadata request flagged by the client) may count a download.
+    """Find a file; a metadata request the client flags as a download (``counting_address``: the
+    caller's network address) counts one load of the repo when it finds the file the repo's loads
+    are counted by, once per client and period (``services/tallies.py``).
 
-    The hot path of every download and HEAD: one read transaction, trees from the cache.
+    The hot path of every download and HEAD: one read transaction, trees from the cache, and no
+    write (a count is only noted in memory, ``services/tallies.py``).
     """
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
@@ -92,13 +96,11 @@ def resolve_file(
             raise EntryNotFoundError(f"Entry not found: {exc.message}", commit=commit) from exc
         item = lookup(hub.objects, tree, path)
         entry = file_entries(hub, [item], repo.id, conn)[0] if item is not None and not item.is_dir else None
-    if count and counts_as_download(repo_type, path):
-        # A load counts whether or not the repo has the file (GGUF-only repos have no config.json).
-        from modelyard.services.discovery import count_download
-
-        count_download(hub, repo.id)
     if item is None or entry is None:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
+    if counting_address is not None and counts_as_download(repo_type, path):
+        client = client_key(counting_address, principal.token_id if principal is not None else 0)
+        hub.tallies.count_download(repo.id, client)
     if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
         return ResolvedFile(commit, entry, None, None)
     if entry.lfs_sha256 is not None:

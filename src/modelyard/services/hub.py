@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -10,13 +9,12 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from dulwich.objects import ShaFile
-from sqlalchemy import select
 
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog.database import Database
-from modelyard.catalog.tables import server_secrets
 from modelyard.config import Settings
 from modelyard.ids import Oid
+from modelyard.services.tallies import Tallies
 from modelyard.storage import BlobStore, open_store
 from modelyard.versioning.objects import BLOB, parse
 
@@ -104,28 +102,19 @@ class Hub:
             s3_region=settings.s3_region,
         )
         self.objects = ObjectCache(self.db)
+        self.tallies = Tallies(self)
         self._secret: bytes | None = None
 
     def signing_key(self) -> bytes:
-        """The HMAC key for self-authorising URLs, shared by every server through the database."""
+        """The HMAC key for self-authorising URLs and Xet tokens (``services/keys.py``)."""
         if self._secret is None:
-            with self.db.write() as conn:
-                row = conn.execute(
-                    select(server_secrets.c.value).where(server_secrets.c.name == "signing_key")
-                ).first()
-                if row is None:
-                    value = secrets.token_hex(32)
-                    conn.execute(
-                        self.db.insert_ignore(server_secrets), [{"name": "signing_key", "value": value}]
-                    )
-                    row = conn.execute(
-                        select(server_secrets.c.value).where(server_secrets.c.name == "signing_key")
-                    ).first()
-                assert row is not None
-                self._secret = bytes.fromhex(row.value)
+            from modelyard.services.keys import load_signing_key
+
+            self._secret = load_signing_key(self.settings, self.db)
         return self._secret
 
     def close(self) -> None:
+        self.tallies.close()
         self.db.dispose()
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import math
 import time
 import uuid
@@ -15,36 +12,13 @@ from typing import Any
 from modelyard.catalog import lfs as lfs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import xet as xet_q
-from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError
+from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.ids import validate_sha256
 from modelyard.services.auth import Principal, check_write
+from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import find_repo
 from modelyard.storage.base import BlobWriter, check_digest, lfs_key
-
-
-def sign(hub: Hub, payload: dict[str, Any]) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-    mac = hmac.new(hub.signing_key(), body.encode(), hashlib.sha256).digest()
-    return f"{body}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
-
-
-def verify_signature(hub: Hub, token: str, kind: str) -> dict[str, Any]:
-    """Check an upload URL's token: signature, kind and expiry."""
-    try:
-        body, mac_b64 = token.split(".", 1)
-        mac = base64.urlsafe_b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
-        expected = hmac.new(hub.signing_key(), body.encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(mac, expected):
-            raise ValueError("bad signature")
-        payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise AuthenticationError("Invalid or forged upload URL") from exc
-    if payload.get("k") != kind:
-        raise AuthenticationError("This URL is not for this kind of upload")
-    if float(payload.get("exp", 0)) < time.time():
-        raise AuthenticationError("This upload URL has expired; ask the batch API for a new one")
-    return payload
 
 
 @dataclass(frozen=True)
@@ -55,16 +29,37 @@ class BatchObject:
     error: dict[str, Any] | None = None
 
 
+def _batch_request(hub: Hub, body: dict[str, Any]) -> tuple[str, list[Any], bool]:
+    operation = body.get("operation")
+    objects = body.get("objects")
+    if operation not in ("upload", "download") or not isinstance(objects, list):
+        raise InvalidInputError("A batch request needs 'operation' (upload|download) and 'objects'")
+    if len(objects) > hub.settings.max_batch_objects:
+        raise InvalidInputError(f"At most {hub.settings.max_batch_objects} objects per batch request")
+    transfers = body.get("transfers")
+    if transfers is None:
+        transfers = ["basic"]
+    if not isinstance(transfers, list) or not all(isinstance(t, str) for t in transfers):
+        raise InvalidInputError("'transfers' must be a list of transfer names")
+    return operation, objects, "multipart" in transfers
+
+
+def _check_object(hub: Hub, obj: object) -> tuple[str, int]:
+    oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
+    validate_sha256(oid)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidInputError(f"Invalid size {size!r}")
+    if size > hub.settings.max_lfs_file_size:
+        raise InvalidInputError(f"Objects may be at most {hub.settings.max_lfs_file_size} bytes")
+    return str(oid), size
+
+
 def batch(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, body: dict[str, Any], base_url: str,
     repo_url: str,
 ) -> tuple[str, list[BatchObject]]:
     """Answer a batch request: an upload action for each object the repo does not hold yet."""
-    operation = body.get("operation")
-    objects = body.get("objects")
-    if operation not in ("upload", "download") or not isinstance(objects, list):
-        raise InvalidInputError("A batch request needs 'operation' (upload|download) and 'objects'")
-    transfers = body.get("transfers") or ["basic"]
+    operation, objects, use_multipart = _batch_request(hub, body)
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         if operation == "upload":
@@ -74,25 +69,23 @@ def batch(
         if operation == "download":  # files that came through Xet download rebuilt from xorbs
             oids = [str(o["oid"]) for o in objects if isinstance(o, dict) and isinstance(o.get("oid"), str)]
             xet_held = xet_q.repo_files_by_sha256(conn, repo.id, [o for o in oids if o not in held])
-    use_multipart = "multipart" in transfers
+    grant = claims(principal, repo)
     out: list[BatchObject] = []
     expires = time.time() + hub.settings.upload_url_ttl
+    parts_left = hub.settings.max_multipart_parts
     for obj in objects:
-        oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
         try:
-            validate_sha256(oid)
-            if not isinstance(size, int) or size < 0:
-                raise InvalidInputError(f"Invalid size {size!r}")
+            oid, size = _check_object(hub, obj)
         except InvalidInputError as exc:
-            out.append(BatchObject(str(oid), size if isinstance(size, int) else 0,
+            raw_oid, raw_size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
+            out.append(BatchObject(str(raw_oid)[:64], raw_size if isinstance(raw_size, int) and raw_size >= 0 else 0,
                                    error={"code": 422, "message": exc.message}))
             continue
-        assert isinstance(oid, str)
         if operation == "download":
             if oid not in held and oid not in xet_held:
                 out.append(BatchObject(oid, size, error={"code": 404, "message": "Object does not exist"}))
                 continue
-            claim: dict[str, Any] = {"k": "get", "r": repo.id, "o": oid, "exp": expires}
+            claim: dict[str, Any] = {"k": "get", **grant, "o": oid, "exp": expires}
             if oid not in held:
                 claim["x"] = xet_held[oid][0]
             token = sign(hub, claim)
@@ -105,30 +98,50 @@ def batch(
         verify = {"href": f"{repo_url}.git/info/lfs/objects/verify", "header": {}}
         if use_multipart and size >= hub.settings.multipart_threshold:
             chunk = hub.settings.multipart_chunk_size
+            count = max(1, math.ceil(size / chunk))
+            if count > parts_left:
+                out.append(BatchObject(oid, size, error={"code": 413, "message": (
+                    f"More than {hub.settings.max_multipart_parts} multipart parts in one batch: "
+                    "send fewer objects per batch request")}))
+                continue
+            parts_left -= count
             upload_id = uuid.uuid4().hex
             with hub.db.write() as conn:
                 lfs_q.start_multipart(conn, upload_id, repo.id, oid, size, chunk, utcnow())
             header: dict[str, str] = {"chunk_size": str(chunk)}
-            for part in range(1, max(1, math.ceil(size / chunk)) + 1):
-                token = sign(hub, {"k": "part", "u": upload_id, "p": part, "exp": expires})
+            for part in range(1, count + 1):
+                token = sign(hub, {"k": "part", **grant, "u": upload_id, "p": part, "exp": expires})
                 header[f"{part:05d}"] = f"{base_url}/_lfs/parts/{token}"
-            token = sign(hub, {"k": "complete", "u": upload_id, "exp": expires})
+            token = sign(hub, {"k": "complete", **grant, "u": upload_id, "exp": expires})
             actions = {"upload": {"href": f"{base_url}/_lfs/complete/{token}", "header": header},
                        "verify": verify}
         else:
-            token = sign(hub, {"k": "put", "r": repo.id, "o": oid, "s": size, "exp": expires})
+            token = sign(hub, {"k": "put", **grant, "o": oid, "s": size, "exp": expires})
             actions = {"upload": {"href": f"{base_url}/_lfs/upload/{token}"}, "verify": verify}
         out.append(BatchObject(oid, size, actions=actions))
     return ("multipart" if use_multipart else "basic"), out
 
 
-def upload_target(hub: Hub, token: str) -> tuple[int, str, int]:
-    """(repo id, sha256, size) that a basic upload URL authorises."""
+@dataclass(frozen=True)
+class UploadTarget:
+    """What a basic upload URL allows: one object of one size into one repository (as it is now)."""
+
+    repo_pk: int
+    repo_uid: str
+    sha256: str
+    size: int
+
+
+def upload_target(hub: Hub, token: str) -> UploadTarget:
+    """Check a basic upload URL now: signature, expiry, and the grant (repo, token, write access)."""
     payload = verify_signature(hub, token, "put")
-    return int(payload["r"]), str(payload["o"]), int(payload["s"])
+    grant = check_grant(hub, payload, write=True)
+    return UploadTarget(grant.repo.id, grant.repo.uid, str(payload["o"]), int(payload["s"]))
 
 
-def finish_upload(hub: Hub, writer: BlobWriter, repo_id: int, sha256: str, size: int) -> None:
+def finish_upload(
+    hub: Hub, writer: BlobWriter, repo_id: int, sha256: str, size: int, repo_uid: str | None = None
+) -> None:
     """Check the streamed bytes against the declared oid and size, then publish them."""
     written = writer.digest()
     try:
@@ -139,7 +152,8 @@ def finish_upload(hub: Hub, writer: BlobWriter, repo_id: int, sha256: str, size:
     writer.commit(lfs_key(sha256))
     now = utcnow()
     with hub.db.write() as conn:
-        if repos_q.get_by_id(conn, repo_id) is None:
+        repo = repos_q.get_by_id(conn, repo_id)
+        if repo is None or (repo_uid is not None and repo.uid != repo_uid):
             raise NotFoundError("The repository was deleted during the upload")
         lfs_q.record_object(hub.db, conn, sha256, size, now)
         repos_q.add_lfs_object(hub.db, conn, repo_id, sha256, size, now)
@@ -149,33 +163,56 @@ def part_key(upload_id: str, part: int) -> str:
     return f"uploads/{upload_id}/{part:05d}"
 
 
+def _multipart(hub: Hub, payload: dict[str, Any]) -> tuple[str, Grant, tuple[int, str, int, int]]:
+    grant = check_grant(hub, payload, write=True)
+    upload_id = str(payload["u"])
+    with hub.db.read() as conn:
+        found = lfs_q.get_multipart(conn, upload_id)
+    if found is None or found[0] != grant.repo.id:
+        raise NotFoundError("Unknown or finished multipart upload")
+    return upload_id, grant, found
+
+
 def part_target(hub: Hub, token: str) -> tuple[str, int, int]:
     """(upload id, part number, expected part size) for a multipart part URL."""
     payload = verify_signature(hub, token, "part")
-    upload_id, part = str(payload["u"]), int(payload["p"])
-    with hub.db.read() as conn:
-        found = lfs_q.get_multipart(conn, upload_id)
-    if found is None:
-        raise NotFoundError("Unknown or finished multipart upload")
-    _repo, _sha, size, chunk = found
+    upload_id, _grant, (_repo, _sha, size, chunk) = _multipart(hub, payload)
+    part = int(payload["p"])
     expected = min(chunk, size - (part - 1) * chunk)
     return upload_id, part, expected
 
 
-def complete_multipart(hub: Hub, token: str, body: dict[str, Any]) -> None:
-    """Concatenate the parts (checking their ETags), verify the sha256, publish the object."""
+@dataclass(frozen=True)
+class CompleteTarget:
+    upload_id: str
+    grant: Grant
+    repo_pk: int
+    sha256: str
+    size: int
+    chunk: int
+
+
+def complete_target(hub: Hub, token: str) -> CompleteTarget:
+    """Check a multipart completion URL (before its body is read)."""
     payload = verify_signature(hub, token, "complete")
-    upload_id = str(payload["u"])
-    with hub.db.read() as conn:
-        found = lfs_q.get_multipart(conn, upload_id)
-    if found is None:
-        raise NotFoundError("Unknown or finished multipart upload")
-    repo_id, sha256, size, chunk = found
+    upload_id, grant, (repo_pk, sha256, size, chunk) = _multipart(hub, payload)
+    return CompleteTarget(upload_id, grant, repo_pk, sha256, size, chunk)
+
+
+def complete_multipart(hub: Hub, target: CompleteTarget, body: dict[str, Any]) -> None:
+    """Concatenate the parts (checking their ETags), verify the sha256, publish the object."""
+    upload_id, grant = target.upload_id, check_grant(hub, target.grant.claims(), write=True)
+    repo_id, sha256, size, chunk = target.repo_pk, target.sha256, target.size, target.chunk
     if body.get("oid") != sha256:
         raise InvalidInputError("The completion names another oid than the upload")
     parts = body.get("parts")
     count = max(1, math.ceil(size / chunk))
-    if not isinstance(parts, list) or sorted(p.get("partNumber", 0) for p in parts) != list(range(1, count + 1)):
+    if not isinstance(parts, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("partNumber"), int) and isinstance(p.get("etag", ""), str)
+        for p in parts
+    ):
+        raise InvalidInputError("'parts' must be a list of {partNumber, etag} objects")
+    if sorted(p["partNumber"] for p in parts) != list(range(1, count + 1)):
         raise InvalidInputError(f"Expected parts 1..{count}")
     writer = hub.blobs.writer(max_size=size)
     try:
@@ -192,7 +229,7 @@ def complete_multipart(hub: Hub, token: str, body: dict[str, Any]) -> None:
     except Exception:
         writer.abort()
         raise
-    finish_upload(hub, writer, repo_id, sha256, size)
+    finish_upload(hub, writer, repo_id, sha256, size, grant.repo.uid)
     for n in range(1, count + 1):
         hub.blobs.delete(part_key(upload_id, n))
     with hub.db.write() as conn:
@@ -211,12 +248,16 @@ def verify(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, 
         raise InvalidInputError(f"LFS object {oid} has size {stored}, not {size}")
 
 
-def download_target(hub: Hub, token: str) -> str:
-    payload = verify_signature(hub, token, "get")
-    return lfs_key(str(payload["o"]))
+@dataclass(frozen=True)
+class DownloadTarget:
+    """Where a download URL's bytes are: an LFS object (``key``) or a Xet file (``xet_hash``)."""
+
+    key: str
+    xet_hash: str | None
 
 
-def download_xet_file(hub: Hub, token: str) -> str | None:
-    """The Xet file hash a download URL names, when the object arrived through Xet."""
+def download_target(hub: Hub, token: str) -> DownloadTarget:
+    """Check a download URL now: signature, expiry, and that its grant still allows reading."""
     payload = verify_signature(hub, token, "get")
-    return str(payload["x"]) if "x" in payload else None
+    check_grant(hub, payload)
+    return DownloadTarget(lfs_key(str(payload["o"])), str(payload["x"]) if "x" in payload else None)

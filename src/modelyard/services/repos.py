@@ -22,7 +22,14 @@ from modelyard.errors import (
     RevisionNotFoundError,
 )
 from modelyard.ids import HOSTED_REPO_TYPES, Oid, is_commit_id, is_short_hex, validate_name
-from modelyard.services.auth import Principal, check_admin, check_namespace_write, check_read
+from modelyard.services.auth import (
+    REPO_NOT_FOUND,
+    Principal,
+    check_admin,
+    check_namespace_write,
+    check_read,
+    check_write,
+)
 from modelyard.services.hub import Hub, utcnow
 from modelyard.versioning.lfs import DEFAULT_GITATTRIBUTES
 from modelyard.versioning.objects import CommitInfo, Signature, commit_info, make_blob, make_commit, raw
@@ -34,7 +41,7 @@ DEFAULT_BRANCH = "main"
 
 def split_repo_id(repo_id: str) -> tuple[str, str]:
     if repo_id.count("/") != 1:
-        raise RepoNotFoundError(f"Repository Not Found: {repo_id!r} (expected 'namespace/name')")
+        raise RepoNotFoundError(REPO_NOT_FOUND)
     namespace, name = repo_id.split("/")
     return namespace, name
 
@@ -44,8 +51,20 @@ def find_repo(conn: Connection, principal: Principal | None, repo_type: str, rep
     namespace, name = split_repo_id(repo_id)
     repo = repos_q.get(conn, repo_type, namespace, name) if repo_type in HOSTED_REPO_TYPES else None
     if repo is None:
-        raise RepoNotFoundError(f"Repository Not Found for {repo_type} {repo_id!r}")
+        raise RepoNotFoundError(REPO_NOT_FOUND)
     check_read(principal, repo)
+    return repo
+
+
+def authorize(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, need: str = "read") -> Repo:
+    """Access to a repo decided from the URL and the token alone, before a request body is read:
+    a caller who may not ``need`` (read, write, admin) it is refused without costing a byte."""
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+    if need == "write":
+        check_write(principal, repo)
+    elif need == "admin":
+        check_admin(principal, repo)
     return repo
 
 

@@ -33,9 +33,9 @@ from modelyard.errors import (
     PermissionDeniedError,
     RangeNotSatisfiableError,
 )
-from modelyard.services.auth import Principal, check_write
+from modelyard.services.auth import Principal, check_write, visible_owner_ids
+from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
-from modelyard.services.lfs import sign, verify_signature
 from modelyard.services.repos import find_repo
 from modelyard.xet.hashing import ZERO_HASH, hash_to_str, modulo, str_to_hash
 from modelyard.xet.reconstruction import check_file, pack_terms, plan, unpack_terms
@@ -92,18 +92,20 @@ def issue_token(
 
     The revision in the route only names where the upload will be committed (or ``None`` for a
     new pull request); the token is scoped to the repository, and the commit checks the ref.
+    The token is a grant (``services/grants.py``): every CAS call re-checks it.
     """
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         if mode == "write":
             check_write(principal, repo)
     exp = int(time.time()) + hub.settings.xet_token_ttl
-    token = sign(hub, {"k": "xet", "r": repo.id, "w": mode == "write", "exp": exp})
+    token = sign(hub, {"k": "xet", **claims(principal, repo), "w": mode == "write", "exp": exp})
     return XetToken(token, exp, base_url + CAS_PATH)
 
 
-def cas_scope(hub: Hub, token: str | None, write: bool) -> int:
-    """The repository a CAS call acts on; 401 for a missing, forged or expired token, 403 for scope."""
+def cas_scope(hub: Hub, token: str | None, write: bool) -> Grant:
+    """The repository a CAS call acts on, and for whom; 401 for a missing, forged, expired or
+    revoked token, 403 for a read token used to write, 404 when the repo is gone or hidden now."""
     if not token:
         raise AuthenticationError("A Xet CAS token is required (Authorization: Bearer ...)")
     try:
@@ -112,11 +114,7 @@ def cas_scope(hub: Hub, token: str | None, write: bool) -> int:
         raise AuthenticationError("Invalid or expired Xet token: ask the xet token route for a new one") from exc
     if write and not payload.get("w"):
         raise PermissionDeniedError("This Xet token is read-only; uploads need a xet-write-token")
-    repo_pk = int(payload["r"])
-    with hub.db.read() as conn:
-        if repos_q.get_by_id(conn, repo_pk) is None:
-            raise NotFoundError("The repository of this Xet token does not exist any more")
-    return repo_pk
+    return check_grant(hub, payload, write=write)
 
 
 def _check_prefix(prefix: str) -> None:
@@ -260,12 +258,13 @@ def _write_blob(hub: Hub, key: str, body: bytes | bytearray | memoryview) -> Non
 # -- shards ------------------------------------------------------------------------------------
 
 
-def upload_shard(hub: Hub, repo_pk: int, body: bytes | bytearray) -> int:
+def upload_shard(hub: Hub, grant: Grant, body: bytes | bytearray) -> int:
     """Validate a shard against the stored xorbs, verify each new file's sha256, and record it.
 
     Returns 1 when the shard is new, 0 when the same shard was uploaded before. The repo's xorb
     chain (see ``_Chain``) is used for the sha256 checks and then dropped: the upload is over.
     """
+    repo_pk = grant.repo.id
     chain = _chain(repo_pk, create=False)
     _drop_chain(repo_pk)
     shard = parse_shard(body)
@@ -307,7 +306,8 @@ def upload_shard(hub: Hub, repo_pk: int, body: bytes | bytearray) -> int:
     now = utcnow()
     try:
         with hub.db.write() as conn:
-            if repos_q.get_by_id(conn, repo_pk) is None:
+            repo = repos_q.get_by_id(conn, repo_pk)
+            if repo is None or repo.uid != grant.repo.uid:
                 raise NotFoundError("The repository was deleted during the upload")
             new = xet_q.record_shard(hub.db, conn, shard_hash, len(body), now)
             for f in files:
@@ -471,12 +471,12 @@ def _parse_cas_range(header: str | None, size: int) -> tuple[int, int]:
 
 
 def reconstruction(
-    hub: Hub, repo_pk: int, file_hash: str, range_header: str | None, base_url: str, version: int
+    hub: Hub, grant: Grant, file_hash: str, range_header: str | None, base_url: str, version: int
 ) -> dict[str, Any]:
     """The terms and signed fetch URLs for a file range (V1 ``fetch_info`` or V2 ``xorbs``)."""
     name = hash_to_str(str_to_hash(file_hash, "file hash"))
     with hub.db.read() as conn:
-        f = xet_q.repo_file(conn, repo_pk, name)
+        f = xet_q.repo_file(conn, grant.repo.id, name)
         if f is None:
             raise NotFoundError(f"File {name} is not stored in this repository")
         terms = unpack_terms(f.terms)
@@ -490,7 +490,7 @@ def reconstruction(
         entries: list[dict[str, Any]] = []
         for r in ranges:
             url = f"{base_url}{CAS_PATH}/fetch/" + sign(
-                hub, {"k": "xr", "x": xorb, "s": r.byte_start, "e": r.byte_end, "exp": exp}
+                hub, {"k": "xr", **grant.claims(), "x": xorb, "s": r.byte_start, "e": r.byte_end, "exp": exp}
             )
             chunks: dict[str, int] = {"start": r.start, "end": r.end}
             span: dict[str, int] = {"start": r.byte_start, "end": r.byte_end - 1}
@@ -516,6 +516,7 @@ def fetch_target(hub: Hub, token: str, range_header: str | None) -> tuple[str, i
         payload = verify_signature(hub, token, "xr")
     except AuthenticationError as exc:
         raise PermissionDeniedError("Invalid or expired xorb URL; request the reconstruction again") from exc
+    check_grant(hub, payload)  # the repo it was issued for still exists and may still be read
     lo, hi = int(payload["s"]), int(payload["e"])
     start, end = lo, hi
     if range_header:
@@ -531,17 +532,22 @@ def fetch_target(hub: Hub, token: str, range_header: str | None) -> tuple[str, i
 # -- global dedup ------------------------------------------------------------------------------
 
 
-def dedup_query(hub: Hub, prefix: str, chunk_hash: str) -> bytes:
-    """A shard describing the xorb that holds ``chunk_hash`` and its neighbours, chunk hashes HMAC-protected."""
+def dedup_query(hub: Hub, grant: Grant, prefix: str, chunk_hash: str) -> bytes:
+    """A shard describing the xorb that holds ``chunk_hash`` and its neighbours, chunk hashes HMAC-protected.
+
+    Only xorbs that a file in a repository the caller may read uses are offered: an answer about
+    a chunk held only in others' private repositories would confirm that they hold that content.
+    """
     _check_prefix(prefix)
     name = hash_to_str(str_to_hash(chunk_hash, "chunk hash"))
+    visible = visible_owner_ids(grant.principal)
     with hub.db.read() as conn:
-        xorb = xet_q.dedup_xorb(conn, name)
+        xorb = xet_q.dedup_xorb(conn, name, visible)
         if xorb is None:
             raise NotFoundError(f"No stored xorb offers chunk {name} for deduplication")
         # The xorb holding the chunk first, then the other xorbs of files that use it: a client
         # that holds one chunk of a file most likely holds the whole file.
-        names = [xorb, *xet_q.related_xorbs(conn, xorb, DEDUP_RELATED_FILES, DEDUP_MAX_XORBS - 1)]
+        names = [xorb, *xet_q.related_xorbs(conn, xorb, DEDUP_RELATED_FILES, DEDUP_MAX_XORBS - 1, visible)]
         indexes = _load_indexes(conn, names)
     if xorb not in indexes:
         raise NotFoundError(f"No stored xorb offers chunk {name} for deduplication")

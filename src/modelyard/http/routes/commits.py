@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import html
-import json
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError, PayloadTooLargeError
@@ -16,6 +16,8 @@ from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
     API_REPO,
     REV,
+    bounded_stream,
+    decode_json,
     flag,
     iso,
     json_body,
@@ -28,6 +30,7 @@ from modelyard.http.routes.common import (
 from modelyard.ids import validate_folder, validate_path, validate_sha256
 from modelyard.services import commits as commits_svc
 from modelyard.services import files as files_svc
+from modelyard.services import repos as repos_svc
 from modelyard.services.auth import Principal
 from modelyard.services.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
 from modelyard.services.hub import Hub
@@ -37,7 +40,8 @@ COMMITS_PAGE = 50
 
 
 async def preupload(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "write")
+    body = await json_body(ctx)
     files = body.get("files")
     if not isinstance(files, list):
         raise InvalidInputError("'files' must be a list")
@@ -48,10 +52,7 @@ async def preupload(ctx: Ctx) -> Response:
 
 
 def parse_line(line: bytes, number: int) -> tuple[str, Any]:
-    try:
-        item = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"Malformed NDJSON on line {number}: {exc}") from exc
+    item = decode_json(line, f"NDJSON on line {number}")
     if not isinstance(item, dict) or not isinstance(item.get("key"), str) or "value" not in item:
         raise InvalidInputError(f"Line {number} must be an object with 'key' and 'value'")
     if not isinstance(item["value"], dict):
@@ -78,7 +79,7 @@ def to_operation(key: str, value: dict[str, Any], number: int) -> Any:
             raise InvalidInputError(f"Line {number}: only sha256 LFS oids are supported")
         oid = validate_sha256(value.get("oid"))
         size = value.get("size")
-        if size is not None and (not isinstance(size, int) or size < 0):
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidInputError(f"Line {number}: invalid size for {path!r}")
         return AddLfsFile(path, oid, size)
     if key == "deletedFile":
@@ -88,47 +89,94 @@ def to_operation(key: str, value: dict[str, Any], number: int) -> Any:
     raise InvalidInputError(f"Line {number}: unknown operation {key!r}")
 
 
+class CommitParser:
+    """Turns NDJSON lines into a ``CommitRequest``; fed batches of lines from a worker thread."""
+
+    def __init__(self, max_operations: int) -> None:
+        self.max_operations = max_operations
+        self.request: CommitRequest | None = None
+        self.lines = 0
+
+    def feed(self, lines: list[bytes]) -> None:
+        for line in lines:
+            self.lines += 1
+            key, value = parse_line(line, self.lines)
+            if self.request is None:
+                self.request = self._header(key, value)
+                continue
+            if len(self.request.operations) >= self.max_operations:
+                raise PayloadTooLargeError(f"A commit may hold at most {self.max_operations} operations")
+            self.request.operations.append(to_operation(key, value, self.lines))
+
+    @staticmethod
+    def _header(key: str, header: dict[str, Any]) -> CommitRequest:
+        if key != "header":
+            raise InvalidInputError("The first NDJSON line must be the header")
+        summary, description = header.get("summary"), header.get("description", "")
+        if not isinstance(summary, str) or not isinstance(description, str):
+            raise InvalidInputError("The header needs a string 'summary' (and 'description')")
+        parent = header.get("parentCommit")
+        if parent is not None and not isinstance(parent, str):
+            raise InvalidInputError("parentCommit must be a string")
+        return CommitRequest(summary, description, parent)
+
+    def result(self) -> CommitRequest:
+        if self.request is None:
+            raise InvalidInputError("Empty commit body")
+        return self.request
+
+
+#: Complete lines handed to a worker thread at a time for JSON and base64 decoding.
+PARSE_BATCH = 1024 * 1024
+
+
 async def read_commit(ctx: Ctx) -> CommitRequest:
-    """Parse the NDJSON body line by line as it streams in."""
-    limit = ctx.hub.settings.max_commit_body
-    received = 0
+    """Parse the NDJSON body as it streams in: lines are split on the event loop (a ``find`` per
+    MiB), decoded in a worker thread a batch at a time; the body, each line and the number of
+    operations are bounded, so nothing unbounded is held or parsed before it is refused."""
+    settings = ctx.hub.settings
+    limit = settings.max_commit_body
+    # A regular file a little over the limit still gets its clear "use LFS" error from the service.
+    max_line = (settings.max_regular_file_size + 3) * 4 // 3 + 64 * 1024
+    parser = CommitParser(settings.max_commit_operations)
     pending: list[bytes] = []  # pieces of the current, unfinished line
-    lines: list[bytes] = []
-    async for chunk in ctx.request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLargeError(f"The commit body exceeds {limit} bytes")
-        if b"\n" not in chunk:
-            pending.append(chunk)
-            continue
-        *complete, rest = (b"".join(pending) + chunk).split(b"\n")
-        pending = [rest]
-        lines.extend(line for line in complete if line.strip())
-    buffer = b"".join(pending)
-    if buffer.strip():
-        lines.append(buffer)
-    if not lines:
-        raise InvalidInputError("Empty commit body")
-    key, header = parse_line(lines[0], 1)
-    if key != "header":
-        raise InvalidInputError("The first NDJSON line must be the header")
-    summary, description = header.get("summary"), header.get("description", "")
-    if not isinstance(summary, str) or not isinstance(description, str):
-        raise InvalidInputError("The header needs a string 'summary' (and 'description')")
-    parent = header.get("parentCommit")
-    if parent is not None and not isinstance(parent, str):
-        raise InvalidInputError("parentCommit must be a string")
-    req = CommitRequest(summary, description, parent)
-    for number, line in enumerate(lines[1:], start=2):
-        key, value = parse_line(line, number)
-        req.operations.append(to_operation(key, value, number))
-    return req
+    pending_size = 0
+    batch: list[bytes] = []
+    batch_size = 0
+    async for chunk in bounded_stream(ctx, limit, "commit body"):
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if pending_size + len(piece) > max_line:
+                raise PayloadTooLargeError(f"A line of the commit body exceeds {max_line} bytes")
+            if end < 0:
+                if piece:
+                    pending.append(piece)
+                    pending_size += len(piece)
+                break
+            line = b"".join([*pending, piece]) if pending else piece
+            pending, pending_size = [], 0
+            if line.strip():
+                batch.append(line)
+                batch_size += len(line)
+            start = end + 1
+        if batch_size >= PARSE_BATCH:
+            await run_in_threadpool(parser.feed, batch)
+            batch, batch_size = [], 0
+    last = b"".join(pending)
+    if last.strip():
+        batch.append(last)
+    if batch:
+        await run_in_threadpool(parser.feed, batch)
+    return parser.result()
 
 
 async def commit(ctx: Ctx) -> Response:
+    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    await ctx.call(commits_svc.authorize_commit, rtype, rid, ctx.params["rev"])
     req = await read_commit(ctx)
     create_pr = flag(ctx.request.query_params.get("create_pr"))
-    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
     result = await ctx.call(commits_svc.create_commit, rtype, rid, ctx.params["rev"], req, create_pr)
     url = repo_url(ctx.base_url(), rtype, rid)
     body: dict[str, Any] = {
@@ -191,7 +239,8 @@ async def commits(ctx: Ctx) -> Response:
 
 
 async def create_branch(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request, required=False)
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "write")
+    body = await json_body(ctx, required=False)
     start = body.get("startingPoint")
     if start is not None and not isinstance(start, str):
         raise InvalidInputError("startingPoint must be a revision string")
@@ -205,7 +254,8 @@ async def delete_branch(ctx: Ctx) -> Response:
 
 
 async def create_tag(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "write")
+    body = await json_body(ctx)
     tag = body.get("tag")
     if not isinstance(tag, str):
         raise InvalidInputError("'tag' is required")
@@ -219,7 +269,8 @@ async def delete_tag(ctx: Ctx) -> Response:
 
 
 async def super_squash(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request, required=False)
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "write")
+    body = await json_body(ctx, required=False)
     message = body.get("message")
     if message is not None and not isinstance(message, str):
         raise InvalidInputError("message must be a string")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelyard.errors import InvalidInputError
+from modelyard.errors import InvalidInputError, PayloadTooLargeError
 from modelyard.ids import PLURALS, URL_PREFIXES, RepoType
 from modelyard.services.files import FileEntry
 from modelyard.versioning.objects import CommitInfo
+
+if TYPE_CHECKING:
+    from modelyard.http.app import Ctx
 
 TYPES = r"(?P<types>models|datasets|spaces)"
 REPO = r"(?P<ns>[^/]+)/(?P<name>[^/]+)"
@@ -48,19 +51,68 @@ def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-async def json_body(request: Any, required: bool = True) -> dict[str, Any]:
-    raw = await request.body()
+#: JSON bodies up to this size are parsed on the event loop (microseconds); larger ones in the
+#: pool for CPU-heavy work.
+INLINE_JSON = 64 * 1024
+
+
+def declared_length(ctx: Ctx) -> int | None:
+    """The ``Content-Length`` the client declared (None for a chunked body)."""
+    declared = ctx.request.headers.get("content-length")
+    if declared is None:
+        return None
+    if not declared.isdigit() or len(declared) > 18:
+        raise PayloadTooLargeError("Invalid or absurd Content-Length")
+    return int(declared)
+
+
+async def bounded_stream(ctx: Ctx, limit: int, what: str) -> AsyncIterator[bytes]:
+    """The body's pieces as they arrive, refused (413) as soon as it is declared or found to
+    pass ``limit`` bytes: the one place every route's body limit is applied."""
+    declared = declared_length(ctx)
+    if declared is not None and declared > limit:
+        raise PayloadTooLargeError(f"The {what} may hold at most {limit} bytes")
+    size = 0
+    async for chunk in ctx.request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The {what} may hold at most {limit} bytes")
+        yield chunk
+
+
+async def read_body(ctx: Ctx, limit: int, what: str = "request body") -> bytes:
+    """The whole body, bounded by ``limit`` (``bounded_stream``)."""
+    return b"".join([chunk async for chunk in bounded_stream(ctx, limit, what)])
+
+
+def decode_json(raw: bytes, what: str) -> Any:
+    """``json.loads``, with every way a client's bytes can fail as a 400 naming ``what``."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"Malformed {what}: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInputError(f"Malformed {what}: nested too deeply") from exc
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    data = decode_json(raw, "JSON body")
+    if not isinstance(data, dict):
+        raise InvalidInputError("The JSON body must be an object")
+    return data
+
+
+async def json_body(ctx: Ctx, required: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """The JSON object in the body, bounded by ``max_json_body`` (or ``limit``); read it only after
+    the request has been authorised as far as the URL and headers allow."""
+    raw = await read_body(ctx, limit or ctx.hub.settings.max_json_body, "JSON body")
     if not raw:
         if required:
             raise InvalidInputError("A JSON body is required")
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"Malformed JSON body: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidInputError("The JSON body must be an object")
-    return data
+    if len(raw) <= INLINE_JSON:
+        return parse_json_object(raw)
+    return await ctx.heavy(parse_json_object, raw)
 
 
 def flag(value: str | None) -> bool:

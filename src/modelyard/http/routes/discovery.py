@@ -25,7 +25,7 @@ from modelyard.http.routes.common import (
     repo_type,
 )
 from modelyard.services import discovery
-from modelyard.services.auth import Principal
+from modelyard.services.auth import Principal, visible_owner_ids
 from modelyard.services.files import FileEntry, list_tree
 from modelyard.services.hub import Hub
 from modelyard.services.indexer import RepoFiles, compute_facts
@@ -109,7 +109,10 @@ def _info(hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str)
         facts = compute_facts(hub, repo, RepoFiles(hub, entries))
         bases = facts.base_models
     with hub.db.read() as conn:
-        children = facts_q.children_count(conn, repo.repo_id.lower()) if repo.type == "model" else 0
+        children = (
+            facts_q.children_count(conn, repo.repo_id.lower(), visible_owner_ids(principal))
+            if repo.type == "model" else 0
+        )
     return InfoView(snap, entries, facts, bases, children)
 
 
@@ -145,7 +148,10 @@ def _list_page(
         if extra:
             with hub.db.read() as conn:
                 bases = facts_q.base_models(conn, repo.id)
-                children = facts_q.children_count(conn, repo.repo_id.lower()) if repo.type == "model" else 0
+                children = (
+                    facts_q.children_count(conn, repo.repo_id.lower(), visible_owner_ids(principal))
+                    if repo.type == "model" else 0
+                )
             item.update(details(repo, facts, bases, children))
         if full:
             snap, entries = list_tree(hub, principal, rtype, repo.repo_id, "main", "", recursive=True)

@@ -6,7 +6,7 @@ import mimetypes
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -21,17 +21,21 @@ from modelyard.http.routes.common import (
     entry_json,
     flag,
     iterate,
+    json_body,
     json_response,
     link_next,
+    read_body,
     repo_id,
     repo_type,
 )
 from modelyard.services import files as files_svc
+from modelyard.services import repos as repos_svc
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
 from modelyard.storage.local import LocalBlobStore
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})\Z")
+MAX_PATHS = 1000
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
 
@@ -71,10 +75,31 @@ def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes | m
     return iterate(chunks)
 
 
+#: Types a browser would run or render as a document from the hub's origin: served as plain text.
+ACTIVE_TYPES = frozenset({
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/xsl",
+    "text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript",
+    "text/ecmascript", "application/wasm", "application/pdf", "text/css", "application/x-shockwave-flash",
+    "text/cache-manifest", "application/manifest+json", "text/vtt",
+})
+
+
+def safe_media_type(filename: str) -> str:
+    """The Content-Type a user's file is served with: never one a browser would execute."""
+    guessed = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if guessed in ACTIVE_TYPES or guessed.endswith(("+xml", "script")):
+        return "text/plain; charset=utf-8"
+    return guessed
+
+
 async def resolve(ctx: Ctx) -> Response:
     rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
-    count = ctx.request.method == "HEAD" and "x-hf-download-counter" in ctx.request.headers
-    resolved = await ctx.call(files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"], count)
+    counting = None
+    if ctx.request.method == "HEAD" and "x-hf-download-counter" in ctx.request.headers:
+        counting = ctx.client_address()
+    resolved = await ctx.call(
+        files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"], counting
+    )
     entry = resolved.entry
     size = entry.size
     filename = entry.path.rsplit("/", 1)[-1]
@@ -83,6 +108,9 @@ async def resolve(ctx: Ctx) -> Response:
         "Accept-Ranges": "bytes",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename)}",
         "Cache-Control": "private, max-age=0, must-revalidate",
+        # Uploaded bytes never run as active content on the hub's origin (docs/security.md).
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
     }
     if entry.lfs_sha256 is not None:
         headers["ETag"] = f'"{entry.lfs_sha256}"'
@@ -95,7 +123,7 @@ async def resolve(ctx: Ctx) -> Response:
             headers["Link"] = f'<{refresh}>; rel="xet-auth"'
     else:
         headers["ETag"] = f'"{entry.oid}"'
-    media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    media_type = safe_media_type(filename)
     window = parse_range(ctx.request.headers.get("range"), size)
     status = 200
     start, end = 0, size
@@ -171,28 +199,27 @@ def _paths_info(
 
 
 async def paths_info(ctx: Ctx) -> Response:
+    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    await ctx.call(repos_svc.authorize, rtype, rid)
     content_type = ctx.request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
-        from modelyard.http.routes.common import json_body
-
-        body = await json_body(ctx.request)
+        body = await json_body(ctx)
         paths, expand = body.get("paths", []), bool(body.get("expand"))
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise InvalidInputError("'paths' must be a list of strings")
     else:
-        from urllib.parse import parse_qs
-
+        raw = await read_body(ctx, ctx.hub.settings.max_json_body, "form body")
         try:
-            form = parse_qs((await ctx.request.body()).decode(), keep_blank_values=True)
+            form = parse_qs(raw.decode(), keep_blank_values=True, max_num_fields=MAX_PATHS + 8)
         except UnicodeDecodeError as exc:
             raise InvalidInputError("The form body is not UTF-8") from exc
+        except ValueError as exc:
+            raise InvalidInputError(f"At most {MAX_PATHS} paths per request") from exc
         paths = form.get("paths", [])
         expand = flag((form.get("expand") or [""])[0])
-    if len(paths) > 1000:
-        raise InvalidInputError("At most 1000 paths per request")
-    items = await ctx.call(
-        _paths_info, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], paths, expand
-    )
+    if len(paths) > MAX_PATHS:
+        raise InvalidInputError(f"At most {MAX_PATHS} paths per request")
+    items = await ctx.call(_paths_info, rtype, rid, ctx.params["rev"], paths, expand)
     return json_response(items)
 
 

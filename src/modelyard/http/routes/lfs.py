@@ -20,6 +20,7 @@ from modelyard.http.routes.common import (
 )
 from modelyard.http.routes.files import _stream
 from modelyard.services import lfs as lfs_svc
+from modelyard.services import repos as repos_svc
 from modelyard.storage.base import BlobWriter
 
 LFS_JSON = "application/vnd.git-lfs+json"
@@ -29,9 +30,10 @@ WRITE_BATCH = 16 * 1024 * 1024
 
 
 async def batch(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
     base = ctx.base_url()
     rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    await ctx.call(repos_svc.authorize, rtype, rid)  # uploads also need write: checked with the body
+    body = await json_body(ctx)
     transfer, objects = await ctx.call(lfs_svc.batch, rtype, rid, body, base, repo_url(base, rtype, rid))
     out = []
     for obj in objects:
@@ -46,7 +48,8 @@ async def batch(ctx: Ctx) -> Response:
 
 
 async def verify(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params))
+    body = await json_body(ctx)
     await ctx.call(lfs_svc.verify, repo_type(ctx.params), repo_id(ctx.params), body)
     return json_response({"message": "ok"}, media_type=LFS_JSON)
 
@@ -94,10 +97,12 @@ async def _receive_into(ctx: Ctx, writer: BlobWriter) -> None:
 async def upload(ctx: Ctx) -> Response:
     """A basic-transfer PUT: the URL itself authorises it (clients send no token here)."""
     hub = ctx.hub
-    repo_pk, sha256, size = await run_in_threadpool(lfs_svc.upload_target, hub, ctx.params["token"])
-    writer = hub.blobs.writer(max_size=size)
+    target = await run_in_threadpool(lfs_svc.upload_target, hub, ctx.params["token"])
+    writer = hub.blobs.writer(max_size=target.size)
     await _receive_into(ctx, writer)
-    await run_in_threadpool(lfs_svc.finish_upload, hub, writer, repo_pk, sha256, size)
+    await run_in_threadpool(
+        lfs_svc.finish_upload, hub, writer, target.repo_pk, target.sha256, target.size, target.repo_uid
+    )
     return Response(b"", status_code=200)
 
 
@@ -117,29 +122,30 @@ async def upload_part(ctx: Ctx) -> Response:
 
 
 async def complete(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
-    await run_in_threadpool(lfs_svc.complete_multipart, ctx.hub, ctx.params["token"], body)
+    target = await run_in_threadpool(lfs_svc.complete_target, ctx.hub, ctx.params["token"])
+    body = await json_body(ctx)
+    await run_in_threadpool(lfs_svc.complete_multipart, ctx.hub, target, body)
     return json_response({"message": "ok"}, media_type=LFS_JSON)
 
 
 async def download(ctx: Ctx) -> Response:
-    xet_hash = await run_in_threadpool(lfs_svc.download_xet_file, ctx.hub, ctx.params["token"])
-    if xet_hash is not None:  # uploaded through Xet: rebuilt from its xorbs
+    target = await run_in_threadpool(lfs_svc.download_target, ctx.hub, ctx.params["token"])
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if target.xet_hash is not None:  # uploaded through Xet: rebuilt from its xorbs
         from modelyard.services.xet import read_range, stored_file
 
-        stored = await run_in_threadpool(stored_file, ctx.hub, xet_hash)
+        stored = await run_in_threadpool(stored_file, ctx.hub, target.xet_hash)
         return StreamingResponse(
-            iterate(read_range(ctx.hub, stored, 0, stored.size)), headers={"Content-Length": str(stored.size)},
-            media_type="application/octet-stream",
+            iterate(read_range(ctx.hub, stored, 0, stored.size)),
+            headers={**headers, "Content-Length": str(stored.size)}, media_type="application/octet-stream",
         )
-    key = await run_in_threadpool(lfs_svc.download_target, ctx.hub, ctx.params["token"])
-    size = await run_in_threadpool(ctx.hub.blobs.size, key)
+    size = await run_in_threadpool(ctx.hub.blobs.size, target.key)
     if size is None:
         from modelyard.errors import NotFoundError
 
         raise NotFoundError("LFS object missing from storage")
     return StreamingResponse(
-        _stream(ctx.hub, key, 0, size), headers={"Content-Length": str(size)},
+        _stream(ctx.hub, target.key, 0, size), headers={**headers, "Content-Length": str(size)},
         media_type="application/octet-stream",
     )
 

@@ -18,12 +18,13 @@ from modelyard.http.routes.common import (
 )
 from modelyard.ids import parse_repo_type
 from modelyard.services import repos as repos_svc
-from modelyard.services.auth import Principal, check_write
+from modelyard.services.auth import Principal, check_write, require_writer
 from modelyard.services.hub import Hub
 
 
 async def create(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(require_writer)
+    body = await json_body(ctx)
     name, org = body.get("name"), body.get("organization")
     if not isinstance(name, str) or (org is not None and not isinstance(org, str)):
         raise InvalidInputError("'name' (and optionally 'organization') must be strings")
@@ -56,14 +57,16 @@ def _target(body: dict[str, Any]) -> tuple[str, str]:
 
 
 async def delete(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(require_writer)
+    body = await json_body(ctx)
     rtype, rid = _target(body)
     await ctx.call(repos_svc.delete_repo, rtype, rid)
     return Response(b"", status_code=200)
 
 
 async def move(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(require_writer)
+    body = await json_body(ctx)
     src, dst = body.get("fromRepo"), body.get("toRepo")
     if not isinstance(src, str) or not isinstance(dst, str):
         raise InvalidInputError("'fromRepo' and 'toRepo' are required")
@@ -73,7 +76,8 @@ async def move(ctx: Ctx) -> Response:
 
 
 async def settings(ctx: Ctx) -> Response:
-    body = await json_body(ctx.request)
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "admin")
+    body = await json_body(ctx)
     await ctx.call(repos_svc.update_settings, repo_type(ctx.params), repo_id(ctx.params), body)
     return json_response({})
 

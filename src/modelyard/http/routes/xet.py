@@ -12,11 +12,20 @@ import weakref
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from modelyard.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from modelyard.errors import NotFoundError
 from modelyard.http.app import Ctx, Router
-from modelyard.http.routes.common import API_REPO, json_response, repo_id, repo_type
+from modelyard.http.routes.common import (
+    API_REPO,
+    bounded_stream,
+    declared_length,
+    json_response,
+    read_body,
+    repo_id,
+    repo_type,
+)
 from modelyard.http.routes.files import _stream
 from modelyard.services import xet as xet_svc
+from modelyard.services.grants import Grant
 from modelyard.xet.shard import MAX_SHARD_BYTES
 from modelyard.xet.xorb import MAX_XORB_BODY
 
@@ -38,109 +47,72 @@ async def token(ctx: Ctx) -> Response:
                          headers=headers)
 
 
-async def _scope(ctx: Ctx, write: bool) -> int:
+async def _scope(ctx: Ctx, write: bool) -> Grant:
     return await run_in_threadpool(xet_svc.cas_scope, ctx.hub, ctx.token, write)
 
 
-async def _body(ctx: Ctx, limit: int, what: str) -> bytearray:
-    """The request body, refused as soon as it passes ``limit`` bytes (one buffer, no join copy)."""
-    declared = ctx.request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"A {what} may hold at most {limit} bytes")
-    body = bytearray()
-    async for chunk in ctx.request.stream():
-        if len(body) + len(chunk) > limit:
-            raise PayloadTooLargeError(f"A {what} may hold at most {limit} bytes")
-        body += chunk
-    return body
-
-
-#: Xorb bodies are received into at most this many reused buffers per process (receiving and
-#: validating/storing overlap with two); a fresh 64 MiB buffer costs a page fault per 4 KiB,
-#: several times the copy itself. So up to 2 x MAX_XORB_BODY stays with a process that has
-#: received xorbs.
+#: Xorb bodies are received into reused buffers: a fresh 64 MiB buffer costs a page fault per
+#: 4 KiB, several times the copy itself. A process keeps at most this many (the largest), so up
+#: to 2 x MAX_XORB_BODY stays with a process that has received xorbs.
 KEEP_BUFFERS = 2
-#: An upload waits at most this long for a reused buffer, then gets a fresh one (so a client that
-#: trickles a body cannot hold the others back).
-BUFFER_WAIT = 2.0
 
 
 class _Buffers:
-    """The reused xorb buffers of one event loop (only that loop's thread touches them)."""
+    """The idle xorb buffers of one event loop (only that loop's thread touches them)."""
 
     def __init__(self) -> None:
-        self.slots = asyncio.Semaphore(KEEP_BUFFERS)
         self.free: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        """An idle buffer of at least ``size`` bytes, else a new, empty one that grows as the
+        body arrives: memory follows the bytes received, never a ``Content-Length`` claim."""
+        fits = [b for b in self.free if len(b) >= size]
+        if not fits:
+            return bytearray()
+        buf = min(fits, key=len)
+        self.free.remove(buf)
+        return buf
+
+    def give(self, buf: bytearray) -> None:
+        self.free.append(buf)
+        if len(self.free) > KEEP_BUFFERS:
+            self.free.remove(min(self.free, key=len))
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Buffers] = weakref.WeakKeyDictionary()
 
 
-async def _take(size: int, limit: int) -> tuple[bytearray, _Buffers | None]:
-    """A buffer of at least ``size`` bytes, and the pool it must go back to (None: a fresh one)."""
+async def _pooled_body(ctx: Ctx, limit: int, what: str) -> tuple[bytearray, int, _Buffers]:
+    """The body in a reused (or growing) buffer: (buffer, length, pool to give it back to)."""
     pool = _POOLS.setdefault(asyncio.get_running_loop(), _Buffers())
-    try:
-        await asyncio.wait_for(pool.slots.acquire(), BUFFER_WAIT)
-    except TimeoutError:
-        return bytearray(size), None
-    fits = [b for b in pool.free if len(b) >= size]
-    if not fits:  # with room to spare, so that the next, slightly larger xorb fits too
-        return bytearray(min(limit, size + size // 8)), pool
-    buf = min(fits, key=len)
-    pool.free.remove(buf)
-    return buf, pool
-
-
-def _give(buf: bytearray, pool: _Buffers | None) -> None:
-    if pool is None:
-        return
-    pool.free.append(buf)
-    if len(pool.free) > KEEP_BUFFERS:
-        pool.free.remove(min(pool.free, key=len))
-    pool.slots.release()
-
-
-async def _pooled_body(ctx: Ctx, limit: int, what: str) -> tuple[bytearray, int, _Buffers | None] | None:
-    """The body read into a reused buffer when Content-Length declares its size: (buffer, length, pool)."""
-    declared = ctx.request.headers.get("content-length")
-    if declared is None or not declared.isdigit():
-        return None
-    size = int(declared)
-    if size > limit:
-        raise PayloadTooLargeError(f"A {what} may hold at most {limit} bytes")
-    buf, pool = await _take(size, limit)
+    buf = pool.take(min(declared_length(ctx) or 0, limit))
     pos = 0
     try:
-        with memoryview(buf) as view:
-            async for chunk in ctx.request.stream():
-                if pos + len(chunk) > size:
-                    raise InvalidInputError(f"The {what} body is longer than its Content-Length")
-                view[pos : pos + len(chunk)] = chunk
-                pos += len(chunk)
+        async for chunk in bounded_stream(ctx, limit, what):
+            end = pos + len(chunk)
+            if end <= len(buf):
+                buf[pos:end] = chunk
+            else:
+                del buf[pos:]
+                buf += chunk
+            pos = end
     except BaseException:
-        _give(buf, pool)
+        pool.give(buf)
         raise
     return buf, pos, pool
 
 
 async def upload_xorb(ctx: Ctx) -> Response:
-    repo_pk = await _scope(ctx, write=True)
-    pooled = await _pooled_body(ctx, MAX_XORB_BODY, "xorb")
-    if pooled is None:
-        body = await _body(ctx, MAX_XORB_BODY, "xorb")
-        inserted = await run_in_threadpool(
-            xet_svc.upload_xorb, ctx.hub, repo_pk, ctx.params["prefix"], ctx.params["hash"], body
-        )
-        return json_response({"was_inserted": inserted})
-    buf, size, pool = pooled
+    grant = await _scope(ctx, write=True)
+    buf, size, pool = await _pooled_body(ctx, MAX_XORB_BODY, "xorb")
     try:
         with memoryview(buf) as whole, whole[:size] as view:
             # The service keeps no reference to the body once it returns (stores copy or write it).
             inserted = await run_in_threadpool(
-                xet_svc.upload_xorb, ctx.hub, repo_pk, ctx.params["prefix"], ctx.params["hash"], view
+                xet_svc.upload_xorb, ctx.hub, grant.repo.id, ctx.params["prefix"], ctx.params["hash"], view
             )
     finally:
-        _give(buf, pool)
+        pool.give(buf)
     return json_response({"was_inserted": inserted})
 
 
@@ -156,17 +128,17 @@ async def shard_v2(ctx: Ctx) -> Response:
 
 
 async def upload_shard(ctx: Ctx) -> Response:
-    repo_pk = await _scope(ctx, write=True)
-    body = await _body(ctx, MAX_SHARD_BYTES, "shard")
-    result = await run_in_threadpool(xet_svc.upload_shard, ctx.hub, repo_pk, body)
+    grant = await _scope(ctx, write=True)
+    body = await read_body(ctx, MAX_SHARD_BYTES, "shard")
+    result = await run_in_threadpool(xet_svc.upload_shard, ctx.hub, grant, body)
     return json_response({"result": result})
 
 
 async def reconstruction(ctx: Ctx) -> Response:
-    repo_pk = await _scope(ctx, write=False)
+    grant = await _scope(ctx, write=False)
     version = 2 if ctx.params["v"] == "2" else 1
     answer = await run_in_threadpool(
-        xet_svc.reconstruction, ctx.hub, repo_pk, ctx.params["hash"], ctx.request.headers.get("range"),
+        xet_svc.reconstruction, ctx.hub, grant, ctx.params["hash"], ctx.request.headers.get("range"),
         ctx.base_url(), version,
     )
     return json_response(answer)
@@ -177,7 +149,7 @@ async def fetch(ctx: Ctx) -> Response:
     key, start, end = await run_in_threadpool(
         xet_svc.fetch_target, ctx.hub, ctx.params["token"], ctx.request.headers.get("range")
     )
-    headers = {"Content-Length": str(end - start), "Accept-Ranges": "bytes"}
+    headers = {"Content-Length": str(end - start), "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff"}
     status = 200
     if ctx.request.headers.get("range"):
         status = 206
@@ -189,13 +161,13 @@ async def fetch(ctx: Ctx) -> Response:
 
 
 async def dedup(ctx: Ctx) -> Response:
-    await _scope(ctx, write=False)
-    shard = await run_in_threadpool(xet_svc.dedup_query, ctx.hub, ctx.params["prefix"], ctx.params["hash"])
+    grant = await _scope(ctx, write=False)
+    shard = await run_in_threadpool(xet_svc.dedup_query, ctx.hub, grant, ctx.params["prefix"], ctx.params["hash"])
     return Response(shard, media_type="application/octet-stream")
 
 
 async def telemetry(ctx: Ctx) -> Response:
-    await ctx.request.body()
+    await read_body(ctx, 64 * 1024, "telemetry body")
     return Response(b"", status_code=200)
 
 
