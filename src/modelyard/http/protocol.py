@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -322,16 +323,26 @@ class BufferedHttpToolsProtocol(HttpToolsProtocol):
             cycle.disconnected = True
             cycle.message_event.set()
         if owed and not self.pipeline and not transport.get_write_buffer_size():
-            transport.write(self._plain_response(status))
+            transport.write(self._error_response(status))
         transport.close()
         # close() waits for the write buffer to drain; a client that does not read gets a reset.
         self._abort_timer = self.loop.call_later(self.limits.header_timeout, transport.abort)
 
-    def _plain_response(self, status: int) -> bytes:
-        body = http.HTTPStatus(status).phrase.encode()
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request the parser refused, in the hub's error envelope."""
+        self.transport.write(self._error_response(400, msg))
+        self.transport.close()
+
+    def _error_response(self, status: int, message: str | None = None) -> bytes:
+        """A closing answer in the hub's error envelope (JSON body, ``X-Error-Code``/``-Message``)."""
+        phrase = http.HTTPStatus(status).phrase
+        text = (message or phrase).encode("ascii", "replace")
+        body = json.dumps({"error": text.decode()}).encode()
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
-        content.extend([b"content-type: text/plain; charset=utf-8\r\n",
+        content.extend([b"content-type: application/json\r\n",
+                        b"x-error-code: " + phrase.replace(" ", "").encode() + b"\r\n",
+                        b"x-error-message: " + text + b"\r\n",
                         b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body])
         return b"".join(content)

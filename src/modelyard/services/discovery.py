@@ -28,7 +28,7 @@ SORTS = {
     "trendingScore": "trendingScore", "trending_score": "trendingScore",
 }
 MAX_LIMIT = 1000
-_PARAMS = re.compile(r"^(\d+(?:\.\d+)?)([KMBT]?)$", re.IGNORECASE)
+_PARAMS = re.compile(r"^(\d{1,15}(?:\.\d{1,6})?)([KMBT]?)\Z", re.IGNORECASE)
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 
 

@@ -152,11 +152,15 @@ def finish_upload(
     writer.commit(lfs_key(sha256))
     now = utcnow()
     with hub.db.write() as conn:
-        repo = repos_q.get_by_id(conn, repo_id)
-        if repo is None or (repo_uid is not None and repo.uid != repo_uid):
-            raise NotFoundError("The repository was deleted during the upload")
+        # Recorded even when the repo went away meanwhile: a stored object no repo holds is
+        # what ``gc`` reclaims (after its grace period); an unrecorded blob would stay forever.
         lfs_q.record_object(hub.db, conn, sha256, size, now)
-        repos_q.add_lfs_object(hub.db, conn, repo_id, sha256, size, now)
+        repo = repos_q.get_by_id(conn, repo_id)
+        gone = repo is None or (repo_uid is not None and repo.uid != repo_uid)
+        if not gone:
+            repos_q.add_lfs_object(hub.db, conn, repo_id, sha256, size, now)
+    if gone:
+        raise NotFoundError("The repository was deleted during the upload")
 
 
 def part_key(upload_id: str, part: int) -> str:

@@ -306,11 +306,12 @@ def upload_shard(hub: Hub, grant: Grant, body: bytes | bytearray) -> int:
     now = utcnow()
     try:
         with hub.db.write() as conn:
-            repo = repos_q.get_by_id(conn, repo_pk)
-            if repo is None or repo.uid != grant.repo.uid:
-                raise NotFoundError("The repository was deleted during the upload")
+            # The shard is recorded even when the repo went away meanwhile: an unused shard is
+            # what ``gc`` reclaims, an unrecorded blob would stay forever.
             new = xet_q.record_shard(hub.db, conn, shard_hash, len(body), now)
-            for f in files:
+            repo = repos_q.get_by_id(conn, repo_pk)
+            gone = repo is None or repo.uid != grant.repo.uid
+            for f in [] if gone else files:
                 terms = unpack_terms(f.terms)
                 xet_q.record_file(hub.db, conn, f, (hash_to_str(t.xorb) for t in terms), shard_hash, now)
                 xet_q.record_repo_file(hub.db, conn, repo_pk, f.sha256, f.hash, f.size, now)
@@ -318,6 +319,8 @@ def upload_shard(hub: Hub, grant: Grant, body: bytes | bytearray) -> int:
                 xet_q.add_dedup_chunks(hub.db, conn, [(hash_to_str(first), hash_to_str(terms[0].xorb))])
     except IntegrityError as exc:
         raise InvalidInputError("A xorb this shard references was just removed; upload it again") from exc
+    if gone:
+        raise NotFoundError("The repository was deleted during the upload")
     return 1 if new else 0
 
 

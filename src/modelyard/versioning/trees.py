@@ -32,20 +32,22 @@ def read_tree(reader: ObjectReader, oid: Oid) -> list[tuple[str, int, Oid]]:
 
 
 def lookup(reader: ObjectReader, root: Oid, path: str) -> TreeEntry | None:
-    """Find ``path`` under the tree ``root`` (a file or a folder), or None."""
+    """Find ``path`` under the tree ``root`` (a file or a folder), or None.
+
+    One dictionary look-up per path segment (trees are cached parsed): the cost does not grow
+    with the size of the folders on the way.
+    """
     if path == "":
         return TreeEntry("", DIR_MODE, root)
     current = root
     parts = path.split("/")
     for i, part in enumerate(parts):
-        found = None
-        for name, mode, oid in read_tree(reader, current):
-            if name == part:
-                found = (mode, oid)
-                break
-        if found is None:
+        tree = cast(Tree, reader.get(current))
+        try:
+            mode, sha = tree[part.encode("utf-8", "surrogateescape")]
+        except (KeyError, UnicodeEncodeError):
             return None
-        mode, oid = found
+        oid = Oid(sha.decode())
         if i == len(parts) - 1:
             return TreeEntry(path, mode, oid)
         if mode != DIR_MODE:
