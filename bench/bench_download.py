@@ -46,19 +46,20 @@ hand the bytes to the socket: two copies of every byte in the server. They now s
 memory-mapped windows of the blob (``LocalBlobStore.read_mapped`` in ``storage/local.py``, used by
 ``_stream`` in ``http/routes/files.py``): the socket copies straight from the page cache, and
 the mapping (with its page faults) happens in the worker thread, one hop per 8 MiB. Measured
-during development, 8 streams x 1 GiB with one worker: the server's CPU time fell from about
+on 2026-11-27 during development, 8 streams x 1 GiB with one worker: the server's CPU time fell from about
 4.4 s to about 2.2 s, close to what nginx's two workers spend on the same transfer (about 2.0 s,
 nginx uses ``sendfile``). Headers, Range handling and errors are unchanged.
 
-**What is left, and how to read the ratios.** True zero-copy (``sendfile``) is not reachable
-under uvicorn: it offers no ``http.response.pathsend`` and no access to the socket. Before the
-change, on this machine and under other load, the 8-stream ratio was 0.7x to 0.9x; the server
-now spends about as much CPU per byte as nginx. Single-stream throughput is bounded by the client
-(curl spends about 0.55 s of CPU per GiB received), and single-stream numbers favour servers that
-copy with ``write()`` over ``sendfile``, probably because on loopback the copy leaves the bytes in
-the CPU cache that curl reads them from next, whereas ``sendfile`` hands curl page-cache pages it
-must fetch from memory. That advantage would not carry over to a real network, so read a ratio
-above 1 as "not the bottleneck", not as "faster than nginx".
+**What is left, and how to read the ratios.** True zero-copy (``sendfile``) is not reachable under
+uvicorn: it offers no ``http.response.pathsend`` and no access to the socket. Before the change
+(measured on 2026-11-27, on this machine and under other load), the 8-stream ratio was 0.7x to
+0.9x; the server now spends about as much CPU per byte as nginx. Single-stream throughput is
+bounded by the client (measured on 2026-11-27: curl spends about 0.55 s of CPU per GiB received),
+and single-stream numbers favour servers that copy with ``write()`` over ``sendfile``, probably
+because on loopback the copy leaves the bytes in the CPU cache that curl reads them from next,
+whereas ``sendfile`` hands curl page-cache pages it must fetch from memory. That advantage would
+not carry over to a real network, so read a ratio above 1 as "not the bottleneck", not as "faster
+than nginx".
 """
 
 

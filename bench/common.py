@@ -101,21 +101,40 @@ class Hub:
 
 
 @contextmanager
-def modelyard(data_dir: Path | None = None, workers: int = 1) -> Iterator[Hub]:
-    """``modelyard --data-dir DIR serve --port P --workers N`` on loopback; stopped afterwards."""
+def modelyard(data_dir: Path | None = None, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Hub]:
+    """``modelyard --data-dir DIR serve --port P --workers N`` on loopback; stopped afterwards.
+
+    The server runs with its default settings (the test harness folds download counts every
+    0.2 s; here the default interval applies), changed only by ``env`` (``MODELYARD_*`` values).
+    """
+    from modelyard.config import Settings
+
     data_dir = data_dir or workspace() / f"hub-{uuid.uuid4().hex[:8]}"
-    live = LiveServer(data_dir, None, "sqlite", extra_env={"MODELYARD_WORKERS": str(workers)})
+    defaults = {"MODELYARD_TALLY_INTERVAL": str(Settings.model_fields["tally_interval"].default)}
+    live = LiveServer(data_dir, None, "sqlite",
+                      extra_env={**defaults, "MODELYARD_WORKERS": str(workers), **(env or {})})
     live.start()
     try:
         saved = data_dir / "bench-admin-token"
-        if not saved.exists():  # only the first start prints the admin token
-            tokens = re.findall(r"export HF_TOKEN=(\S+)", live.log_path.read_text())
+        if not saved.exists():  # only the first start creates the admin token
+            shown = data_dir / "admin-token"  # where the server puts it when its output is no terminal
+            tokens = ([shown.read_text().strip()] if shown.exists()
+                      else re.findall(r"export HF_TOKEN=(\S+)", live.log_path.read_text()))
             if not tokens:
-                raise RuntimeError(f"no admin token in {live.log_path}")
+                raise RuntimeError(f"no admin token in {shown} or {live.log_path}")
             saved.write_text(tokens[0])
         yield Hub(live, saved.read_text())
     finally:
         live.stop()
+
+
+def reader_tokens(hub: Hub, count: int) -> list[str]:
+    """Read tokens of ``count`` accounts (``modelyard seed``); the same values on every call."""
+    values = [f"hf_bench{i:03d}_read_token_{'0' * 20}" for i in range(count)]
+    users = [{"name": f"bench-reader-{i:03d}", "fullname": f"Bench reader {i}",
+              "tokens": [{"value": v, "role": "read", "name": "bench"}]} for i, v in enumerate(values)]
+    hub.live.seed({"users": users})  # idempotent
+    return values
 
 
 def upload(hub: Hub, repo_name: str, local: Path, path_in_repo: str) -> tuple[str, float]:
@@ -383,6 +402,7 @@ def main(run: Callable[[argparse.Namespace], dict[str, Any]], describe: str) -> 
         result = run(args)
     finally:
         _cleanup_workspace()
+    result["quick"] = args.quick  # a smoke run's numbers are labelled so wherever they are rendered
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text)

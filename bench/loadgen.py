@@ -5,6 +5,13 @@ HEAD requests. This client keeps ``--connections`` keep-alive connections, each 
 request as soon as the previous response's headers have arrived, for ``--duration`` seconds after
 a short warm-up, and prints JSON: requests, errors, requests/s and latency percentiles (ms).
 
+``--rotate 'Name: value'`` (repeatable) gives connection *i* the *i*-th value modulo their count
+(say, one of several tokens), on top of the ``--header`` lines every connection sends.
+
+``--until-signal``: print ``recording`` on stderr when the warm-up is over, then record until
+SIGUSR1 arrives (``--duration`` is then only an upper bound): the caller times whatever it does in
+the meantime.
+
     python -m bench.loadgen --url http://127.0.0.1:8000/x --connections 32 --duration 10
 """
 
@@ -12,8 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
+import sys
 import time
+from functools import partial
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -66,8 +77,10 @@ class _Stats:
         self.stopping = False
         self.latencies_ns: list[int] = []
         self.errors = 0
+        self.answered = 0  # responses of the whole run, warm-up included
 
     def record(self, latency_ns: int, ok: bool) -> None:
+        self.answered += 1
         if not self.recording:
             return
         if ok:
@@ -84,22 +97,30 @@ def percentile(sorted_values: list[int], fraction: float) -> float:
 
 
 async def run(url: str, connections: int, duration: float, warmup: float, method: str,
-              headers: list[str]) -> dict[str, object]:
+              headers: list[str], rotate: list[str] | None = None, until_signal: bool = False) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     extra = "".join(f"{h}\r\n" for h in headers)
-    request = f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
+    requests = [(head + (f"{one}\r\n" if one else "") + "\r\n").encode() for one in rotate or [""]]
     stats = _Stats()
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    if until_signal:
+        loop.add_signal_handler(signal.SIGUSR1, stop.set)
     conns = []
-    for _ in range(connections):
-        _transport, proto = await loop.create_connection(lambda: _Connection(request, stats), host, port)
+    for i in range(connections):
+        request = requests[i % len(requests)]
+        _transport, proto = await loop.create_connection(partial(_Connection, request, stats), host, port)
         conns.append(proto)
     await asyncio.sleep(warmup)
     stats.recording = True
     start = time.perf_counter()
-    await asyncio.sleep(duration)
+    if until_signal:
+        print("recording", file=sys.stderr, flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=duration)
     stats.recording = False
     elapsed = time.perf_counter() - start
     stats.stopping = True
@@ -107,8 +128,10 @@ async def run(url: str, connections: int, duration: float, warmup: float, method
     lat = sorted(stats.latencies_ns)
     return {
         "connections": connections,
+        "stopped_by_signal": stop.is_set(),
         "seconds": elapsed,
         "requests": len(lat),
+        "answered": stats.answered,
         "errors": stats.errors,
         "rps": len(lat) / elapsed,
         "p50_ms": percentile(lat, 0.50),
@@ -126,8 +149,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--method", default="HEAD")
     parser.add_argument("--header", action="append", default=[], help="extra 'Name: value' header")
+    parser.add_argument("--rotate", action="append", default=[],
+                        help="'Name: value' header that connection i takes the i-th of (modulo)")
+    parser.add_argument("--until-signal", action="store_true",
+                        help="record from 'recording' (on stderr) until SIGUSR1, at most --duration s")
     args = parser.parse_args()
-    result = uvloop.run(run(args.url, args.connections, args.duration, args.warmup, args.method, args.header))
+    result = uvloop.run(run(args.url, args.connections, args.duration, args.warmup, args.method, args.header,
+                            args.rotate, args.until_signal))
     print(json.dumps(result))
 
 

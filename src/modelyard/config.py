@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     heavy_threads: int = Field(
         default=2, description="Threads per process for CPU-heavy parsing (YAML, large JSON bodies)"
     )
+    bulk_threads: int = Field(
+        default=2,
+        description="Low-priority threads per process for long upload work (multipart completion, shard checks)",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names the server answers when no public URL is set "
@@ -85,6 +89,17 @@ class Settings(BaseSettings):
     )
     tally_interval: float = Field(
         default=2.0, description="Seconds between folds of download counts and token stamps"
+    )
+    # -- the background job queue (services/jobs.py) --
+    queue_url: str | None = Field(
+        default=None,
+        description="Job queue: sqlite:///path, postgresql://... or redis://...; default: beside the database",
+    )
+    job_threads: int = Field(default=1, description="Threads per server process running background jobs (0: none)")
+    job_poll_interval: float = Field(default=0.5, description="Longest wait of an idle job thread before it polls")
+    job_sweep_interval: float = Field(default=30.0, description="Seconds between sweeps for lost jobs")
+    job_lease: float = Field(
+        default=300.0, description="Seconds a job may run (or wait) before its event is enqueued again"
     )
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"

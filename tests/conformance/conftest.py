@@ -10,6 +10,14 @@ from tests.support.xet import Cas, cas_token
 
 
 @pytest.fixture
+def xet_env(hf_env: dict[str, str]) -> dict[str, str]:
+    """A default install's environment: Xet is on (the in-process client uploads through LFS)."""
+    env = dict(hf_env)
+    del env["HF_HUB_DISABLE_XET"]
+    return env
+
+
+@pytest.fixture
 def repo(api: HfApi, repo_name: str) -> str:
     return api.create_repo(repo_name).repo_id
 

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import HfApi
 
 from tests.support.clients.run import run_client
+from tests.support.datasets import TRAIN, toy_dataset
 
 pytestmark = pytest.mark.slow
 
 
 def test_load_dataset_from_parquet_files(api: HfApi, hf_env: dict[str, str], tmp_path: Path, repo_name: str) -> None:
-    folder = tmp_path / "ds"
-    (folder / "data").mkdir(parents=True)
-    train = [{"text": f"row {i}", "label": i % 3} for i in range(50)]
-    test = [{"text": f"held out {i}", "label": i % 2} for i in range(7)]
-    pq.write_table(pa.Table.from_pylist(train), folder / "data" / "train-00000-of-00001.parquet")
-    pq.write_table(pa.Table.from_pylist(test), folder / "data" / "test-00000-of-00001.parquet")
-    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\ntask_categories:\n- text-classification\n---\n# Toy\n")
+    card = "---\nlicense: cc-by-4.0\ntask_categories:\n- text-classification\n---\n# Toy\n"
+    folder = toy_dataset(tmp_path / "ds", card)
     repo_id = f"acme/{repo_name}"
     api.create_repo(repo_id, repo_type="dataset")
     api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="dataset")
@@ -35,6 +29,6 @@ def test_load_dataset_from_parquet_files(api: HfApi, hf_env: dict[str, str], tmp
 
     result = run_client("datasets_load.py", [repo_id], hf_env)
     assert result["splits"] == ["test", "train"]
-    assert result["train"] == train
+    assert result["train"] == TRAIN
     assert result["test_rows"] == 7
-    assert result["streamed_first"] == train[0]
+    assert result["streamed_first"] == TRAIN[0]

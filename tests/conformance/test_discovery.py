@@ -28,6 +28,7 @@ def test_minilm_card_params_and_client_helpers(
     repo_id = f"acme/{repo_name}-minilm"
     api.create_repo(repo_id)
     api.upload_folder(folder_path=MINILM, repo_id=repo_id)
+    server.settle()  # the catalog follows the commit through the job queue
     info = api.model_info(repo_id)
     # What the public Hub shows for sentence-transformers/all-MiniLM-L6-v2 (its card and files)
     assert info.card_data["license"] == "apache-2.0"
@@ -61,6 +62,7 @@ def test_minilm_card_params_and_client_helpers(
     assert card["license"] == "apache-2.0" and len(card["datasets"]) == 21
     assert card["commit_url"].startswith(server.url)
     assert "embeddings-test" in api.model_info(repo_id).tags
+    server.settle()
     assert repo_id in {m.id for m in api.list_models(filter="embeddings-test")}
     # datasets link to the models trained on them; config on request
     assert repo_id in {m.id for m in api.list_models(trained_dataset="s2orc", search=repo_name)}
@@ -149,6 +151,7 @@ def test_formats_params_and_lineage(api: HfApi, server: LiveServer, repo_name: s
         api.upload_file(path_or_fileobj=b"\x00binary", path_in_repo=path, repo_id=others)
     assert {"onnx", "tf", "jax", "pytorch"} <= set(api.model_info(others).tags)
 
+    server.settle()  # lineage is in the catalog, which follows commits through the job queue
     assert api.model_info(base).children_model_count == 4  # type: ignore[attr-defined]
     kids = httpx.get(f"{server.url}/api/models/{base}/children").json()
     assert sorted((k["id"], k["relation"]) for k in kids) == sorted([
@@ -179,6 +182,7 @@ def test_leaderboard_ranks_models(api: HfApi, server: LiveServer, repo_name: str
     api.upload_file(path_or_fileobj=_card_with_results(99.0).encode(), path_in_repo="README.md",
                     repo_id=f"acme/{repo_name}-private")
     query = "task=sentence-similarity&dataset=mteb/stsbenchmark-sts&metric=cosine_spearman&limit=1000"
+    server.settle()
     board = httpx.get(f"{server.url}/api/leaderboard?{query}").json()
     mine = [e for e in board if e["id"].startswith(f"acme/{repo_name}-")]
     assert [e["id"] for e in mine] == [f"acme/{repo_name}-b", f"acme/{repo_name}-a", f"acme/{repo_name}-c"]

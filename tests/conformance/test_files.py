@@ -16,13 +16,14 @@ from tests.support.server import LiveServer
 
 
 @pytest.fixture
-def populated(api: HfApi, repo_name: str) -> tuple[str, bytes, bytes]:
+def populated(api: HfApi, server: LiveServer, repo_name: str) -> tuple[str, bytes, bytes]:
     repo_id = f"acme/{repo_name}"
     api.create_repo(repo_id)
     big = os.urandom(200_000)
     small = b'{"model_type": "bert"}'
     api.upload_file(path_or_fileobj=big, path_in_repo="w/model.safetensors", repo_id=repo_id)
     api.upload_file(path_or_fileobj=small, path_in_repo="config.json", repo_id=repo_id)
+    server.settle()  # usedStorage follows the commit through the job queue
     return repo_id, big, small
 
 
@@ -93,8 +94,14 @@ def test_validate_yaml_auth_check_and_incidentals(
     assert ok.status_code == 200 and ok.json() == {"errors": [], "warnings": []}
     bad = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\nlicense: [unclosed\n---\n"})
     assert bad.status_code == 400 and bad.json()["errors"]
-    with pytest.raises((BadRequestError, ValueError)):
+    # The client asks the server's validate-yaml before committing a README.md and turns its 400
+    # into a ValueError: the refusal must be the server's (the cause), and nothing is committed.
+    with pytest.raises(ValueError, match="Invalid metadata in README.md") as refused:
         api.upload_file(path_or_fileobj=b"---\ntags: {a: [\n---\n", path_in_repo="README.md", repo_id=repo_id)
+    cause = refused.value.__cause__
+    assert isinstance(cause, BadRequestError)
+    assert cause.response.status_code == 400 and cause.response.url.path == "/api/validate-yaml"
+    assert "README.md" not in api.list_repo_files(repo_id)
     api.auth_check(repo_id)
     api_as(None).auth_check(repo_id)
     with pytest.raises(RepositoryNotFoundError):

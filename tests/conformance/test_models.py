@@ -38,4 +38,5 @@ def test_minilm_push_pull_load(hf_env: dict[str, str], tmp_path: Path) -> None:
     assert warm["remote"] == cold["remote"]
     content_gets = [u for m, u in warm["requests"] if m == "GET" and "/resolve/" in u]
     assert content_gets == []
-    assert any(m == "HEAD" or "/api/models/" in u for m, u in warm["requests"])
+    # ... yet it still asks the hub which revision main is (the repo info), as a warm load does
+    assert ("GET", f"{hf_env['HF_ENDPOINT']}/api/models/{repo_id}") in [tuple(r) for r in warm["requests"]]

@@ -75,12 +75,13 @@ def test_delete_and_move(api: HfApi, repo_name: str) -> None:
     api.delete_repo(f"alice/{repo_name}-moved", missing_ok=True)
 
 
-def test_list_models_search_author_filter_sort_and_pagination(api: HfApi, repo_name: str) -> None:
+def test_list_models_search_author_filter_sort_and_pagination(api: HfApi, server: LiveServer, repo_name: str) -> None:
     ids = [f"acme/{repo_name}-{i}" for i in range(5)]
     for i, rid in enumerate(ids):
         api.create_repo(rid)
         card = f"---\nlicense: mit\ntags:\n- t{i % 2}\nlibrary_name: transformers\n---\n# card\n"
         api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=rid)
+    server.settle()  # the catalog follows the commits through the job queue
     found = [m.id for m in api.list_models(search=repo_name, sort="created_at")]
     assert found == list(reversed(ids))
     odd = [m.id for m in api.list_models(search=repo_name, filter=["t1", "license:mit"])]

@@ -86,17 +86,20 @@ def test_branch_and_tag_conflicts(api: HfApi, repo_name: str) -> None:
     api.create_branch(repo_id, branch="b1")
     with pytest.raises(HfHubHTTPError) as info:
         api.create_branch(repo_id, branch="b1")
-    assert info.value.response.status_code == 409
+    assert (info.value.response.status_code, info.value.response.headers["X-Error-Code"]) == (409, "Conflict")
     api.create_branch(repo_id, branch="b1", exist_ok=True)
     api.create_tag(repo_id, tag="t1")
-    with pytest.raises(HfHubHTTPError):
+    with pytest.raises(HfHubHTTPError) as info:
         api.create_tag(repo_id, tag="t1")
+    assert (info.value.response.status_code, info.value.response.headers["X-Error-Code"]) == (409, "Conflict")
     api.create_tag(repo_id, tag="t1", exist_ok=True)
     with pytest.raises(HfHubHTTPError) as info:
         api.delete_branch(repo_id, branch="main")
-    assert info.value.response.status_code == 403
-    with pytest.raises(RevisionNotFoundError):
+    assert (info.value.response.status_code, info.value.response.headers["X-Error-Code"]) == (403, "Forbidden")
+    with pytest.raises(RevisionNotFoundError) as missing:
         api.create_branch(repo_id, branch="b2", revision="no-such-rev")
+    assert missing.value.response.status_code == 404
+    assert sorted(b.name for b in api.list_repo_refs(repo_id).branches) == ["b1", "main"]
 
 
 def test_pull_request_refs(api: HfApi, repo_name: str, tmp_path: Path) -> None:

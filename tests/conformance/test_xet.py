@@ -26,14 +26,6 @@ from tests.support.server import TOKENS, LiveServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def xet_env(hf_env: dict[str, str]) -> dict[str, str]:
-    """A default install's environment: Xet is on."""
-    env = dict(hf_env)
-    del env["HF_HUB_DISABLE_XET"]
-    return env
-
-
 def files_of(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 

@@ -154,8 +154,62 @@ class LiveServer:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None
 
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until every background job has run (the catalog and storage accounting follow
+        commits through the job queue): no event is left undone in the database."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.database_url or f"sqlite:///{self.data_dir / 'modelyard.db'}")
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                with engine.connect() as conn:
+                    pending = conn.execute(text("SELECT count(*) FROM events WHERE done_at IS NULL")).scalar_one()
+                if pending == 0:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{pending} background job(s) still pending after {timeout} s")
+                time.sleep(0.05)
+        finally:
+            engine.dispose()
+
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def pids(self) -> list[int]:
+        """The serving processes: the one ``modelyard serve`` process, or its workers with ``--workers N``."""
+        assert self.proc is not None and self.proc.poll() is None, "the server is not running"
+        workers = worker_pids(self.proc.pid)
+        return workers or [self.proc.pid]
+
+    def bytes_read(self) -> int:
+        """Bytes the serving processes have read so far, from sockets and files alike (``rchar`` of
+        /proc/PID/io). A test that sends part of a body waits for this to grow by at least that much:
+        proof that the server took the bytes in, where a sleep would only hope so."""
+        return sum(process_io(pid)["rchar"] for pid in self.pids())
+
+
+def process_io(pid: int) -> dict[str, int]:
+    """The kernel's I/O counters of a process (``rchar``, ``wchar``, ...): /proc/PID/io."""
+    lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+    return {key: int(value) for key, value in (line.split(": ") for line in lines)}
+
+
+def worker_pids(parent: int) -> list[int]:
+    """Worker processes that uvicorn spawned under ``parent`` (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # the process ended while we looked
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 @contextmanager

@@ -86,6 +86,36 @@ def base_models(conn: Connection, repo_id: int) -> list[tuple[str, str]]:
     return [(r.base_id, r.relation) for r in rows]
 
 
+def base_models_of(conn: Connection, repo_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+    """``base_models`` of several repos in one statement."""
+    out: dict[int, list[tuple[str, str]]] = {pk: [] for pk in repo_ids}
+    if repo_ids:
+        rows = conn.execute(
+            select(repo_relations.c.repo_id, repo_relations.c.base_id, repo_relations.c.relation)
+            .where(repo_relations.c.repo_id.in_(repo_ids)).order_by(repo_relations.c.repo_id, repo_relations.c.base_key)
+        )
+        for r in rows:
+            out[r.repo_id].append((r.base_id, r.relation))
+    return out
+
+
+def children_counts(conn: Connection, repo_keys: list[str], visible: frozenset[int] | None = None) -> dict[str, int]:
+    """``children_count`` of several repos (by key) in one statement."""
+    out = dict.fromkeys(repo_keys, 0)
+    if repo_keys:
+        stmt = (
+            select(repo_relations.c.base_key, func.count()).select_from(repo_relations)
+            .join(repos, repos.c.id == repo_relations.c.repo_id)
+            .where(repo_relations.c.base_key.in_(repo_keys), repos.c.type == "model")
+            .group_by(repo_relations.c.base_key)
+        )
+        if visible is not None:
+            stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+        for key, count in conn.execute(stmt):
+            out[key] = int(count)
+    return out
+
+
 def children_count(conn: Connection, repo_key: str, visible: frozenset[int] | None = None) -> int:
     """Models that name ``repo_key`` as their base, counting private ones only of the owners in
     ``visible`` (None: all), as ``children`` lists them."""
@@ -121,9 +151,12 @@ class BoardEntry:
 
 
 def leaderboard(
-    conn: Connection, task_type: str, dataset_type: str, metric_type: str, limit: int, ascending: bool
+    conn: Connection, task_type: str, dataset_type: str, metric_type: str, limit: int, ascending: bool,
+    visible: frozenset[int] | None = None,
 ) -> list[BoardEntry]:
-    """Models ranked by their best reported value of a metric on a task and dataset."""
+    """Models ranked by their best reported value of a metric on a task and dataset, among the
+    repos the caller may see (private ones only of the owners in ``visible``; None: all): a page
+    is filled with visible entries, in two statements whatever its size."""
     best = func.min(eval_results.c.metric_value) if ascending else func.max(eval_results.c.metric_value)
     sub = (
         select(eval_results.c.repo_id, best.label("value"))
@@ -133,18 +166,23 @@ def leaderboard(
         .subquery()
     )
     order = sub.c.value.asc() if ascending else sub.c.value.desc()
-    rows = conn.execute(
-        select(repos, sub.c.value).join(sub, sub.c.repo_id == repos.c.id).order_by(order, repos.c.id).limit(limit)
-    ).all()
+    stmt = select(repos, sub.c.value).join(sub, sub.c.repo_id == repos.c.id)
+    if visible is not None:
+        stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+    rows = conn.execute(stmt.order_by(order, repos.c.id).limit(limit)).all()
+    details: dict[tuple[int, float], Any] = {}
+    if rows:
+        for d in conn.execute(
+            select(eval_results.c.repo_id, eval_results.c.metric_value, eval_results.c.verified,
+                   eval_results.c.dataset_name, eval_results.c.metric_name)
+            .where(eval_results.c.repo_id.in_([r.id for r in rows]), eval_results.c.task_type == task_type,
+                   eval_results.c.dataset_type == dataset_type, eval_results.c.metric_type == metric_type)
+            .order_by(eval_results.c.id)
+        ):
+            details.setdefault((d.repo_id, d.metric_value), d)
     out = []
     for row in rows:
-        detail = conn.execute(
-            select(eval_results.c.verified, eval_results.c.dataset_name, eval_results.c.metric_name)
-            .where(eval_results.c.repo_id == row.id, eval_results.c.task_type == task_type,
-                   eval_results.c.dataset_type == dataset_type, eval_results.c.metric_type == metric_type,
-                   eval_results.c.metric_value == row.value)
-            .limit(1)
-        ).first()
+        detail = details.get((row.id, row.value))
         out.append(BoardEntry(_repo(row), float(row.value), bool(detail and detail.verified),
                               detail.dataset_name if detail else None, detail.metric_name if detail else None))
     return out

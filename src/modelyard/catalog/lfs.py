@@ -48,15 +48,21 @@ def finish_multipart(conn: Connection, upload_id: str) -> None:
     conn.execute(delete(multipart_uploads).where(multipart_uploads.c.id == upload_id))
 
 
-def all_repo_objects(conn: Connection) -> list[tuple[int, str, datetime]]:
-    rows = conn.execute(select(repo_lfs_objects.c.repo_id, repo_lfs_objects.c.sha256, repo_lfs_objects.c.pushed_at))
-    return [(int(r.repo_id), r.sha256, r.pushed_at) for r in rows]
-
-
-def forget_repo_object(conn: Connection, repo_id: int, sha256: str) -> None:
-    conn.execute(
-        delete(repo_lfs_objects).where(repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.sha256 == sha256)
+def repo_objects_pushed(conn: Connection, repo_id: int) -> list[tuple[int, str, datetime]]:
+    rows = conn.execute(
+        select(repo_lfs_objects.c.sha256, repo_lfs_objects.c.pushed_at).where(repo_lfs_objects.c.repo_id == repo_id)
     )
+    return [(repo_id, r.sha256, r.pushed_at) for r in rows]
+
+
+def forget_repo_object(conn: Connection, repo_id: int, sha256: str, before: datetime) -> int:
+    """Let the repo go of an object, if it was pushed (or committed again) before ``before``."""
+    return int(conn.execute(
+        delete(repo_lfs_objects).where(
+            repo_lfs_objects.c.repo_id == repo_id, repo_lfs_objects.c.sha256 == sha256,
+            repo_lfs_objects.c.pushed_at < before,
+        )
+    ).rowcount)
 
 
 def unused_objects(conn: Connection, before: datetime) -> list[tuple[str, int]]:

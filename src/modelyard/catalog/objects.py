@@ -18,6 +18,19 @@ def get(conn: Connection, oid: str) -> tuple[int, bytes] | None:
     return None if row is None else (row.type, bytes(row.data))
 
 
+def get_many(conn: Connection, oids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+    """``oid -> (type, raw body)`` of the objects that exist, 500 per statement."""
+    out: dict[str, tuple[int, bytes]] = {}
+    for start in range(0, len(oids), 500):
+        rows = conn.execute(
+            select(git_objects.c.oid, git_objects.c.type, git_objects.c.data)
+            .where(git_objects.c.oid.in_(oids[start : start + 500]))
+        )
+        for row in rows:
+            out[row.oid] = (row.type, bytes(row.data))
+    return out
+
+
 def blob_meta(conn: Connection, oids: Sequence[str]) -> dict[str, tuple[int, str | None, int | None]]:
     """``oid -> (size, lfs sha256, lfs size)`` for the blobs that exist."""
     out: dict[str, tuple[int, str | None, int | None]] = {}

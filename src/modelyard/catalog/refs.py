@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from modelyard.catalog.tables import refs
+from modelyard.catalog.tables import refs, repos
 
 
 def get(conn: Connection, repo_id: int, name: str) -> str | None:
@@ -18,13 +18,24 @@ def get(conn: Connection, repo_id: int, name: str) -> str | None:
 _TARGET = select(refs.c.target).where(refs.c.repo_id == bindparam("repo_id"), refs.c.name == bindparam("name"))
 
 
+def heads(conn: Connection, repo_ids: list[int], name: str) -> dict[int, str]:
+    """The target of ref ``name`` in each of several repos (those that have it), in one statement."""
+    if not repo_ids:
+        return {}
+    rows = conn.execute(select(refs.c.repo_id, refs.c.target).where(refs.c.repo_id.in_(repo_ids), refs.c.name == name))
+    return {r.repo_id: r.target for r in rows}
+
+
 def all_refs(conn: Connection, repo_id: int) -> dict[str, str]:
     rows = conn.execute(select(refs.c.name, refs.c.target).where(refs.c.repo_id == repo_id))
     return {r.name: r.target for r in rows}
 
 
 def compare_and_swap(conn: Connection, repo_id: int, name: str, old: str | None, new: str | None) -> bool:
-    """Move ``name`` from ``old`` to ``new`` (None = absent); False if it was not at ``old``."""
+    """Move ``name`` from ``old`` to ``new`` (None = absent); False if it was not at ``old``.
+
+    A move also bumps the repo's ``refs_version`` (what ``gc`` checks before it lets go of files).
+    """
     if old is None and new is None:
         return get(conn, repo_id, name) is None
     if old is None:
@@ -33,15 +44,24 @@ def compare_and_swap(conn: Connection, repo_id: int, name: str, old: str | None,
                 conn.execute(insert(refs).values(repo_id=repo_id, name=name, target=new))
         except IntegrityError:
             return False
-        return True
-    if new is None:
-        result = conn.execute(
-            delete(refs).where(refs.c.repo_id == repo_id, refs.c.name == name, refs.c.target == old)
-        )
     else:
-        result = conn.execute(
-            update(refs)
-            .where(refs.c.repo_id == repo_id, refs.c.name == name, refs.c.target == old)
-            .values(target=new)
-        )
-    return result.rowcount == 1
+        stmt = (
+            delete(refs) if new is None else update(refs).values(target=new)
+        ).where(refs.c.repo_id == repo_id, refs.c.name == name, refs.c.target == old)
+        if conn.execute(stmt).rowcount != 1:
+            return False
+    conn.execute(update(repos).where(repos.c.id == repo_id).values(refs_version=repos.c.refs_version + 1))
+    return True
+
+
+def lock(conn: Connection, repo_id: int) -> int | None:
+    """Take the repo's row lock for this transaction (PostgreSQL; SQLite has one writer anyway)
+    and return its ``refs_version``: commits take it before they check what the repo holds, gc
+    before it lets go of it, so the two never interleave."""
+    row = conn.execute(select(repos.c.refs_version).where(repos.c.id == repo_id).with_for_update()).first()
+    return None if row is None else int(row.refs_version)
+
+
+def version(conn: Connection, repo_id: int) -> int | None:
+    row = conn.execute(select(repos.c.refs_version).where(repos.c.id == repo_id)).first()
+    return None if row is None else int(row.refs_version)

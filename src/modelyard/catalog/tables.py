@@ -76,6 +76,9 @@ repos = Table(
     # Random and never reused (SQLite reuses ``id`` after a delete): what signed URLs and Xet
     # tokens are bound to, so that one cannot outlive its repo and reach the next one.
     Column("uid", String(32), nullable=False, server_default=""),
+    # Bumped by every ref change: gc releases a repo's files only if no ref moved since it
+    # computed what the refs reach (services/gc.py).
+    Column("refs_version", BigInteger, nullable=False, server_default="0"),
     Column("owner_id", Integer, ForeignKey("accounts.id"), nullable=False),
     Column("private", Boolean, nullable=False, default=False),
     Column("gated", String(8), nullable=True),
@@ -165,6 +168,26 @@ download_marks = Table(
     Column("client", String(32), primary_key=True),
     Column("period", BigInteger, primary_key=True),
     Index("ix_download_marks_period", "period"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    # What happened to a repo (a ref moved, the repo was created or renamed), recorded in the
+    # same transaction; the work that follows runs as jobs keyed by the event (services/jobs.py).
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # ref | repo
+    Column("ref", String(300), nullable=True),
+    Column("old", String(40), nullable=True),
+    Column("new", String(40), nullable=True),
+    Column("actor_id", Integer, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("done_at", DateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", DateTime, nullable=False),  # when the sweeper may enqueue it again
+    Index("ix_events_pending", "done_at", "next_attempt_at"),
+    Index("ix_events_repo_id", "repo_id"),
 )
 
 repo_sort_log = Table(

@@ -210,13 +210,21 @@ def totals(conn: Connection) -> dict[str, int]:
 # -- garbage collection ------------------------------------------------------------------------
 
 
-def all_repo_files(conn: Connection) -> list[tuple[int, str, datetime]]:
-    rows = conn.execute(select(repo_xet_files.c.repo_id, repo_xet_files.c.sha256, repo_xet_files.c.pushed_at))
-    return [(int(r.repo_id), r.sha256, r.pushed_at) for r in rows]
+def repo_files_pushed(conn: Connection, repo_id: int) -> list[tuple[int, str, datetime]]:
+    rows = conn.execute(
+        select(repo_xet_files.c.sha256, repo_xet_files.c.pushed_at).where(repo_xet_files.c.repo_id == repo_id)
+    )
+    return [(repo_id, r.sha256, r.pushed_at) for r in rows]
 
 
-def forget_repo_file(conn: Connection, repo_id: int, sha256: str) -> None:
-    conn.execute(delete(repo_xet_files).where(repo_xet_files.c.repo_id == repo_id, repo_xet_files.c.sha256 == sha256))
+def forget_repo_file(conn: Connection, repo_id: int, sha256: str, before: datetime) -> int:
+    """Let the repo go of a Xet file, if it was pushed before ``before``."""
+    return int(conn.execute(
+        delete(repo_xet_files).where(
+            repo_xet_files.c.repo_id == repo_id, repo_xet_files.c.sha256 == sha256,
+            repo_xet_files.c.pushed_at < before,
+        )
+    ).rowcount)
 
 
 def unused_files(conn: Connection, before: datetime) -> list[str]:

@@ -25,10 +25,8 @@ class State:
 
     def hub(self) -> Hub:
         if self._hub is None:
-            from modelyard.catalog.migrate import upgrade
-
             self._hub = Hub(self.settings())
-            upgrade(self._hub.db)
+            self._hub.upgrade_schema()
         return self._hub
 
 
@@ -308,6 +306,21 @@ def reindex(state: State, repo_id: str | None, repo_type: str | None) -> None:
     except HubError as exc:
         fail(exc)
     click.echo(f"Reindexed {count} repositor{'y' if count == 1 else 'ies'}")
+
+
+@cli.command()
+@click.option("--threads", type=int, default=None, help="Threads running jobs [MODELYARD_JOB_THREADS, 1]")
+@pass_state
+def worker(state: State, threads: int | None) -> None:
+    """Run background jobs (catalog, storage accounting) until interrupted, beside or instead of
+    the ones every `serve` process runs (set MODELYARD_JOB_THREADS=0 there to leave them here)."""
+    from modelyard.services.hub import Hub
+
+    hub = Hub(state.settings(**({"job_threads": threads} if threads is not None else {})))
+    try:
+        hub.jobs.run_forever()
+    finally:
+        hub.close()
 
 
 @cli.group()

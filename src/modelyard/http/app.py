@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -23,6 +25,7 @@ from modelyard.errors import HubError, InvalidInputError, NotFoundError
 from modelyard.http.errors import MethodNotAllowedError, error_response
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
+from modelyard.services.pools import long_work_executor
 
 log = logging.getLogger("modelyard.http")
 T = TypeVar("T")
@@ -80,7 +83,15 @@ class Ctx:
         """Run CPU-heavy work (parsing large bodies) in the small pool kept for it, so that it
         can neither block the event loop nor take every request thread."""
         assert self.app is not None
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.app.heavy_limiter())
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.app.limiter("heavy"))
+
+    async def bulk(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run long upload work (seconds per GiB: concatenating parts, checking xorbs and shards)
+        in its own small pool of lower-priority threads (``services/pools.py``): a request's
+        latency never depends on what else is uploading."""
+        assert self.app is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.app.bulk_executor(), functools.partial(fn, *args))
 
     def client_address(self) -> str:
         """The caller's network address (the first ``X-Forwarded-For`` hop behind a trusted proxy)."""
@@ -137,13 +148,21 @@ class App:
 
         self.hub = hub
         self.router = Router()
-        self._heavy: CapacityLimiter | None = None
+        self._limiters: dict[str, CapacityLimiter] = {}
+        self._bulk: ThreadPoolExecutor | None = None
         register(self.router)
 
-    def heavy_limiter(self) -> CapacityLimiter:
-        if self._heavy is None:  # created on the event loop (anyio needs a running loop)
-            self._heavy = CapacityLimiter(self.hub.settings.heavy_threads)
-        return self._heavy
+    def limiter(self, pool: str) -> CapacityLimiter:
+        """The limiter of a pool of its own (``heavy``), beside the request threads."""
+        found = self._limiters.get(pool)
+        if found is None:  # created on the event loop (anyio needs a running loop)
+            found = self._limiters[pool] = CapacityLimiter(self.hub.settings.heavy_threads)
+        return found
+
+    def bulk_executor(self) -> ThreadPoolExecutor:
+        if self._bulk is None:
+            self._bulk = long_work_executor(self.hub.settings.bulk_threads, "modelyard-bulk")
+        return self._bulk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -207,8 +226,11 @@ class App:
                 # GIL cost more in switching than they gain in overlap.
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.hub.settings.threads
                 self.hub.tallies.start()
+                await run_in_threadpool(self.hub.jobs.start)  # background jobs in this process
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._bulk is not None:
+                    self._bulk.shutdown(wait=True)
                 await run_in_threadpool(self.hub.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

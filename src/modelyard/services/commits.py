@@ -25,10 +25,11 @@ from modelyard.errors import (
 )
 from modelyard.ids import Oid, validate_path, validate_ref_component
 from modelyard.services.auth import Principal, check_write
+from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, OverlayReader, utcnow
-from modelyard.services.indexer import index_repo_safely
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
 from modelyard.services.xet import repo_usage
+from modelyard.versioning.history import ancestors
 from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs
 from modelyard.versioning.objects import BLOB, ObjectReader, Signature, commit_info, make_blob, make_commit, raw
 from modelyard.versioning.trees import TreeEditor, lookup, walk
@@ -73,7 +74,7 @@ class CommitResult:
     oid: Oid
     pr_num: int | None
     repo_pk: int = 0
-    on_default_branch: bool = False
+    event_id: int | None = None
 
 
 def _writable_ref(conn: Connection, repo: Repo, revision: str) -> tuple[str, Oid]:
@@ -206,10 +207,9 @@ def create_commit(
             result = _commit_once(hub, principal, repo_type, repo_id, revision, req, create_pr)
         except _RefMoved:
             continue  # no parent pinned: rebuild on the new head
-        if result.on_default_branch:
-            # The catalog is derived from main after the commit, in its own transaction: a
-            # failure there never loses a commit, and `modelyard reindex` can redo it.
-            index_repo_safely(hub, result.repo_pk)
+        # The catalog and the storage accounting follow as a job (services/events.py): the
+        # commit returns as soon as the ref has moved.
+        record_and_enqueue(hub, result.event_id)
         return result
     raise ConflictError("Too many concurrent commits on this branch; try again")
 
@@ -226,6 +226,7 @@ def _commit_once(
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
         assert principal is not None
+        refs_q.lock(conn, repo.id)  # before checking what the repo holds: gc takes it too
         ref, head = _writable_ref(conn, repo, revision)
         if req.parent_commit is not None and not head.startswith(req.parent_commit):
             raise StaleParentError(
@@ -245,10 +246,11 @@ def _commit_once(
             if req.parent_commit is not None:
                 raise StaleParentError("A commit has happened since. Please refresh and try again.")
             raise _RefMoved
-        on_main = ref == f"refs/heads/{DEFAULT_BRANCH}"
-        if on_main:
-            _after_main_commit(hub, OverlayReader(hub.objects, new), conn, repo, oid, now)
-        return CommitResult(oid, pr_num, repo.id, on_main)
+        if ref == f"refs/heads/{DEFAULT_BRANCH}":
+            search_q.change_sort_keys(conn, repo.id, last_modified=now)
+        old = None if create_pr else head
+        event = new_event(hub, conn, repo.id, "ref", ref, old, oid, principal.account_id)
+        return CommitResult(oid, pr_num, repo.id, event)
 
 
 def _new_pr(conn: Connection, repo: Repo, principal: Principal, title: str) -> int:
@@ -265,14 +267,6 @@ def _new_pr(conn: Connection, repo: Repo, principal: Principal, title: str) -> i
     return num
 
 
-def _after_main_commit(
-    hub: Hub, reader: ObjectReader, conn: Connection, repo: Repo, oid: Oid, now: Any
-) -> None:
-    """Move the sort keys the commit changes, in the commit's own transaction."""
-    tree = commit_info(cast(Commit, reader.get(oid))).tree
-    search_q.change_sort_keys(conn, repo.id, last_modified=now, used_storage=_used_storage(reader, conn, repo, tree))
-
-
 def _used_storage(reader: ObjectReader, conn: Connection, repo: Repo, tree: Oid) -> int:
     """LFS objects the repo holds, the stored (deduplicated, compressed) bytes of its Xet files,
     plus the regular files at the head of main."""
@@ -284,7 +278,7 @@ def _used_storage(reader: ObjectReader, conn: Connection, repo: Repo, tree: Oid)
 
 
 def refresh_used_storage(hub: Hub, repo_pk: int) -> None:
-    """Recompute ``usedStorage`` (after ``gc`` released files the repo no longer reaches)."""
+    """Recompute ``usedStorage`` (a job after each commit to main; after ``gc`` released files)."""
     with hub.db.write() as conn:
         repo = repos_q.get_by_id(conn, repo_pk)
         head = refs_q.get(conn, repo_pk, f"refs/heads/{DEFAULT_BRANCH}")
@@ -297,6 +291,16 @@ def refresh_used_storage(hub: Hub, repo_pk: int) -> None:
 # -- branches, tags, refs, history -------------------------------------------------------------
 
 
+def _move_ref(
+    hub: Hub, conn: Connection, repo: Repo, principal: Principal | None, ref: str, old: str | None,
+    new: str | None, conflict: str,
+) -> int:
+    """Move a ref by compare-and-swap and record the event; ConflictError(``conflict``) if it moved."""
+    if not refs_q.compare_and_swap(conn, repo.id, ref, old, new):
+        raise ConflictError(conflict)
+    return new_event(hub, conn, repo.id, "ref", ref, old, new, principal.account_id if principal else None)
+
+
 def create_branch(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, branch: str, starting_point: str | None
 ) -> None:
@@ -305,22 +309,23 @@ def create_branch(
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
         target, _ = resolve_revision(conn, repo, starting_point or DEFAULT_BRANCH)
-        if not refs_q.compare_and_swap(conn, repo.id, f"refs/heads/{branch}", None, target):
-            raise ConflictError(f"Reference already exists: refs/heads/{branch}")
+        ref = f"refs/heads/{branch}"
+        event = _move_ref(hub, conn, repo, principal, ref, None, target, f"Reference {ref} already exists")
+    record_and_enqueue(hub, event)
 
 
 def delete_branch(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, branch: str) -> None:
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
-        if branch == DEFAULT_BRANCH:
-            raise PermissionDeniedError("The default branch 'main' cannot be deleted")
         ref = f"refs/heads/{branch}"
+        if branch == DEFAULT_BRANCH:
+            raise PermissionDeniedError(f"Cannot delete {ref}")
         head = refs_q.get(conn, repo.id, ref)
         if head is None:
-            raise RevisionNotFoundError(f"Branch {branch!r} does not exist")
-        if not refs_q.compare_and_swap(conn, repo.id, ref, head, None):
-            raise ConflictError(f"Branch {branch!r} changed while deleting it; try again")
+            raise RevisionNotFoundError(f"Invalid rev id: {branch}")
+        event = _move_ref(hub, conn, repo, principal, ref, head, None, f"Branch {branch!r} changed while deleting it")
+    record_and_enqueue(hub, event)
 
 
 def create_tag(
@@ -331,8 +336,9 @@ def create_tag(
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
         target, _ = resolve_revision(conn, repo, revision)
-        if not refs_q.compare_and_swap(conn, repo.id, f"refs/tags/{tag}", None, target):
-            raise ConflictError(f"Tag {tag!r} already exists")
+        ref = f"refs/tags/{tag}"
+        event = _move_ref(hub, conn, repo, principal, ref, None, target, f"Reference {ref} already exists")
+    record_and_enqueue(hub, event)
 
 
 def delete_tag(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, tag: str) -> None:
@@ -342,8 +348,9 @@ def delete_tag(hub: Hub, principal: Principal | None, repo_type: str, repo_id: s
         ref = f"refs/tags/{tag}"
         head = refs_q.get(conn, repo.id, ref)
         if head is None:
-            raise RevisionNotFoundError(f"Tag {tag!r} does not exist")
-        refs_q.compare_and_swap(conn, repo.id, ref, head, None)
+            raise RevisionNotFoundError(f"Invalid rev id: {tag}")
+        event = _move_ref(hub, conn, repo, principal, ref, head, None, f"Tag {tag!r} changed while deleting it")
+    record_and_enqueue(hub, event)
 
 
 def list_refs(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> dict[str, str]:
@@ -372,16 +379,14 @@ def super_squash(
         _forget_unreachable(hub, OverlayReader(hub.objects, new), conn, repo)
         if ref == f"refs/heads/{DEFAULT_BRANCH}":
             search_q.change_sort_keys(conn, repo.id, last_modified=now)
-        return commit.oid
+        event = new_event(hub, conn, repo.id, "ref", ref, head, commit.oid, principal.account_id)
+    record_and_enqueue(hub, event)
+    return commit.oid
 
 
 def _forget_unreachable(hub: Hub, reader: ObjectReader, conn: Connection, repo: Repo) -> None:
     """Commits no ref reaches any more stop resolving by id (as after a squash on the Hub)."""
-    from modelyard.services.files import history
-
-    reachable: set[str] = set()
-    for target in refs_q.all_refs(conn, repo.id).values():
-        if target not in reachable:
-            reachable.update(c.oid for c in history(hub, Oid(target), reader))
+    targets = [Oid(t) for t in refs_q.all_refs(conn, repo.id).values()]
+    reachable = {c.oid for c in ancestors(reader, targets)}
     stale = [oid for oid in objects_q.repo_commit_ids(conn, repo.id) if oid not in reachable]
     objects_q.forget_repo_commits(conn, repo.id, stale)

@@ -7,19 +7,27 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from dulwich.objects import Commit
 
 from modelyard.catalog import facts as facts_q
+from modelyard.catalog import refs as refs_q
 from modelyard.catalog import search as search_q
 from modelyard.catalog import signals as signals_q
 from modelyard.catalog.facts import BoardEntry
-from modelyard.catalog.repos import Repo
+from modelyard.catalog.facts import RepoFacts as RepoFacts  # re-exported for the http layer
+from modelyard.catalog.repos import Repo as Repo  # re-exported for the http layer
 from modelyard.catalog.repos import get_by_id as repo_by_id
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError
-from modelyard.ids import HOSTED_REPO_TYPES
+from modelyard.ids import HOSTED_REPO_TYPES, Oid
+from modelyard.metadata.cards import CardReport, validate
 from modelyard.services.auth import Principal, can_read, visible_owner_ids
+from modelyard.services.files import FileEntry, file_paths, list_tree
 from modelyard.services.hub import Hub, utcnow
-from modelyard.services.repos import find_repo
+from modelyard.services.indexer import RepoFiles, compute_facts
+from modelyard.services.repos import DEFAULT_BRANCH, RepoSnapshot, find_repo
+from modelyard.versioning.objects import commit_info
 
 SORTS = {
     "lastModified": "lastModified", "last_modified": "lastModified",
@@ -119,6 +127,94 @@ def list_repos(
     return rows, (_encode_cursor(following, sort) if following else None)
 
 
+def facts_of(repo: Repo) -> RepoFacts:
+    """The catalog's facts of a repo (those of its indexed head of main)."""
+    return RepoFacts(
+        card_data=repo.card_data, tags=repo.tags, library_name=repo.library_name, pipeline_tag=repo.pipeline_tag,
+        num_parameters=repo.num_parameters, safetensors=repo.safetensors, gguf=repo.gguf, config=repo.config,
+        transformers_info=repo.transformers_info,
+    )
+
+
+@dataclass
+class RepoInfo:
+    """What ``GET /api/{type}/{repo}[/revision/{rev}]`` shows of a repo at a revision."""
+
+    snap: RepoSnapshot
+    entries: list[FileEntry]
+    facts: RepoFacts
+    bases: list[tuple[str, str]]
+    children: int
+
+
+def repo_info(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> RepoInfo:
+    snap, entries = list_tree(hub, principal, repo_type, repo_id, revision, "", recursive=True)
+    repo = snap.repo
+    visible = visible_owner_ids(principal)
+    if repo.indexed_commit == snap.commit.oid:
+        facts = facts_of(repo)
+        with hub.db.read() as conn:
+            bases = facts_q.base_models(conn, repo.id)
+            children = facts_q.children_count(conn, repo.repo_id.lower(), visible) if repo.type == "model" else 0
+        return RepoInfo(snap, entries, facts, bases, children)
+    # Another revision than the indexed head of main (or its indexing job has not run yet):
+    # derive its facts now, from its files.
+    facts = compute_facts(hub, repo, RepoFiles(hub, entries), strict=False)
+    with hub.db.read() as conn:
+        children = facts_q.children_count(conn, repo.repo_id.lower(), visible) if repo.type == "model" else 0
+    return RepoInfo(snap, entries, facts, facts.base_models, children)
+
+
+@dataclass
+class ListedRepo:
+    """One item of a listing page; ``bases``/``children`` with ``extra``, ``sha``/``files`` with ``full``."""
+
+    repo: Repo
+    facts: RepoFacts
+    bases: list[tuple[str, str]] = field(default_factory=list)
+    children: int = 0
+    sha: str | None = None
+    files: list[str] | None = None
+
+
+def list_page(
+    hub: Hub, principal: Principal | None, repo_type: str, params: ListParams, full: bool, extra: bool,
+) -> tuple[list[ListedRepo], str | None]:
+    """One page of ``list_repos`` with what the caller asked to see of each repo, in a number of
+    statements that does not grow with the page size (lineage and heads of the whole page at
+    once, trees a level of the whole page at once)."""
+    rows, cursor = list_repos(hub, principal, repo_type, params)
+    items = [ListedRepo(repo, facts_of(repo)) for repo in rows]
+    if not items or not (extra or full):
+        return items, cursor
+    ids = [repo.id for repo in rows]
+    with hub.db.read() as conn:
+        if extra:
+            bases = facts_q.base_models_of(conn, ids)
+            keys = [repo.repo_id.lower() for repo in rows if repo.type == "model"]
+            children = facts_q.children_counts(conn, keys, visible_owner_ids(principal))
+            for item in items:
+                item.bases = bases[item.repo.id]
+                item.children = children.get(item.repo.repo_id.lower(), 0)
+        heads = refs_q.heads(conn, ids, f"refs/heads/{DEFAULT_BRANCH}") if full else {}
+    if full:
+        hub.objects.prefetch([Oid(h) for h in heads.values()])
+        trees = {pk: commit_info(cast(Commit, hub.objects.get(Oid(head)))).tree for pk, head in heads.items()}
+        paths = file_paths(hub, list(trees.values()))
+        for item in items:
+            head = heads.get(item.repo.id)
+            item.sha = head
+            item.files = paths[trees[item.repo.id]] if head is not None else []
+    return items, cursor
+
+
+def validate_card(text: str, repo_type: str) -> CardReport:
+    """``POST /api/validate-yaml``: a README's metadata checked as the Hub checks it."""
+    if repo_type not in ("model", "dataset", "space"):
+        raise InvalidInputError("repoType must be model, dataset or space")
+    return validate(text, repo_type)
+
+
 def tags_by_type(hub: Hub, repo_type: str) -> dict[str, list[dict[str, Any]]]:
     """Public tags grouped the way the Hub groups them: by the prefix before ':'."""
     with hub.db.read() as conn:
@@ -188,5 +284,4 @@ def leaderboard(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT}")
     with hub.db.read() as conn:
-        entries = facts_q.leaderboard(conn, task, dataset, metric, MAX_LIMIT, ascending)
-    return [e for e in entries if can_read(principal, e.repo)][:limit]
+        return facts_q.leaderboard(conn, task, dataset, metric, limit, ascending, visible_owner_ids(principal))

@@ -1,17 +1,25 @@
 """``modelyard gc``: reclaim LFS objects, Xet files, xorbs and shards that no ref needs.
 
 A large file stays while any ref of the repository that holds it reaches a pointer to it. What
-was uploaded less than the grace period ago is kept whatever refs say, so uploads in flight (a
-client uploads first and commits afterwards) and clients' local dedup caches are not broken.
-Each deletion re-checks, in its own transaction, that nothing references the row any more; the
-database's foreign keys settle races with concurrent uploads. Bodies leave the blob store only
-after their row is gone.
+was uploaded (or committed again) less than the grace period ago is kept whatever refs say, so
+uploads in flight (a client uploads first and commits afterwards) and clients' local dedup caches
+are not broken.
+
+Races with writers are settled in the releasing transaction: gc lets go of a repository's files
+only under the repository's row lock and only if its ``refs_version`` is still the one it read
+before computing what the refs reach. Every ref change bumps that version, and commits take the
+same lock before they check what the repository holds, so a commit, a branch or a tag that
+re-references an old file by oid either lands before (gc sees the new version and skips the
+repository this time) or after (the commit finds the file released and is refused; nothing is
+lost). Each deletion of an object re-checks, in its own transaction, that no repository holds it
+any more; the database's foreign keys settle races with concurrent uploads. Bodies leave the blob
+store only after their row is gone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from dulwich.objects import Commit, Tree
@@ -19,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from modelyard.catalog import lfs as lfs_q
+from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import xet as xet_q
 from modelyard.catalog.tables import repos
@@ -26,6 +35,7 @@ from modelyard.ids import Oid
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.xet import shard_key, xorb_key
 from modelyard.storage.base import lfs_key
+from modelyard.versioning.history import ancestors
 from modelyard.versioning.objects import DIR_MODE, commit_info
 
 
@@ -48,22 +58,42 @@ class GcReport:
         return self.lfs_bytes + self.xorb_bytes + self.shard_bytes
 
 
-def reachable_pointers(hub: Hub, repo_pk: int) -> set[str]:
-    """The sha256 of every LFS pointer that any ref of the repository reaches."""
+@dataclass(frozen=True)
+class RepoSnapshot:
+    """What one repository's refs and holdings were, read in one transaction."""
+
+    repo_pk: int
+    refs_version: int
+    targets: frozenset[str]
+    commits: tuple[str, ...]  # the commits that resolve by id in the repo
+    lfs: tuple[tuple[str, datetime], ...]  # (sha256, pushed_at) of the LFS objects it holds
+    xet: tuple[tuple[str, datetime], ...]  # the same for the files it received through Xet
+
+
+@dataclass(frozen=True)
+class Reach:
+    commits: frozenset[str]
+    pointers: frozenset[str]  # sha256 of every LFS pointer the commits' trees hold
+
+
+def snapshot(hub: Hub, repo_pk: int) -> RepoSnapshot | None:
     with hub.db.read() as conn:
-        targets = set(refs_q.all_refs(conn, repo_pk).values())
-    found: set[str] = set()
+        version = refs_q.version(conn, repo_pk)
+        if version is None:
+            return None
+        return RepoSnapshot(
+            repo_pk, version, frozenset(refs_q.all_refs(conn, repo_pk).values()),
+            tuple(objects_q.repo_commit_ids(conn, repo_pk)),
+            tuple((sha, when) for _pk, sha, when in lfs_q.repo_objects_pushed(conn, repo_pk)),
+            tuple((sha, when) for _pk, sha, when in xet_q.repo_files_pushed(conn, repo_pk)),
+        )
+
+
+def reachable_pointers(hub: Hub, repo_pk: int, snap: RepoSnapshot) -> Reach:
+    """The commits the refs of ``snap`` reach, and the sha256 of every LFS pointer in them."""
+    commits = frozenset(c.oid for c in ancestors(hub.objects, [Oid(t) for t in snap.targets]))
+    trees = [commit_info(cast(Commit, hub.objects.get(Oid(c)))).tree for c in commits]
     seen: set[str] = set()
-    commits = list(targets)
-    trees: list[str] = []
-    while commits:
-        oid = commits.pop()
-        if oid in seen:
-            continue
-        seen.add(oid)
-        info = commit_info(cast(Commit, hub.objects.get(Oid(oid))))
-        trees.append(info.tree)
-        commits.extend(p for p in info.parents if p not in seen)
     blobs: list[Oid] = []
     while trees:
         oid = trees.pop()
@@ -73,14 +103,38 @@ def reachable_pointers(hub: Hub, repo_pk: int) -> set[str]:
         for entry in cast(Tree, hub.objects.get(Oid(oid))).items():
             child = entry.sha.decode()
             if entry.mode == DIR_MODE:
-                trees.append(child)
+                trees.append(Oid(child))
             elif child not in seen:
                 seen.add(child)
                 blobs.append(Oid(child))
-    for _oid, (_size, sha, _lfs_size) in hub.objects.meta(blobs).items():
-        if sha is not None:
-            found.add(sha)
-    return found
+    pointers = frozenset(sha for _size, sha, _lfs in hub.objects.meta(blobs).values() if sha is not None)
+    return Reach(commits, pointers)
+
+
+def _release(
+    hub: Hub, snap: RepoSnapshot, reach: Reach, cutoff: datetime, dry_run: bool, report: GcReport
+) -> bool:
+    """Let go of what ``reach`` does not hold, unless a ref moved since ``snap`` (then nothing:
+    a commit, a new branch or tag may have made old files reachable again). True if released."""
+    lfs = [sha for sha, pushed in snap.lfs if sha not in reach.pointers and pushed < cutoff]
+    xet = [sha for sha, pushed in snap.xet if sha not in reach.pointers and pushed < cutoff]
+    stale = [c for c in snap.commits if c not in reach.commits]
+    if dry_run:
+        report.repo_files_released += len(lfs) + len(xet)
+        return bool(lfs or xet)
+    with hub.db.write() as conn:
+        # The row lock orders this against every commit and ref change of the repo (they take
+        # it before checking what the repo holds); the version says whether one came between.
+        if refs_q.lock(conn, snap.repo_pk) != snap.refs_version:
+            report.skipped.append(f"repo {snap.repo_pk}: its refs moved while gc ran; collected next time")
+            return False
+        # Commits no ref reaches stop resolving by id: a branch or tag cannot bring back a commit
+        # whose files are let go of here.
+        objects_q.forget_repo_commits(conn, snap.repo_pk, stale)
+        released = sum(lfs_q.forget_repo_object(conn, snap.repo_pk, sha, cutoff) for sha in lfs)
+        released += sum(xet_q.forget_repo_file(conn, snap.repo_pk, sha, cutoff) for sha in xet)
+    report.repo_files_released += released
+    return released > 0
 
 
 def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcReport:
@@ -90,26 +144,18 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
     report = GcReport()
     with hub.db.read() as conn:
         repo_ids = [int(r.id) for r in conn.execute(select(repos.c.id))]
-        lfs_rows = lfs_q.all_repo_objects(conn)
-        xet_rows = xet_q.all_repo_files(conn)
-    reach = {pk: reachable_pointers(hub, pk) for pk in repo_ids}
-    everywhere = set().union(*reach.values()) if reach else set()
 
-    # 1. Each repository lets go of the large files none of its refs reach.
+    # 1. Each repository lets go of the large files (and the commits) none of its refs reach.
     released: set[int] = set()
-    with hub.db.write() as conn:
-        for pk, sha, pushed in lfs_rows:
-            if sha not in reach.get(pk, set()) and pushed < cutoff:
-                report.repo_files_released += 1
-                released.add(pk)
-                if not dry_run:
-                    lfs_q.forget_repo_object(conn, pk, sha)
-        for pk, sha, pushed in xet_rows:
-            if sha not in reach.get(pk, set()) and pushed < cutoff:
-                report.repo_files_released += 1
-                released.add(pk)
-                if not dry_run:
-                    xet_q.forget_repo_file(conn, pk, sha)
+    everywhere: set[str] = set()
+    for pk in repo_ids:
+        snap = snapshot(hub, pk)
+        if snap is None:
+            continue  # deleted meanwhile
+        reach = reachable_pointers(hub, pk, snap)
+        everywhere |= reach.pointers
+        if _release(hub, snap, reach, cutoff, dry_run, report):
+            released.add(pk)
     if dry_run:
         return report  # later steps depend on the rows step 1 would have removed
 

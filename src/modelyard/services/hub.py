@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from dulwich.objects import ShaFile
 
@@ -14,6 +14,7 @@ from modelyard.catalog import objects as objects_q
 from modelyard.catalog.database import Database
 from modelyard.config import Settings
 from modelyard.ids import Oid
+from modelyard.services.jobs import Jobs
 from modelyard.services.tallies import Tallies
 from modelyard.storage import BlobStore, open_store
 from modelyard.versioning.objects import BLOB, parse
@@ -71,6 +72,18 @@ class ObjectCache:
             self._cache.put(oid, obj)
         return obj
 
+    def prefetch(self, oids: Sequence[Oid]) -> None:
+        """Load the trees and commits among ``oids`` that are not cached yet, in one statement
+        per 500: a walk of many trees then costs one round trip per level, not one per tree."""
+        missing = [oid for oid in dict.fromkeys(oids) if self._cache.get(oid) is None]
+        if not missing:
+            return
+        with self._db.read() as conn:
+            found = objects_q.get_many(conn, missing)
+        for oid, (type_num, data) in found.items():
+            if type_num != BLOB:
+                self._cache.put(oid, parse(type_num, data, oid))
+
     def meta(self, oids: list[Oid]) -> dict[Oid, tuple[int, str | None, int | None]]:
         """``(size, lfs sha256, lfs size)`` of blobs, cached."""
         out: dict[Oid, tuple[int, str | None, int | None]] = {}
@@ -102,7 +115,12 @@ class Hub:
             s3_region=settings.s3_region,
         )
         self.objects = ObjectCache(self.db)
+        #: Walks and histories keyed by immutable ids (trees, commits): computed once, reused by
+        #: every page, listing and request that needs them (services/files.py).
+        self.walks: LruCache[tuple[str, str, bool], tuple[Any, ...]] = LruCache(64)
+        self.histories: LruCache[str, tuple[Any, ...]] = LruCache(256)
         self.tallies = Tallies(self)
+        self.jobs = Jobs(self)
         self._secret: bytes | None = None
 
     def signing_key(self) -> bytes:
@@ -113,7 +131,14 @@ class Hub:
             self._secret = load_signing_key(self.settings, self.db)
         return self._secret
 
+    def upgrade_schema(self) -> None:
+        """Apply the database migrations up to the newest schema (``db upgrade``, ``serve``)."""
+        from modelyard.catalog.migrate import upgrade
+
+        upgrade(self.db)
+
     def close(self) -> None:
+        self.jobs.close()
         self.tallies.close()
         self.db.dispose()
 

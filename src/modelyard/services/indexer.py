@@ -24,7 +24,7 @@ from modelyard.ids import Oid
 from modelyard.metadata.reader import MetadataError, Read
 from modelyard.services.files import FileEntry, file_entries
 from modelyard.services.hub import Hub
-from modelyard.storage.base import lfs_key
+from modelyard.storage.base import BlobNotFoundError, BlobStoreError, lfs_key
 from modelyard.versioning.objects import commit_info
 from modelyard.versioning.trees import walk
 
@@ -52,6 +52,15 @@ class RepoFiles:
         entry = self.entries.get(path)
         if entry is None:
             raise MetadataError(f"{path} is not in the repository")
+        if entry.xet_hash is not None:  # uploaded through Xet: ranges rebuilt from its xorbs
+            from modelyard.services.xet import read_range, stored_file
+
+            hub, stored = self._hub, stored_file(self._hub, entry.xet_hash)
+
+            def read_xet(offset: int, length: int) -> bytes:
+                return b"".join(read_range(hub, stored, offset, offset + length))
+
+            return read_xet, entry.size
         if entry.lfs_sha256 is not None:
             key = lfs_key(entry.lfs_sha256)
             blobs = self._hub.blobs
@@ -92,28 +101,42 @@ class RepoFiles:
 Extractor = Callable[[Repo, RepoFiles, RepoFacts], None]
 
 
-def compute_facts(hub: Hub, repo: Repo, files: RepoFiles) -> RepoFacts:
-    """Run every extractor; one that fails on hostile input leaves its fields empty."""
+def compute_facts(hub: Hub, repo: Repo, files: RepoFiles, strict: bool = True) -> RepoFacts:
+    """Run every extractor; one that fails on hostile input leaves its fields empty.
+
+    A storage failure (a blob missing or unreadable) is not the content's fault: ``strict``
+    (indexing, a job) raises it so that the job is retried; otherwise (facts of a revision
+    computed for one request) the extractor's fields are left empty.
+    """
     from modelyard.services.extractors import EXTRACTORS
 
     facts = RepoFacts()
     for extract in EXTRACTORS:
         try:
             extract(repo, files, facts)
+        except (BlobNotFoundError, BlobStoreError) as exc:
+            if strict:
+                raise
+            log.warning("facts of %s: %s skipped, storage failed: %s", repo.repo_id, extract.__name__, exc)
         except (MetadataError, HubError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.info("indexing %s: %s skipped: %s", repo.repo_id, extract.__name__, exc)
     return facts
 
 
-def index_repo(hub: Hub, repo_pk: int) -> bool:
-    """Recompute a repo's catalog entry from its default branch; False if main moved meanwhile."""
+def index_repo(hub: Hub, repo_pk: int, force: bool = True) -> bool:
+    """Recompute a repo's catalog entry from its default branch; False if main moved meanwhile.
+
+    Without ``force``, a repo already indexed at its head is left as it is.
+    """
     with hub.db.read() as conn:
         repo = repos_q.get_by_id(conn, repo_pk)
         head = refs_q.get(conn, repo_pk, "refs/heads/main") if repo else None
     if repo is None or head is None:
         return True  # deleted meanwhile, or no default branch: nothing to index
+    if not force and repo.indexed_commit == head:
+        return True
     tree = commit_info(cast(Commit, hub.objects.get(Oid(head)))).tree
-    entries = file_entries(hub, list(walk(hub.objects, tree)))
+    entries = file_entries(hub, list(walk(hub.objects, tree)), repo_pk)
     files = RepoFiles(hub, entries)
     facts = compute_facts(hub, repo, files)
     readme = files.text("README.md") or ""
@@ -125,14 +148,6 @@ def index_repo(hub: Hub, repo_pk: int) -> bool:
         name = f"{repo.namespace} {repo.name} {repo.namespace}/{repo.name}"
         search_q.set_search_text(hub.db, conn, repo_pk, name, body, facts.tags)
     return True
-
-
-def index_repo_safely(hub: Hub, repo_pk: int) -> None:
-    """Index after a commit; errors are logged (the commit stands, `reindex` repairs)."""
-    try:
-        index_repo(hub, repo_pk)
-    except Exception:
-        log.exception("indexing repo %s failed; run `modelyard reindex`", repo_pk)
 
 
 def reindex(hub: Hub, repo_id: str | None = None, repo_type: str | None = None) -> int:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.catalog import lfs as lfs_q
@@ -18,7 +21,9 @@ from modelyard.services.auth import Principal, check_write
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import find_repo
-from modelyard.storage.base import BlobWriter, check_digest, lfs_key
+from modelyard.storage.base import BlobWriter as BlobWriter  # re-exported for the http layer
+from modelyard.storage.base import check_digest, lfs_key
+from modelyard.storage.local import LocalBlobStore
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,58 @@ def finish_upload(
         raise NotFoundError("The repository was deleted during the upload")
 
 
-def part_key(upload_id: str, part: int) -> str:
-    return f"uploads/{upload_id}/{part:05d}"
+#: Multipart uploads whose object hash this process follows part by part (``part_chain``).
+CHAIN_UPLOADS = 64
+
+
+@dataclass
+class _ObjectChain:
+    """The sha256 of a multipart upload's object over the parts received here so far, in order,
+    and the ETags of those parts."""
+
+    sha: Any = field(default_factory=hashlib.sha256)
+    etags: list[str] = field(default_factory=list)
+
+
+_chains: OrderedDict[str, _ObjectChain] = OrderedDict()
+_chains_lock = threading.Lock()
+
+
+def part_chain(upload_id: str, part: int) -> Any | None:
+    """A copy of the object's running sha256, to feed this part's bytes as they arrive, when the
+    part is the next one in order on this process (clients send parts in order, on one
+    connection); None otherwise. The completion then need not hash the whole object again."""
+    with _chains_lock:
+        chain = _chains.get(upload_id)
+        if chain is None and part == 1:
+            chain = _chains[upload_id] = _ObjectChain()
+            while len(_chains) > CHAIN_UPLOADS:
+                _chains.popitem(last=False)
+        if chain is None or len(chain.etags) != part - 1:
+            return None
+        _chains.move_to_end(upload_id)
+        return chain.sha.copy()
+
+
+def part_received(upload_id: str, part: int, etag: str, state: Any) -> None:
+    """A part fed to ``state`` (from ``part_chain``) is stored: the chain moves past it."""
+    with _chains_lock:
+        chain = _chains.get(upload_id)
+        if chain is not None and len(chain.etags) == part - 1:
+            chain.sha, chain.etags = state, [*chain.etags, etag]
+
+
+def _chained_digest(upload_id: str, etags: list[str]) -> str | None:
+    """The object's sha256 if this process hashed exactly these parts in order, else None."""
+    with _chains_lock:
+        chain = _chains.pop(upload_id, None)
+    return chain.sha.hexdigest() if chain is not None and chain.etags == etags else None
+
+
+def part_key(upload_id: str, part: int, sha256: str) -> str:
+    """Where a received part is kept: named by its sha256 (its ETag), computed as it arrived, so
+    that the completion finds each part by the ETag the client names without hashing it again."""
+    return f"uploads/{upload_id}/{part:05d}-{sha256}"
 
 
 def _multipart(hub: Hub, payload: dict[str, Any]) -> tuple[str, Grant, tuple[int, str, int, int]]:
@@ -218,26 +273,37 @@ def complete_multipart(hub: Hub, target: CompleteTarget, body: dict[str, Any]) -
         raise InvalidInputError("'parts' must be a list of {partNumber, etag} objects")
     if sorted(p["partNumber"] for p in parts) != list(range(1, count + 1)):
         raise InvalidInputError(f"Expected parts 1..{count}")
-    writer = hub.blobs.writer(max_size=size)
+    keys, etags = [], []
+    for part in sorted(parts, key=lambda p: p["partNumber"]):
+        etag = str(part.get("etag", "")).strip('"')
+        key = part_key(upload_id, int(part["partNumber"]), etag)
+        if not re.fullmatch(r"[0-9a-f]{64}", etag) or not hub.blobs.exists(key):
+            raise InvalidInputError(f"Part {part['partNumber']} was never uploaded with ETag {etag[:80]!r}")
+        keys.append(key)
+        etags.append(etag)
+    # Concatenated in order; the object's sha256 must be the oid: hashed as the parts arrived
+    # when this process received them all in order, else hashed now, as a whole.
+    writer = compose(hub, keys, size, _chained_digest(upload_id, etags))
+    finish_upload(hub, writer, repo_id, sha256, size, grant.repo.uid)
+    for key in keys:
+        hub.blobs.delete(key)
+    with hub.db.write() as conn:
+        lfs_q.finish_multipart(conn, upload_id)
+
+
+def compose(hub: Hub, keys: list[str], max_size: int, sha256: str | None = None) -> BlobWriter:
+    """A writer holding the blobs ``keys`` concatenated (``sha256``: their digest, if known)."""
+    if isinstance(hub.blobs, LocalBlobStore):
+        return hub.blobs.compose(keys, max_size, sha256)
+    writer = hub.blobs.writer(max_size=max_size)
     try:
-        for part in sorted(parts, key=lambda p: p["partNumber"]):
-            key = part_key(upload_id, int(part["partNumber"]))
-            if not hub.blobs.exists(key):
-                raise InvalidInputError(f"Part {part['partNumber']} was never uploaded")
-            part_sha = hashlib.sha256()  # a part's ETag is the sha256 of its bytes
+        for key in keys:
             for data in hub.blobs.read(key):
-                part_sha.update(data)
                 writer.write(data)
-            if str(part.get("etag", "")).strip('"') != part_sha.hexdigest():
-                raise InvalidInputError(f"ETag mismatch for part {part['partNumber']}")
     except Exception:
         writer.abort()
         raise
-    finish_upload(hub, writer, repo_id, sha256, size, grant.repo.uid)
-    for n in range(1, count + 1):
-        hub.blobs.delete(part_key(upload_id, n))
-    with hub.db.write() as conn:
-        lfs_q.finish_multipart(conn, upload_id)
+    return writer
 
 
 def verify(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, body: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from modelyard.services.auth import (
     check_read,
     check_write,
 )
+from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, utcnow
 from modelyard.versioning.lfs import DEFAULT_GITATTRIBUTES
 from modelyard.versioning.objects import CommitInfo, Signature, commit_info, make_blob, make_commit, raw
@@ -135,15 +136,10 @@ def create_repo(
         refs_q.compare_and_swap(conn, repo_pk, "refs/heads/main", None, commit.oid)
         repos_q.update_repo(conn, repo_pk, used_storage=len(DEFAULT_GITATTRIBUTES))
         repo = repos_q.get_by_id(conn, repo_pk)
+        event = new_event(hub, conn, repo_pk, "repo", actor_id=principal.account_id)
     assert repo is not None
-    _index(hub, repo_pk)
+    record_and_enqueue(hub, event)  # the catalog entry follows as a job
     return repo
-
-
-def _index(hub: Hub, repo_pk: int) -> None:
-    from modelyard.services.indexer import index_repo_safely  # the indexer reads through services.files
-
-    index_repo_safely(hub, repo_pk)
 
 
 def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> None:
@@ -170,8 +166,10 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
             raise ConflictError(f"A repository named {to_id!r} already exists")
         repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
         moved = repos_q.get_by_id(conn, repo.id)
+        # The name is part of the search text: the catalog entry follows as a job.
+        event = new_event(hub, conn, repo.id, "repo", actor_id=principal.account_id if principal else None)
     assert moved is not None
-    _index(hub, moved.id)  # the name is part of the search text
+    record_and_enqueue(hub, event)
     return moved
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,12 +32,15 @@ from modelyard.errors import (
     PermissionDeniedError,
     RangeNotSatisfiableError,
 )
+from modelyard.ranges import parse_range
 from modelyard.services.auth import Principal, check_write, visible_owner_ids
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
+from modelyard.services.pools import long_work_executor
 from modelyard.services.repos import find_repo
 from modelyard.xet.hashing import ZERO_HASH, hash_to_str, modulo, str_to_hash
 from modelyard.xet.reconstruction import check_file, pack_terms, plan, unpack_terms
+from modelyard.xet.shard import MAX_SHARD_BYTES as MAX_SHARD_BYTES  # re-exported for the http layer
 from modelyard.xet.shard import (
     ShardFormatError,
     Term,
@@ -47,6 +49,7 @@ from modelyard.xet.shard import (
     build_dedup_shard,
     parse_shard,
 )
+from modelyard.xet.xorb import MAX_XORB_BODY as MAX_XORB_BODY  # re-exported for the http layer
 from modelyard.xet.xorb import XorbFormatError, XorbIndex, iter_chunks, parse_xorb
 
 CAS_PATH = "/xet"
@@ -365,7 +368,7 @@ def _sha256_of(hub: Hub, f: StoredFile, chain: _Chain | None = None) -> str:
         for piece in pieces:
             digest.update(piece)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="xet-sha256") as hasher:  # one thread: in order
+    with long_work_executor(1, "xet-sha256") as hasher:  # one thread: in order
         pending: deque[Future[None]] = deque()
         for pieces in _read_pieces(hub, f, start, f.size):
             if len(pending) >= 2:
@@ -454,23 +457,20 @@ def files_for(
         return xet_q.repo_files_by_sha256(own, repo_pk, shas)
 
 
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)\Z")
-
-
 def _parse_cas_range(header: str | None, size: int) -> tuple[int, int]:
     """``[start, end)`` from ``bytes=a-b`` (inclusive end, clamped to the file)."""
-    if not header:
-        return 0, size
-    m = _RANGE.match(header.strip())
-    if m is None:
+    wanted = parse_range(header)
+    if header and wanted is None or wanted is not None and wanted.first is None:
         raise InvalidInputError(f"Unsupported Range header {header!r}: expected bytes=start-end")
-    start = int(m.group(1))
-    end = size if m.group(2) == "" else min(int(m.group(2)) + 1, size)
-    if start >= size and not (start == 0 and size == 0):
-        raise RangeNotSatisfiableError(f"Range starts at {start}, the file has {size} bytes", size)
-    if end < start:
+    if wanted is None or (size == 0 and wanted.first == 0):
+        return 0, size
+    assert wanted.first is not None
+    if wanted.first >= size:
+        raise RangeNotSatisfiableError(f"Range starts at {wanted.first}, the file has {size} bytes", size)
+    end = size if wanted.last is None else min(wanted.last + 1, size)
+    if end < wanted.first:
         raise InvalidInputError(f"Invalid Range header {header!r}")
-    return start, end
+    return wanted.first, end
 
 
 def reconstruction(
@@ -523,10 +523,13 @@ def fetch_target(hub: Hub, token: str, range_header: str | None) -> tuple[str, i
     lo, hi = int(payload["s"]), int(payload["e"])
     start, end = lo, hi
     if range_header:
-        m = _RANGE.match(range_header.strip())
-        if m is None or m.group(2) == "":
+        try:
+            wanted = parse_range(range_header)
+        except InvalidInputError:
+            wanted = None
+        if wanted is None or wanted.first is None or wanted.last is None:
             raise InvalidInputError("Xorb URLs take one Range: bytes=start-end")
-        start, end = int(m.group(1)), int(m.group(2)) + 1
+        start, end = wanted.first, wanted.last + 1
         if not lo <= start < end <= hi:
             raise PermissionDeniedError("The requested range is outside what this URL allows")
     return xorb_key(str(payload["x"])), start, end

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Union, cast
 
-from dulwich.objects import ObjectID, Tree
+from dulwich.objects import ObjectID, ShaFile, Tree
 
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid
@@ -66,39 +66,61 @@ def walk(reader: ObjectReader, root: Oid, prefix: str = "", recursive: bool = Tr
             yield from walk(reader, oid, path + "/", recursive)
 
 
+_Child = Union["_Dir", tuple[int, Oid], None]  # a folder, a file (mode, oid), or deleted
+
+
 @dataclass
 class _Dir:
+    """A folder being edited: its stored tree (if any) and what changed in it, by name.
+
+    Only the changes are kept in Python: a commit that adds one file to a folder of 10,000 costs
+    a dictionary copy of that folder (in C), not 10,000 Python objects.
+    """
+
     oid: Oid | None
-    children: dict[str, _Dir | tuple[int, Oid]] | None = None
+    changes: dict[str, _Child] = field(default_factory=dict)
     dirty: bool = False
-    _loaded: bool = field(default=False, repr=False)
+    _base: Tree | None = field(default=None, repr=False)
 
 
 class TreeEditor:
-    """Applies additions and deletions to a tree, lazily loading only the folders touched."""
+    """Applies additions and deletions to a tree, loading only the folders touched."""
 
     def __init__(self, reader: ObjectReader, root: Oid | None) -> None:
         self._reader = reader
-        self._root = _Dir(root, None if root else {})
+        self._root = _Dir(root)
 
-    def _children(self, node: _Dir) -> dict[str, _Dir | tuple[int, Oid]]:
-        if node.children is None:
-            assert node.oid is not None
-            node.children = {}
-            for name, mode, oid in read_tree(self._reader, node.oid):
-                node.children[name] = _Dir(oid) if mode == DIR_MODE else (mode, oid)
-        return node.children
+    def _base(self, node: _Dir) -> Tree | None:
+        if node._base is None and node.oid is not None:
+            node._base = cast(Tree, self._reader.get(node.oid))
+        return node._base
+
+    def _child(self, node: _Dir, name: str) -> _Child:
+        """What ``name`` is in ``node`` now (its change, else its stored entry)."""
+        if name in node.changes:
+            return node.changes[name]
+        base = self._base(node)
+        if base is None:
+            return None
+        try:
+            mode, sha = base[name.encode("utf-8", "surrogateescape")]
+        except KeyError:
+            return None
+        if mode == DIR_MODE:
+            folder = _Dir(Oid(sha.decode()))
+            node.changes[name] = folder  # edits below it are kept in it
+            return folder
+        return (mode, Oid(sha.decode()))
 
     def _walk_to(self, parts: list[str], create: bool, path: str) -> list[_Dir] | None:
         nodes = [self._root]
         for part in parts:
-            children = self._children(nodes[-1])
-            child = children.get(part)
+            child = self._child(nodes[-1], part)
             if child is None:
                 if not create:
                     return None
-                child = _Dir(None, {})
-                children[part] = child
+                child = _Dir(None)
+                nodes[-1].changes[part] = child
             elif not isinstance(child, _Dir):
                 if not create:
                     return None
@@ -112,10 +134,9 @@ class TreeEditor:
         *folders, name = path.split("/")
         nodes = self._walk_to(folders, create=True, path=path)
         assert nodes is not None
-        children = self._children(nodes[-1])
-        if isinstance(children.get(name), _Dir):
+        if isinstance(self._child(nodes[-1], name), _Dir):
             raise InvalidInputError(f"Cannot add file {path!r}: a folder has that name")
-        children[name] = (mode, oid)
+        nodes[-1].changes[name] = (mode, oid)
         for node in nodes:
             node.dirty = True
 
@@ -124,13 +145,13 @@ class TreeEditor:
         nodes = self._walk_to(folders, create=False, path=path)
         if nodes is None:
             return None
-        child = self._children(nodes[-1]).get(name)
+        child = self._child(nodes[-1], name)
         return child if isinstance(child, tuple) else None
 
     def delete(self, path: str, folder: bool) -> None:
         *folders, name = path.split("/")
         nodes = self._walk_to(folders, create=False, path=path)
-        child = None if nodes is None else self._children(nodes[-1]).get(name)
+        child = None if nodes is None else self._child(nodes[-1], name)
         if nodes is None or child is None or isinstance(child, _Dir) != folder:
             kind = "folder" if folder else "file"
             raise EntryNotFoundError(
@@ -138,7 +159,7 @@ class TreeEditor:
                 if folder
                 else f"Cannot delete {path!r}: A file with this name doesn't exist"
             )
-        del self._children(nodes[-1])[name]
+        nodes[-1].changes[name] = None
         for node in nodes:
             node.dirty = True
 
@@ -155,16 +176,24 @@ class TreeEditor:
     def _write(self, node: _Dir, new: list[RawObject]) -> Oid | None:
         if not node.dirty:
             return node.oid
-        tree = Tree()
-        for name, child in self._children(node).items():
+        base = self._base(node)
+        # A private copy of the stored tree (parsing its raw form is one C call), then the changes.
+        tree = Tree() if base is None else cast(Tree, ShaFile.from_raw_string(Tree.type_num, base.as_raw_string()))
+        for name, child in node.changes.items():
+            key = name.encode("utf-8", "surrogateescape")
             if isinstance(child, _Dir):
                 child_oid = self._write(child, new)
-                if child_oid is None:
-                    continue  # git has no empty folders
-                tree.add(name.encode("utf-8", "surrogateescape"), DIR_MODE, ObjectID(child_oid.encode()))
+                if child_oid is None:  # git has no empty folders
+                    if key in tree:
+                        del tree[key]
+                    continue
+                tree[key] = (DIR_MODE, ObjectID(child_oid.encode()))
+            elif child is None:
+                if key in tree:
+                    del tree[key]
             else:
-                tree.add(name.encode("utf-8", "surrogateescape"), child[0], ObjectID(child[1].encode()))
-        if not tree.items() and node is not self._root:
+                tree[key] = (child[0], ObjectID(child[1].encode()))
+        if not len(tree) and node is not self._root:
             return None
         obj = raw(tree)
         new.append(obj)

@@ -27,7 +27,6 @@ VERIFICATION_KEY = bytes([
     164, 205, 38, 213, 181, 219, 73, 230, 65, 36, 152, 127, 40, 251, 148, 195,
 ])
 ZERO_HASH = bytes(32)
-HASH_SIZE = 32
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 
 #: A merkle node: (hash, number of bytes under it).

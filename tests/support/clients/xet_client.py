@@ -2,8 +2,14 @@
 
 Usage:
   xet_client.py upload REPO_ID LOCAL PATH_IN_REPO   upload_file; reports hf_xet's own dedup metrics
+  xet_client.py upload_folder REPO_ID LOCAL_DIR [REPO_TYPE]   upload_folder
   xet_client.py download REPO_ID PATH [REVISION]    hf_hub_download; reports the HTTP calls Python made
+  xet_client.py fetch REPO_ID JSON                  hf_hub_download of each {"path", "revision", "token",
+                                                    "cache_dir"} of the JSON list: a path or the client's
+                                                    exception each; reports the HTTP calls
   xet_client.py snapshot REPO_ID                    snapshot_download
+With --errors-as-json before the mode, a client HTTP error is printed as
+{"error": class name, "status": ..., "code": X-Error-Code} instead of failing the process.
 Prints one JSON object on the last line.
 """
 
@@ -74,8 +80,29 @@ def capture_xet_metrics() -> list[dict[str, Any]]:
     return reports
 
 
+def client_error(exc: Any) -> dict[str, Any]:
+    """What a test asserts about one of huggingface_hub's HTTP errors."""
+    response = exc.response
+    return {"error": type(exc).__name__, "status": response.status_code,
+            "code": response.headers.get("X-Error-Code")}
+
+
 def main() -> None:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    args = sys.argv[1:]
+    if args[0] == "--errors-as-json":
+        try:
+            run(args[1:])
+        except HfHubHTTPError as exc:
+            print(json.dumps(client_error(exc)))
+        return
+    run(args)
+
+
+def run(argv: list[str]) -> None:
     assert "HF_HUB_DISABLE_XET" not in os.environ, "these tests exercise the default (Xet) client"
+    sys.argv = [sys.argv[0], *argv]
     mode, repo_id = sys.argv[1], sys.argv[2]
     out: dict[str, object] = {}
     if mode == "upload":
@@ -89,6 +116,29 @@ def main() -> None:
         out["seconds"] = time.perf_counter() - start
         out["commit"] = info.oid
         out["metrics"] = reports
+    elif mode == "upload_folder":
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        repo_type = sys.argv[4] if len(sys.argv) > 4 else None
+        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True)
+        info = api.upload_folder(folder_path=sys.argv[3], repo_id=repo_id, repo_type=repo_type)
+        out["commit"] = info.oid
+    elif mode == "fetch":
+        log = record_requests()
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError
+
+        results: list[dict[str, Any]] = []
+        for item in json.loads(sys.argv[3]):
+            try:
+                path = hf_hub_download(repo_id, item["path"], revision=item.get("revision"),
+                                       token=item.get("token"), cache_dir=item.get("cache_dir"))
+                results.append({"path": path})
+            except HfHubHTTPError as exc:
+                results.append(client_error(exc))
+        out["results"] = results
+        out["requests"] = log
     elif mode == "download":
         log = record_requests()
         from huggingface_hub import hf_hub_download

@@ -12,8 +12,7 @@ from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError, PayloadTooLargeError
 from modelyard.ids import PLURALS, URL_PREFIXES, RepoType
-from modelyard.services.files import FileEntry
-from modelyard.versioning.objects import CommitInfo
+from modelyard.services.files import CommitInfo, FileEntry
 
 if TYPE_CHECKING:
     from modelyard.http.app import Ctx

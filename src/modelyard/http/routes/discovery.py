@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from modelyard.catalog import facts as facts_q
-from modelyard.catalog.facts import RepoFacts
-from modelyard.catalog.repos import Repo
 from modelyard.errors import InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
@@ -25,11 +21,8 @@ from modelyard.http.routes.common import (
     repo_type,
 )
 from modelyard.services import discovery
-from modelyard.services.auth import Principal, visible_owner_ids
-from modelyard.services.files import FileEntry, list_tree
-from modelyard.services.hub import Hub
-from modelyard.services.indexer import RepoFiles, compute_facts
-from modelyard.services.repos import RepoSnapshot
+from modelyard.services.discovery import Repo, RepoFacts
+from modelyard.services.files import FileEntry
 
 
 def sibling(entry: FileEntry, blobs: bool) -> dict[str, Any]:
@@ -40,14 +33,6 @@ def sibling(entry: FileEntry, blobs: bool) -> dict[str, Any]:
         if entry.lfs_sha256 is not None:
             out["lfs"] = {"size": entry.lfs_size, "sha256": entry.lfs_sha256, "pointerSize": entry.pointer_size}
     return out
-
-
-def facts_of(repo: Repo) -> RepoFacts:
-    return RepoFacts(
-        card_data=repo.card_data, tags=repo.tags, library_name=repo.library_name, pipeline_tag=repo.pipeline_tag,
-        num_parameters=repo.num_parameters, safetensors=repo.safetensors, gguf=repo.gguf, config=repo.config,
-        transformers_info=repo.transformers_info,
-    )
 
 
 def summary(repo: Repo, facts: RepoFacts) -> dict[str, Any]:
@@ -89,33 +74,6 @@ def details(repo: Repo, facts: RepoFacts, bases: list[tuple[str, str]], children
     return out
 
 
-@dataclass
-class InfoView:
-    snap: RepoSnapshot
-    entries: list[FileEntry]
-    facts: RepoFacts
-    bases: list[tuple[str, str]]
-    children: int
-
-
-def _info(hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str) -> InfoView:
-    snap, entries = list_tree(hub, principal, rtype, rid, rev, "", recursive=True)
-    repo = snap.repo
-    if repo.indexed_commit == snap.commit.oid:
-        facts = facts_of(repo)
-        with hub.db.read() as conn:
-            bases = facts_q.base_models(conn, repo.id)
-    else:  # another revision than the indexed head of main: derive its facts now
-        facts = compute_facts(hub, repo, RepoFiles(hub, entries))
-        bases = facts.base_models
-    with hub.db.read() as conn:
-        children = (
-            facts_q.children_count(conn, repo.repo_id.lower(), visible_owner_ids(principal))
-            if repo.type == "model" else 0
-        )
-    return InfoView(snap, entries, facts, bases, children)
-
-
 def _select(item: dict[str, Any], expand: list[str]) -> dict[str, Any]:
     keep = set(expand) | {"id", "_id"}
     return {k: v for k, v in item.items() if k in keep}
@@ -127,7 +85,9 @@ async def info(ctx: Ctx) -> Response:
     blobs = flag(q.get("blobs"))
     if expand and (blobs or flag(q.get("securityStatus"))):
         raise InvalidInputError("'expand' cannot be combined with 'blobs' or 'securityStatus'")
-    view = await ctx.call(_info, repo_type(ctx.params), repo_id(ctx.params), ctx.params.get("rev", "main"))
+    view = await ctx.call(
+        discovery.repo_info, repo_type(ctx.params), repo_id(ctx.params), ctx.params.get("rev", "main")
+    )
     repo = view.snap.repo
     out = summary(repo, view.facts)
     out.update({"sha": view.snap.commit.oid, "lastModified": iso(view.snap.commit.date)})
@@ -136,29 +96,10 @@ async def info(ctx: Ctx) -> Response:
     return json_response(_select(out, expand) if expand else out)
 
 
-def _list_page(
-    hub: Hub, principal: Principal | None, rtype: str, params: discovery.ListParams, full: bool, extra: bool,
-) -> tuple[list[dict[str, Any]], str | None]:
-    rows, cursor = discovery.list_repos(hub, principal, rtype, params)
-    items = []
-    for repo in rows:
-        facts = facts_of(repo)
-        item = summary(repo, facts)
-        item["lastModified"] = iso(repo.last_modified)
-        if extra:
-            with hub.db.read() as conn:
-                bases = facts_q.base_models(conn, repo.id)
-                children = (
-                    facts_q.children_count(conn, repo.repo_id.lower(), visible_owner_ids(principal))
-                    if repo.type == "model" else 0
-                )
-            item.update(details(repo, facts, bases, children))
-        if full:
-            snap, entries = list_tree(hub, principal, rtype, repo.repo_id, "main", "", recursive=True)
-            item["sha"] = snap.commit.oid
-            item["siblings"] = [sibling(e, False) for e in entries if not e.is_dir]
-        items.append(item)
-    return items, cursor
+def listed(item: discovery.ListedRepo) -> dict[str, Any]:
+    out = summary(item.repo, item.facts)
+    out["lastModified"] = iso(item.repo.last_modified)
+    return out
 
 
 async def list_repos(ctx: Ctx) -> Response:
@@ -184,7 +125,16 @@ async def list_repos(ctx: Ctx) -> Response:
     wants = {"cardData", "config", "safetensors", "gguf", "transformersInfo", "baseModels",
              "childrenModelCount", "usedStorage", "downloadsAllTime"}
     extra = full or flag(q.get("cardData")) or flag(q.get("config")) or bool(wants & set(expand))
-    items, cursor = await ctx.call(_list_page, repo_type(ctx.params), params, full, extra)
+    page, cursor = await ctx.call(discovery.list_page, repo_type(ctx.params), params, full, extra)
+    items = []
+    for entry in page:
+        item = listed(entry)
+        if extra:
+            item.update(details(entry.repo, entry.facts, entry.bases, entry.children))
+        if full:
+            item["sha"] = entry.sha
+            item["siblings"] = [{"rfilename": path} for path in entry.files or []]
+        items.append(item)
     if expand:
         items = [_select(item, expand) for item in items]
     else:
@@ -244,7 +194,8 @@ async def user_likes(ctx: Ctx) -> Response:
 async def children(ctx: Ctx) -> Response:
     relation = ctx.request.query_params.get("relation")
     found = await ctx.call(discovery.children, repo_id(ctx.params), relation)
-    items = [{**summary(r, facts_of(r)), "relation": rel, "lastModified": iso(r.last_modified)} for r, rel in found]
+    items = [{**summary(r, discovery.facts_of(r)), "relation": rel, "lastModified": iso(r.last_modified)}
+             for r, rel in found]
     return _page(ctx, items, f"/api/models/{repo_id(ctx.params)}/children")
 
 

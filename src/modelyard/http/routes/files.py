@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -28,51 +27,28 @@ from modelyard.http.routes.common import (
     repo_id,
     repo_type,
 )
+from modelyard.ranges import parse_range
 from modelyard.services import files as files_svc
 from modelyard.services import repos as repos_svc
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
-from modelyard.storage.local import LocalBlobStore
 
-_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})\Z")
 MAX_PATHS = 1000
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """``[start, end)`` for a single-range header; None means the whole file."""
-    if not header:
-        return None
-    m = _RANGE.match(header.strip())
-    if m is None:
-        unit, _, spec = header.strip().partition("=")
-        if unit.strip().lower() != "bytes" or "," in spec:
-            return None  # other units and multiple ranges: RFC 9110 lets us ignore them
-        raise RangeNotSatisfiableError("Malformed Range header", size)
-    first, last = m.group(1), m.group(2)
-    if first == "" and last == "":
-        raise RangeNotSatisfiableError("Malformed Range header", size)
-    if first == "":
-        length = int(last)
-        if length == 0 or size == 0:
-            raise RangeNotSatisfiableError("Requested range not satisfiable", size)
-        return max(0, size - length), size
-    start = int(first)
-    end = size if last == "" else min(int(last) + 1, size)
-    if start >= size or end <= start:
-        raise RangeNotSatisfiableError("Requested range not satisfiable", size)
-    return start, end
+def file_window(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` a download's ``Range`` asks for; None for the whole file."""
+    try:
+        wanted = parse_range(header)
+    except InvalidInputError as exc:
+        raise RangeNotSatisfiableError(exc.message, size) from exc
+    return None if wanted is None else wanted.window(size)
 
 
 def _stream(hub: Hub, key: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
-    # Local blobs go out as memory-mapped windows: one copy (page cache -> socket) instead of
-    # two, and one thread hop per 8 MiB instead of per 1 MiB.
-    chunks: Iterator[bytes | memoryview] = (
-        hub.blobs.read_mapped(key, start, end) if isinstance(hub.blobs, LocalBlobStore)
-        else hub.blobs.read(key, start, end)
-    )
-    return iterate(chunks)
+    return iterate(files_svc.blob_pieces(hub, key, start, end))
 
 
 #: Types a browser would run or render as a document from the hub's origin: served as plain text.
@@ -124,7 +100,7 @@ async def resolve(ctx: Ctx) -> Response:
     else:
         headers["ETag"] = f'"{entry.oid}"'
     media_type = safe_media_type(filename)
-    window = parse_range(ctx.request.headers.get("range"), size)
+    window = file_window(ctx.request.headers.get("range"), size)
     status = 200
     start, end = 0, size
     if window is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -21,7 +22,7 @@ from modelyard.http.routes.common import (
 from modelyard.http.routes.files import _stream
 from modelyard.services import lfs as lfs_svc
 from modelyard.services import repos as repos_svc
-from modelyard.storage.base import BlobWriter
+from modelyard.services.lfs import BlobWriter
 
 LFS_JSON = "application/vnd.git-lfs+json"
 #: Body bytes handed to a worker thread at a time: few thread hops per GiB (each costs more
@@ -54,12 +55,14 @@ async def verify(ctx: Ctx) -> Response:
     return json_response({"message": "ok"}, media_type=LFS_JSON)
 
 
-def _write_pieces(writer: BlobWriter, pieces: list[bytes]) -> None:
+def _write_pieces(writer: BlobWriter, pieces: list[bytes], also: Any = None) -> None:
     for piece in pieces:
         writer.write(piece)
+        if also is not None:  # a multipart object's running sha256 (services/lfs.py part_chain)
+            also.update(piece)
 
 
-async def _receive_into(ctx: Ctx, writer: BlobWriter) -> None:
+async def _receive_into(ctx: Ctx, writer: BlobWriter, also: Any = None) -> None:
     """Stream the request body into ``writer`` in ``WRITE_BATCH`` batches; abort it on any failure.
 
     One batch is hashed and written (in a worker thread; the pieces as received, not joined)
@@ -78,12 +81,12 @@ async def _receive_into(ctx: Ctx, writer: BlobWriter) -> None:
             if pending_size >= WRITE_BATCH:
                 if writing is not None:
                     await writing
-                writing = asyncio.ensure_future(run_in_threadpool(_write_pieces, writer, pending))
+                writing = asyncio.ensure_future(run_in_threadpool(_write_pieces, writer, pending, also))
                 pending, pending_size = [], 0
         if writing is not None:
             await writing
         if pending:
-            await run_in_threadpool(_write_pieces, writer, pending)
+            await run_in_threadpool(_write_pieces, writer, pending, also)
     except BaseException:
         if writing is not None:
             # A thread cannot be interrupted: let its write finish before the file goes away.
@@ -110,21 +113,24 @@ async def upload_part(ctx: Ctx) -> Response:
     hub = ctx.hub
     upload_id, part, expected = await run_in_threadpool(lfs_svc.part_target, hub, ctx.params["token"])
     writer = hub.blobs.writer(max_size=expected)
-    await _receive_into(ctx, writer)
+    chain = lfs_svc.part_chain(upload_id, part)
+    await _receive_into(ctx, writer, chain)
     written = writer.digest()
     if written.size != expected:
         await run_in_threadpool(writer.abort)
         from modelyard.errors import InvalidInputError
 
         raise InvalidInputError(f"Part {part} must be {expected} bytes, got {written.size}")
-    await run_in_threadpool(writer.commit, lfs_svc.part_key(upload_id, part))
+    await run_in_threadpool(writer.commit, lfs_svc.part_key(upload_id, part, written.sha256))
+    if chain is not None:
+        lfs_svc.part_received(upload_id, part, written.sha256, chain)
     return Response(b"", status_code=200, headers={"ETag": f'"{written.sha256}"'})
 
 
 async def complete(ctx: Ctx) -> Response:
     target = await run_in_threadpool(lfs_svc.complete_target, ctx.hub, ctx.params["token"])
     body = await json_body(ctx)
-    await run_in_threadpool(lfs_svc.complete_multipart, ctx.hub, target, body)
+    await ctx.bulk(lfs_svc.complete_multipart, ctx.hub, target, body)
     return json_response({"message": "ok"}, media_type=LFS_JSON)
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from modelyard.errors import AuthenticationError, InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import iso, json_body, json_response, read_body
-from modelyard.metadata.cards import validate
+from modelyard.services.discovery import validate_card
 
 TELEMETRY_LIMIT = 64 * 1024
 
@@ -51,11 +51,9 @@ async def validate_yaml(ctx: Ctx) -> Response:
     # A README may be as large as a regular file (JSON-escaped); only its front matter is parsed.
     body = await json_body(ctx, limit=2 * ctx.hub.settings.max_regular_file_size + 64 * 1024)
     content, repo_type = body.get("content"), body.get("repoType", "model")
-    if not isinstance(content, str):
-        raise InvalidInputError("'content' must be the README text")
-    if repo_type not in ("model", "dataset", "space"):
-        raise InvalidInputError("repoType must be model, dataset or space")
-    report = await ctx.heavy(validate, content, repo_type)
+    if not isinstance(content, str) or not isinstance(repo_type, str):
+        raise InvalidInputError("'content' must be the README text, 'repoType' a repo type")
+    report = await ctx.heavy(validate_card, content, repo_type)
     errors: list[dict[str, Any]] = [{"message": e} for e in report.errors]
     warnings: list[dict[str, Any]] = [{"message": w} for w in report.warnings]
     return json_response({"errors": errors, "warnings": warnings}, status=400 if errors else 200)

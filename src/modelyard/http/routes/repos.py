@@ -18,8 +18,7 @@ from modelyard.http.routes.common import (
 )
 from modelyard.ids import parse_repo_type
 from modelyard.services import repos as repos_svc
-from modelyard.services.auth import Principal, check_write, require_writer
-from modelyard.services.hub import Hub
+from modelyard.services.auth import require_writer
 
 
 async def create(ctx: Ctx) -> Response:
@@ -83,15 +82,8 @@ async def settings(ctx: Ctx) -> Response:
 
 
 async def auth_check(ctx: Ctx) -> Response:
-    write = ctx.params.get("write") is not None
-
-    def run(hub: Hub, principal: Principal | None, rtype: str, rid: str) -> None:
-        with hub.db.read() as conn:
-            repo = repos_svc.find_repo(conn, principal, rtype, rid)
-        if write:
-            check_write(principal, repo)
-
-    await ctx.call(run, repo_type(ctx.params), repo_id(ctx.params))
+    need = "write" if ctx.params.get("write") is not None else "read"
+    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), need)
     return json_response({})
 
 

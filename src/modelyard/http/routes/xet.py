@@ -26,8 +26,6 @@ from modelyard.http.routes.common import (
 from modelyard.http.routes.files import _stream
 from modelyard.services import xet as xet_svc
 from modelyard.services.grants import Grant
-from modelyard.xet.shard import MAX_SHARD_BYTES
-from modelyard.xet.xorb import MAX_XORB_BODY
 
 HASH = r"(?P<hash>[^/]+)"  # validated by the service: a bad hash is a 400, not a 404
 PFX = r"(?P<prefix>[^/]+)"
@@ -104,7 +102,7 @@ async def _pooled_body(ctx: Ctx, limit: int, what: str) -> tuple[bytearray, int,
 
 async def upload_xorb(ctx: Ctx) -> Response:
     grant = await _scope(ctx, write=True)
-    buf, size, pool = await _pooled_body(ctx, MAX_XORB_BODY, "xorb")
+    buf, size, pool = await _pooled_body(ctx, xet_svc.MAX_XORB_BODY, "xorb")
     try:
         with memoryview(buf) as whole, whole[:size] as view:
             # The service keeps no reference to the body once it returns (stores copy or write it).
@@ -129,8 +127,8 @@ async def shard_v2(ctx: Ctx) -> Response:
 
 async def upload_shard(ctx: Ctx) -> Response:
     grant = await _scope(ctx, write=True)
-    body = await read_body(ctx, MAX_SHARD_BYTES, "shard")
-    result = await run_in_threadpool(xet_svc.upload_shard, ctx.hub, grant, body)
+    body = await read_body(ctx, xet_svc.MAX_SHARD_BYTES, "shard")
+    result = await ctx.bulk(xet_svc.upload_shard, ctx.hub, grant, body)
     return json_response({"result": result})
 
 
