@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def generate(database_url: str, n: int, seed: int = 1) -> None:
                 tags = [lib, task, f"license:{lic}", *sorted(langs)]
                 when = base + timedelta(seconds=rng.randint(0, 365 * 86400))
                 rows.append({
-                    "type": "model", "namespace": "acme", "name": name, "key": f"acme/{name}".lower(),
+                    "uid": uuid.uuid4().hex, "type": "model", "namespace": "acme", "name": name,
+                    "key": f"acme/{name}".lower(),
                     "owner_id": owner, "private": rng.random() < 0.05, "created_at": when,
                     "last_modified": when + timedelta(days=rng.randint(0, 30)), "used_storage": params * 2,
                     "downloads": int(rng.paretovariate(1.2) * 10), "downloads_all_time": 0,

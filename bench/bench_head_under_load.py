@@ -6,8 +6,9 @@ with a token, ``--workers 2``: one worker per core) during each of two long requ
 - **LFS multipart completion** of a 5 GiB object: the parts are uploaded first (untimed) through
   the part URLs of an LFS batch answer with the ``multipart`` transfer (the server runs with
   ``MODELYARD_MULTIPART_THRESHOLD`` at 64 MiB, parts of the default size); then the HEADs are
-  timed while the completion ``POST`` concatenates the parts, checking each part's sha256 and
-  the object's.
+  timed while the completion ``POST`` concatenates the parts (the parts and the completion go
+  over one keep-alive connection, as ``huggingface_hub`` sends them, so the server that took the
+  parts in order already knows the object's sha256 and only copies).
 - **Xet shard read-back** of a 4 GiB file: xorbs built by hand (as ``tests/support/xet.py``
   does: 64 KiB chunks of random data, 64 MiB per xorb, no compression) are uploaded first; the
   server is then restarted, so no sha256 state from the xorb uploads is left in memory
@@ -52,12 +53,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOTES = """\
 The HEADs and the long request share the server's two worker processes, and the machine's two
-cores with the load generator. The long request runs in one of the workers: its hashing and
-copying happen in worker threads, so that worker's event loop keeps taking HEADs, but they
-compete with the long request for the CPU and, in Python code, for the GIL. The load generator
-is closed-loop: fewer requests per second during the long request means each answer took
-longer. One worker (``--workers 1``) is not measured here; the HEAD benchmark shows its latency
-without other load.
+cores with the load generator. The long request runs in one of the workers, in a pool of
+lower-priority threads (``services/pools.py``), so that worker's event loop keeps taking HEADs.
+The load generator is closed-loop: fewer requests per second during the long request means each
+answer took longer. One worker (``--workers 1``) is not measured here; the HEAD benchmark shows
+its latency without other load.
+
+**What was tried for the multipart completion, and what is left** (notes of 2026-12-02, from
+quick runs of 1 GiB; each p99 is of one run, baseline p99 26 to 43 ms on the same runs).
+Reading, hashing and writing in a thread of the request pool gave p99 63 to 69 ms; in the
+lower-priority pool, with parts no longer hashed a second time (a part's key carries the
+sha256 it arrived with), 63 ms; composing through ``copy_file_range`` (page cache), 36 ms but
+33 s per GiB; O_DIRECT reads and writes from one aligned buffer, 64 to 80 ms at 4.6 s per GiB;
+the same paced to half speed, 64 ms; composing in a separate process, 56 to 63 ms; hashing the
+object as in-order parts arrive so that the completion only copies (what runs now), 59 to
+69 ms at 2.6 s per GiB. During that copy the composing thread uses almost no CPU (``top -H``:
+it sits in disk wait) while both workers' event loops run near 90%, and an O_DIRECT ``dd`` copy
+of the same size in another process moved p99 only from 38 to 43 ms. So the cost is in the
+server process while the copy runs, not in CPU taken by the copy; not yet found.
 """
 
 
