@@ -34,10 +34,14 @@ def all_refs(conn: Connection, repo_id: int) -> dict[str, str]:
 def compare_and_swap(conn: Connection, repo_id: int, name: str, old: str | None, new: str | None) -> bool:
     """Move ``name`` from ``old`` to ``new`` (None = absent); False if it was not at ``old``.
 
-    A move also bumps the repo's ``refs_version`` (what ``gc`` checks before it lets go of files).
+    A move also bumps the repo's ``refs_version`` (what ``gc`` checks before it lets go of files),
+    first: that takes the repo's row lock before any ref row, the order every writer and ``gc``
+    follow (PostgreSQL), so two of them never wait for each other in a cycle. (A bump without a
+    move, when the swap fails, only makes ``gc`` skip the repo once.)
     """
     if old is None and new is None:
         return get(conn, repo_id, name) is None
+    conn.execute(update(repos).where(repos.c.id == repo_id).values(refs_version=repos.c.refs_version + 1))
     if old is None:
         try:
             with conn.begin_nested():
@@ -50,7 +54,6 @@ def compare_and_swap(conn: Connection, repo_id: int, name: str, old: str | None,
         ).where(refs.c.repo_id == repo_id, refs.c.name == name, refs.c.target == old)
         if conn.execute(stmt).rowcount != 1:
             return False
-    conn.execute(update(repos).where(repos.c.id == repo_id).values(refs_version=repos.c.refs_version + 1))
     return True
 
 

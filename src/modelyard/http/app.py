@@ -86,7 +86,7 @@ class Ctx:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.app.limiter("heavy"))
 
     async def bulk(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run long upload work (seconds per GiB: concatenating parts, checking xorbs and shards)
+        """Run long upload work (seconds per GiB: concatenating parts, reading a file back)
         in its own small pool of lower-priority threads (``services/pools.py``): a request's
         latency never depends on what else is uploading."""
         assert self.app is not None
