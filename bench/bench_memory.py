@@ -2,9 +2,9 @@
 
 Target: the server's resident memory stays under 300 MB throughout. A thread samples the RSS of
 the server's whole process tree (``/proc/<pid>/status`` VmRSS, summed) every 20 ms. A 5 GiB file
-reaches the multipart threshold, so the upload goes out as 512 MiB parts that the server
-concatenates on completion. The download is ``curl -o /dev/null`` of ``/resolve``, once whole and
-once as two parallel halves (Range requests).
+reaches the multipart threshold, so the upload goes out as 512 MiB parts that the server writes
+in place into the object's file (renamed on completion). The download is ``curl -o /dev/null``
+of ``/resolve``, once whole and once as two parallel halves (Range requests).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ SIZE = 5 * GIB
 MB = 10**6
 
 NOTES = """\
-Uploads stream through the server in batches of at most 4 MiB (two in flight), multipart parts
-are concatenated 1 MiB at a time, and downloads hold at most a couple of 8 MiB mapped windows
+Uploads stream through the server in batches of at most 16 MiB (two in flight), multipart parts
+go straight into the object's file, and downloads hold at most a couple of 8 MiB mapped windows
 per connection, which count towards RSS only while they are being sent. RSS is the sum over the
 server's process tree (one worker: the ``modelyard serve`` process itself).
 """

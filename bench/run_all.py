@@ -4,6 +4,8 @@
     .venv/bin/python -m bench.run_all --only head     # some of them (the page shows only those)
     .venv/bin/python -m bench.run_all --quick         # fewer repetitions, smaller sizes: a smoke run
     .venv/bin/python -m bench.run_all --render DIR    # re-render from saved JSON results
+    .venv/bin/python -m bench.run_all --only memory --update
+                                                      # re-measure some, keep the rest of the page
 
 Each benchmark writes its JSON result; with ``--keep DIR`` those files are kept there.
 """
@@ -146,12 +148,34 @@ MACHINE_NOTES = """\
   cores, so client cost counts: the same client is used for both sides of each comparison."""
 
 
+def update(page: str, results: dict[str, dict[str, Any] | str], when: str) -> str:
+    """``page`` with the summary rows and sections of ``results`` replaced by a fresh rendering,
+    each marked with the date it was measured (the rest keeps the date at the top)."""
+    fresh = render(results, when).splitlines()
+    lines = page.splitlines()
+    for name in results:
+        row = next(i for i, line in enumerate(fresh) if line.startswith(f"| {name} |"))
+        old_row = next(i for i, line in enumerate(lines) if line.startswith(f"| {name} |"))
+        lines[old_row] = fresh[row].replace(f"| {name} |", f"| {name} (re-measured {when}) |", 1)
+        title = BENCHES[name][0]
+        start = next(i for i, line in enumerate(fresh) if line.startswith("## ") and line.endswith(title))
+        end = next((i for i in range(start + 1, len(fresh)) if fresh[i].startswith("## ")), len(fresh))
+        old_start = next(i for i, line in enumerate(lines) if line.startswith("## ") and line.endswith(title))
+        old_end = next((i for i in range(old_start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        section = [lines[old_start], "", f"*Re-measured {when}, apart from the rest of this page.*",
+                   *fresh[start + 1 : end]]
+        lines[old_start:old_end] = section
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated: " + ", ".join(BENCHES))
     parser.add_argument("--quick", action="store_true", help="one repetition each")
     parser.add_argument("--keep", type=Path, help="keep the JSON results in this folder")
     parser.add_argument("--render", type=Path, help="only re-render docs/benchmarks.md from this folder")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only these benchmarks' rows and sections in docs/benchmarks.md")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHES]
@@ -184,7 +208,7 @@ def main() -> None:
     stamp = when.strftime("%Y-%m-%d %H:%M UTC") + (" (quick run: fewer repetitions, smaller sizes; a smoke run, "
                                                    "not a measurement)" if quick else "")
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(render(results, stamp))
+    DOC.write_text(update(DOC.read_text(), results, stamp) if args.update else render(results, stamp))
     print(f"wrote {DOC.relative_to(ROOT)}")
     if any(isinstance(r, str) for r in results.values()):
         sys.exit(1)

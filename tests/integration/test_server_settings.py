@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import struct
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -125,6 +130,152 @@ def test_multipart_object_sha256_is_checked_whatever_the_part_order(tuned: LiveS
         else:
             assert done.status_code == 400 and "Checksum mismatch" in done.headers["X-Error-Message"]
             assert not blob.exists()
+
+
+def _numbered(etags: list[str]) -> list[dict[str, object]]:
+    return [{"partNumber": i + 1, "etag": e} for i, e in enumerate(etags)]
+
+
+def _held_put(
+    url: str, first: bytes, rest: bytes, release: threading.Event, box: list[httpx.Response]
+) -> threading.Thread:
+    """A PUT that sends ``first``, then waits for ``release`` before sending ``rest``."""
+
+    def body() -> Iterator[bytes]:
+        yield first
+        release.wait(30)
+        yield rest
+
+    def run() -> None:
+        box.append(httpx.put(url, content=body(), headers={"Content-Length": str(len(first) + len(rest))}, timeout=60))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _locked(path: Path, start: int, length: int) -> bool:
+    """Whether some open file holds a write lock on any of bytes ``[start, start + length)``."""
+    query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, query)
+    finally:
+        os.close(fd)
+    return struct.unpack("hhqqi", answer)[0] != fcntl.F_UNLCK
+
+
+def _new_assembly(server: LiveServer, before: set[Path]) -> Path:
+    """The assembly file of the upload started since ``before``, once a part writer holds it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        fresh = [p for p in upload_files(server) - before if p.name == "object"]
+        if fresh and _locked(fresh[0], 0, 0):
+            return fresh[0]
+        time.sleep(0.02)
+    raise AssertionError("no part writer started")
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """A multipart upload started in a new repo: its bytes, oid, completion URL and part URLs."""
+
+    data: bytes
+    oid: str
+    href: str
+    urls: list[str]
+    chunk: int
+
+    @property
+    def pieces(self) -> list[bytes]:
+        return [self.data[i : i + self.chunk] for i in range(0, len(self.data), self.chunk)]
+
+    def blob(self, server: LiveServer) -> Path:
+        return server.data_dir / "blobs" / "lfs" / self.oid[:2] / self.oid[2:4] / self.oid
+
+
+def _start(server: LiveServer, name: str, size: int) -> _Upload:
+    repo_id = HfApi(endpoint=server.url, token=TOKENS["alice"]).create_repo(f"acme/{name}").repo_id
+    data = os.urandom(size)
+    oid = hashlib.sha256(data).hexdigest()
+    href, urls, chunk = _multipart(server, repo_id, oid, size)
+    return _Upload(data, oid, href, urls, chunk)
+
+
+def test_a_part_in_flight_excludes_the_same_part_and_the_completion(tuned: LiveServer) -> None:
+    """While a part's body is arriving, a second upload of the same part is refused with 409, other
+    parts go on, a completion is refused (the part is not in yet); once it is in, it completes."""
+    up = _start(tuned, "multi-held", 1024 * 1024 + 3)
+    href, urls, chunk, pieces = up.href, up.urls, up.chunk, up.pieces
+    release, box = threading.Event(), []
+    before = upload_files(tuned)
+    held = _held_put(urls[0], pieces[0][:8192], pieces[0][8192:], release, box)
+    try:
+        assembly = _new_assembly(tuned, before)
+        assert _locked(assembly, 0, chunk) and not _locked(assembly, chunk, chunk)
+        again = httpx.put(urls[0], content=pieces[0])
+        assert again.status_code == 409 and again.headers["X-Error-Code"] == "Conflict", again.headers
+        etags = {0: ""}
+        for i in range(1, len(urls)):
+            put = httpx.put(urls[i], content=pieces[i])
+            assert put.status_code == 200
+            etags[i] = put.headers["ETag"]
+        etags[0] = '"' + "0" * 64 + '"'  # part 1 is not in yet
+        early = httpx.post(href, json={"oid": up.oid, "parts": _numbered([etags[i] for i in range(len(urls))])})
+        assert early.status_code == 400 and "Part 1 was never uploaded" in early.headers["X-Error-Message"]
+    finally:
+        release.set()
+        held.join(60)
+    assert box and box[0].status_code == 200, box
+    etags[0] = box[0].headers["ETag"]
+    done = httpx.post(href, json={"oid": up.oid, "parts": _numbered([etags[i] for i in range(len(urls))])})
+    assert done.status_code == 200 and up.blob(tuned).read_bytes() == up.data
+
+
+def test_a_completion_while_a_part_is_uploaded_again_is_refused(tuned: LiveServer) -> None:
+    before = upload_files(tuned)
+    up = _start(tuned, "multi-early", 1024 * 1024 + 9)
+    href, urls, chunk, pieces = up.href, up.urls, up.chunk, up.pieces
+    etags = {i: httpx.put(url, content=pieces[i]).headers["ETag"] for i, url in enumerate(urls)}
+    parts = _numbered([etags[i] for i in range(len(urls))])
+    folder = next(p for p in upload_files(tuned) - before if p.name == "object").parent
+    release, box = threading.Event(), []
+    held = _held_put(urls[1], pieces[1][:4096], pieces[1][4096:], release, box)  # the same bytes again
+    try:
+        # the re-upload drops part 2's marker, under its lock, before it writes a byte
+        deadline = time.monotonic() + 30
+        while list(folder.glob("00002-*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not list(folder.glob("00002-*")) and _locked(folder / "object", chunk, chunk)
+        early = httpx.post(href, json={"oid": up.oid, "parts": parts})
+        assert early.status_code == 400 and "Part 2 was never uploaded" in early.headers["X-Error-Message"]
+    finally:
+        release.set()
+        held.join(60)
+    assert box[0].status_code == 200 and box[0].headers["ETag"] == etags[1]
+    done = httpx.post(href, json={"oid": up.oid, "parts": parts})
+    assert done.status_code == 200 and up.blob(tuned).read_bytes() == up.data
+
+
+def test_a_part_uploaded_again_with_other_bytes_replaces_the_first(tuned: LiveServer) -> None:
+    """The completion must name the ETag of the bytes that are there: the first upload's ETag is
+    refused; with the second one the object is hashed whole and must match the oid."""
+    up = _start(tuned, "multi-again", 1024 * 1024 + 21)
+    href, urls, pieces, oid, blob = up.href, up.urls, up.pieces, up.oid, up.blob(tuned)
+    etags = [httpx.put(url, content=piece).headers["ETag"] for url, piece in zip(urls, pieces, strict=True)]
+    wrong = os.urandom(len(pieces[1]))
+    replaced = httpx.put(urls[1], content=wrong)
+    assert replaced.status_code == 200 and replaced.headers["ETag"] != etags[1]
+    named_first = httpx.post(href, json={"oid": oid, "parts": _numbered(etags)})
+    assert named_first.status_code == 400 and "Part 2 was never uploaded" in named_first.headers["X-Error-Message"]
+    now = [etags[0], replaced.headers["ETag"], *etags[2:]]
+    named_now = httpx.post(href, json={"oid": oid, "parts": _numbered(now)})
+    assert named_now.status_code == 400 and "Checksum mismatch" in named_now.headers["X-Error-Message"]
+    assert not blob.exists()
+    fixed = httpx.put(urls[1], content=pieces[1])  # the right bytes again: the upload completes
+    assert fixed.headers["ETag"] == etags[1]
+    done = httpx.post(href, json={"oid": oid, "parts": _numbered(etags)})
+    assert done.status_code == 200 and blob.read_bytes() == up.data
 
 
 def test_forwarded_headers_shape_absolute_urls(tuned: LiveServer) -> None:

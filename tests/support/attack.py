@@ -56,6 +56,8 @@ class Probe:
     interval: float = 0.05
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: Answers taken before the block under test started (the connection's setup among them).
+    warmup: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -73,16 +75,22 @@ class Probe:
 
     @property
     def worst(self) -> float:
-        return max(self.latencies)
+        """The slowest answer while the block under test ran."""
+        return max(self.latencies[self.warmup :] or self.latencies)
 
 
 @contextmanager
 def probing(url: str) -> Iterator[Probe]:
-    """A ``Probe`` running for the block; at least a few samples are taken."""
+    """A ``Probe`` running for the block, its connection open and answered once before the block
+    starts; at least a few samples are taken."""
     probe = Probe(url)
     thread = threading.Thread(target=probe.run, daemon=True)
     thread.start()
     try:
+        deadline = time.monotonic() + 30
+        while not probe.latencies and time.monotonic() < deadline:
+            time.sleep(0.01)
+        probe.warmup = len(probe.latencies)
         yield probe
         deadline = time.monotonic() + 5
         while len(probe.latencies) < 5 and time.monotonic() < deadline:

@@ -217,9 +217,21 @@ def _chained_digest(upload_id: str, etags: list[str]) -> str | None:
 
 
 def part_key(upload_id: str, part: int, sha256: str) -> str:
-    """Where a received part is kept: named by its sha256 (its ETag), computed as it arrived, so
-    that the completion finds each part by the ETag the client names without hashing it again."""
-    return f"uploads/{upload_id}/{part:05d}-{sha256}"
+    """Where a received part is recorded: named by its sha256 (its ETag), computed as it arrived,
+    so that the completion finds each part by the ETag the client names without hashing it again.
+    Where uploads are assembled in place (``_assembly``) this is an empty marker; elsewhere the
+    part's bytes."""
+    return f"{_part_prefix(upload_id, part)}{sha256}"
+
+
+def _part_prefix(upload_id: str, part: int) -> str:
+    return f"uploads/{upload_id}/{part:05d}-"
+
+
+def _assembly(upload_id: str) -> str:
+    """The blob a local store assembles a multipart upload in: every part written at its offset
+    as it arrives, so that the completion renames it instead of copying gigabytes."""
+    return f"uploads/{upload_id}/object"
 
 
 def _multipart(hub: Hub, payload: dict[str, Any]) -> tuple[str, Grant, tuple[int, str, int, int]]:
@@ -232,13 +244,46 @@ def _multipart(hub: Hub, payload: dict[str, Any]) -> tuple[str, Grant, tuple[int
     return upload_id, grant, found
 
 
-def part_target(hub: Hub, token: str) -> tuple[str, int, int]:
-    """(upload id, part number, expected part size) for a multipart part URL."""
+@dataclass(frozen=True)
+class PartTarget:
+    """What a part URL allows: bytes ``[offset, offset + size)`` of one multipart upload."""
+
+    upload_id: str
+    part: int
+    offset: int
+    size: int
+    last: bool
+
+
+def part_target(hub: Hub, token: str) -> PartTarget:
+    """Check a multipart part URL (before its body is read)."""
     payload = verify_signature(hub, token, "part")
     upload_id, _grant, (_repo, _sha, size, chunk) = _multipart(hub, payload)
     part = int(payload["p"])
-    expected = min(chunk, size - (part - 1) * chunk)
-    return upload_id, part, expected
+    offset = (part - 1) * chunk
+    return PartTarget(upload_id, part, offset, min(chunk, size - offset), offset + chunk >= size)
+
+
+def part_writer(hub: Hub, target: PartTarget) -> BlobWriter:
+    """Where a part's bytes go: into the upload's assembly at their offset on a store that can
+    (``ConflictError`` while another request writes the same part), else a blob of their own."""
+    blobs = hub.blobs
+    if isinstance(blobs, LocalBlobStore) and blobs.assembles:
+        return blobs.part_writer(_assembly(target.upload_id), _part_prefix(target.upload_id, target.part),
+                                 target.offset, target.size, target.last)
+    return blobs.writer(max_size=target.size)
+
+
+def finish_part(hub: Hub, target: PartTarget, writer: BlobWriter, chain: Any | None) -> str:
+    """Keep a received part (``chain``: from ``part_chain``, fed its bytes); its ETag."""
+    written = writer.digest()
+    if written.size != target.size:
+        writer.abort()
+        raise InvalidInputError(f"Part {target.part} must be {target.size} bytes, got {written.size}")
+    writer.commit(part_key(target.upload_id, target.part, written.sha256))
+    if chain is not None:
+        part_received(target.upload_id, target.part, written.sha256, chain)
+    return written.sha256
 
 
 @dataclass(frozen=True)
@@ -281,9 +326,9 @@ def complete_multipart(hub: Hub, target: CompleteTarget, body: dict[str, Any]) -
             raise InvalidInputError(f"Part {part['partNumber']} was never uploaded with ETag {etag[:80]!r}")
         keys.append(key)
         etags.append(etag)
-    # Concatenated in order; the object's sha256 must be the oid: hashed as the parts arrived
-    # when this process received them all in order, else hashed now, as a whole.
-    writer = compose(hub, keys, size, _chained_digest(upload_id, etags))
+    # The object's sha256 must be the oid: hashed as the parts arrived when this process received
+    # them all in order, else hashed now, as a whole.
+    writer = _whole(hub, upload_id, keys, size, _chained_digest(upload_id, etags))
     finish_upload(hub, writer, repo_id, sha256, size, grant.repo.uid)
     for key in keys:
         hub.blobs.delete(key)
@@ -291,11 +336,12 @@ def complete_multipart(hub: Hub, target: CompleteTarget, body: dict[str, Any]) -
         lfs_q.finish_multipart(conn, upload_id)
 
 
-def compose(hub: Hub, keys: list[str], max_size: int, sha256: str | None = None) -> BlobWriter:
-    """A writer holding the blobs ``keys`` concatenated (``sha256``: their digest, if known)."""
-    if isinstance(hub.blobs, LocalBlobStore):
-        return hub.blobs.compose(keys, max_size, sha256)
-    writer = hub.blobs.writer(max_size=max_size)
+def _whole(hub: Hub, upload_id: str, keys: list[str], size: int, sha256: str | None) -> BlobWriter:
+    """A writer holding the upload's parts ``keys`` in order (``sha256``: their digest, if
+    known): the assembly itself where the parts were written in place, else a concatenation."""
+    if isinstance(hub.blobs, LocalBlobStore) and hub.blobs.exists(_assembly(upload_id)):
+        return hub.blobs.assembled(_assembly(upload_id), keys, size, sha256)
+    writer = hub.blobs.writer(max_size=size)
     try:
         for key in keys:
             for data in hub.blobs.read(key):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import glob
 import mmap
 import os
 import queue
+import struct
 import threading
 import time
 import uuid
@@ -13,6 +17,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+from modelyard.errors import ConflictError
 from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob
 
 READ_CHUNK = 1024 * 1024
@@ -38,11 +43,14 @@ def safe_path(root: Path, key: str) -> Path:
 
 BLOCK = 4096
 STAGING = 8 * 1024 * 1024
-#: Bytes read, hashed and written at a time when composing a blob from others.
-COMPOSE_CHUNK = 16 * 1024 * 1024
-#: The share of the time a composition may keep the disk and a core busy (bench_head_under_load).
-COMPOSE_DUTY = 0.5
+#: Bytes read and hashed at a time when an assembled upload is hashed as a whole.
+HASH_CHUNK = 16 * 1024 * 1024
+#: The share of the time that hashing a whole assembled upload may keep a core busy.
+HASH_DUTY = 0.5
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+#: Linux's open-file-description locks: held per open file, so two threads of one process
+#: exclude each other too, and released when the file closes, even if the process dies.
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 
 
 class _TmpFile:
@@ -53,23 +61,35 @@ class _TmpFile:
     the slowest part of an upload (about 2.5 s per GiB here, against 0.4 s for O_DIRECT). Data
     goes through an aligned staging buffer in whole blocks; ``finish`` writes the padded tail,
     truncates to the real size and fsyncs. Where O_DIRECT is refused, a plain buffered file.
+
+    With ``offset``, the bytes go into ``path`` from there on instead of into a new file (a part
+    of an upload assembled in place, ``_PartWriter``): the file is created if missing and never
+    truncated, and O_DIRECT is used only when ``direct`` says that a padded last block may be
+    written (it lands past the part, where no other part's bytes are).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, offset: int | None = None, direct: bool = True) -> None:
         self.size = 0
+        self._new = offset is None
+        self._pos = offset or 0  # where the next block written out goes
         self._fd = -1
         self._staging: mmap.mmap | None = None
         self._filled = 0
-        if _O_DIRECT:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if self._new else 0)
+        if _O_DIRECT and direct and self._pos % BLOCK == 0:
             try:
-                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_DIRECT, 0o644)
+                self._fd = os.open(path, flags | _O_DIRECT, 0o644)
                 self._staging = mmap.mmap(-1, STAGING)  # page-aligned, as O_DIRECT requires
             except OSError:
                 if self._fd >= 0:
                     os.close(self._fd)
-                    path.unlink(missing_ok=True)
+                    if self._new:
+                        path.unlink(missing_ok=True)
                 self._fd = -1
-        self._plain = open(path, "wb") if self._fd < 0 else None  # noqa: SIM115 - closed in close()
+        self._plain = None
+        if self._fd < 0:
+            self._plain = os.fdopen(os.open(path, flags, 0o644), "wb")  # never truncates
+            self._plain.seek(self._pos)
 
     def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
@@ -86,23 +106,13 @@ class _TmpFile:
             if self._filled == STAGING:
                 self._drain(STAGING)
 
-    def write_aligned(self, data: memoryview) -> None:
-        """``write``, but straight from ``data`` (no staging copy) when it is page-aligned memory of
-        whole blocks and nothing is staged: the caller's buffer must be an ``mmap``."""
-        if self._plain is None and self._filled == 0 and len(data) % BLOCK == 0:
-            self.size += len(data)
-            done = 0
-            while done < len(data):
-                done += os.write(self._fd, data[done:])
-            return
-        self.write(data)
-
     def _drain(self, length: int) -> None:
         assert self._staging is not None
         done = 0
         with memoryview(self._staging) as buf:
             while done < length:
-                done += os.write(self._fd, buf[done:length])
+                done += os.pwrite(self._fd, buf[done:length], self._pos + done)
+        self._pos += length
         self._filled = 0
 
     def finish(self) -> None:
@@ -113,7 +123,8 @@ class _TmpFile:
             return
         if self._filled:
             self._drain(-(-self._filled // BLOCK) * BLOCK)  # whole blocks; the padding goes below
-        os.ftruncate(self._fd, self.size)
+        if self._new:
+            os.ftruncate(self._fd, self.size)
         os.fsync(self._fd)
 
     def close(self) -> None:
@@ -135,7 +146,11 @@ def _publish(tmp: Path, final: Path) -> None:
         return
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -240,90 +255,160 @@ class LocalBlobWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-class ComposedBlob:
-    """Stored blobs concatenated into a new one (``LocalBlobStore.compose``), a ``BlobWriter``
-    whose bytes are all in already.
+class _RangeLock:
+    """A write lock on bytes ``[start, start + length)`` of ``path`` (``length`` 0: to the end,
+    however far it grows), taken without waiting: ``ConflictError(busy)`` when another open file
+    holds any of them. ``fd`` is the file, open for reading and writing; closing it releases."""
 
-    The parts are read into one reused, page-aligned buffer ``COMPOSE_CHUNK`` at a time and
-    written out from it, both with O_DIRECT (no page cache to fill, no copy). With ``sha256``
-    (the caller hashed the bytes as they arrived) nothing is hashed again; otherwise every chunk
-    is hashed, and the work paces itself (``COMPOSE_DUTY``): hashing gigabytes at full speed
-    slows every other request on the machine.
+    def __init__(self, path: Path, start: int, length: int, busy: str, create: bool = True) -> None:
+        assert _OFD_SETLK is not None
+        self.fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        try:
+            fcntl.fcntl(self.fd, _OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0))
+        except OSError as exc:
+            os.close(self.fd)
+            self.fd = -1
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise ConflictError(busy) from None
+            raise
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _PartWriter(LocalBlobWriter):
+    """One part of an upload assembled in place (``LocalBlobStore.part_writer``).
+
+    The part's bytes go straight into the assembly file at the part's offset, under a lock on
+    that range held until ``commit`` or ``abort``; ``commit`` makes them durable and then creates
+    the part's marker, an empty blob. Markers left by an earlier upload of the same part are
+    removed before the first byte is written, so a marker always names the bytes in its range.
     """
 
-    def __init__(self, root: Path, sources: list[Path], max_size: int | None, sha256: str | None = None) -> None:
+    def __init__(self, root: Path, assembly: Path, marker_prefix: str, offset: int, size: int, last: bool) -> None:
         self._root = root
-        tmp_dir = root / TMP_DIR
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp = tmp_dir / uuid.uuid4().hex
-        self._known = sha256
-        self._sink = HashingSink(max_size, digests=sha256 is None)
-        self._closed = False
-        out = _TmpFile(self._tmp)
+        self._marker_prefix = marker_prefix
+        assembly.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _RangeLock(assembly, offset, size, "Another request is uploading this part")
         try:
-            with mmap.mmap(-1, COMPOSE_CHUNK) as buffer, memoryview(buffer) as view:
-                for source in sources:
-                    self._append(source, out, view)
-            out.finish()
+            for old in glob.glob(glob.escape(str(safe_path(root, marker_prefix))) + "*"):
+                os.unlink(old)
+            # O_DIRECT writes whole blocks: only where the padding of the last one falls past
+            # every part (this is the last one) or there is none.
+            self._file = _TmpFile(assembly, offset=offset, direct=last or size % BLOCK == 0)
         except BaseException:
-            out.close()
+            self._lock.release()
+            raise
+        self._sink = HashingSink(size)
+        self._disk = None
+        self._finalizer = None
+        self._closed = False
+
+    def commit(self, key: str) -> None:
+        if not key.startswith(self._marker_prefix):
+            self.abort()
+            raise ValueError(f"{key!r} is not a marker of this part")
+        try:
+            marker = safe_path(self._root, key)
+            self._drain()
+            self._file.finish()
+            self._file.close()
+            self._closed = True
+            with open(marker, "ab"):
+                pass
+            _fsync_dir(marker.parent)
+        except BaseException:
             self.abort()
             raise
-        out.close()
+        self._lock.release()
 
-    def _append(self, source: Path, out: _TmpFile, view: memoryview) -> None:
-        # Read with O_DIRECT where allowed (the buffer is page-aligned): the parts are read once,
-        # and filling the page cache with them costs more than the read itself (see _TmpFile).
+    def abort(self) -> None:
+        # Bytes already written stay in the range; with no marker, nothing names them.
+        if not self._closed:
+            with contextlib.suppress(Exception):
+                self._drain()
+            self._file.close()
+            self._closed = True
+        self._lock.release()
+
+
+def _hash_file(path: Path, max_size: int | None) -> WrittenBlob:
+    """sha256 and size of a file, read with O_DIRECT where allowed (read once: no page cache to
+    fill), leaving the cores to requests part of the time (``HASH_DUTY``: on a virtual machine a
+    lower thread priority alone does not)."""
+    sink = HashingSink(max_size)
+    with mmap.mmap(-1, HASH_CHUNK) as buffer, memoryview(buffer) as view:  # page-aligned
         fd = -1
         for flags in ((os.O_RDONLY | _O_DIRECT,) if _O_DIRECT else ()) + (os.O_RDONLY,):
+            fd = os.open(path, flags)
             try:
-                fd = os.open(source, flags)
-                os.readv(fd, [view[:BLOCK]])  # O_DIRECT may be refused only at the first read
-                os.lseek(fd, 0, os.SEEK_SET)
+                os.preadv(fd, [view[:BLOCK]], 0)  # O_DIRECT may be refused only at a read
                 break
-            except (FileNotFoundError, IsADirectoryError) as exc:
-                raise BlobNotFoundError(source.name) from exc
             except OSError:
-                if fd >= 0:
-                    os.close(fd)
-                    fd = -1
+                os.close(fd)
+                fd = -1
         if fd < 0:
-            raise BlobNotFoundError(source.name)
+            raise OSError(f"{path} cannot be read")
         try:
+            position = 0
             while True:
                 started = time.monotonic()
-                n = os.readv(fd, [view])
+                n = os.preadv(fd, [view], position)
                 if not n:
-                    break
+                    return sink.result()
                 with view[:n] as chunk:  # released even on an error: the buffer can be closed
-                    self._sink.update(chunk)  # type: ignore[arg-type]
-                    out.write_aligned(chunk)
-                if self._known is None:
-                    # Hashing leaves the cores to requests part of the time: on a virtual machine
-                    # a lower thread priority alone does not (bench_head_under_load).
-                    time.sleep((time.monotonic() - started) * (1 / COMPOSE_DUTY - 1))
+                    sink.update(chunk)  # type: ignore[arg-type]
+                position += n
+                time.sleep((time.monotonic() - started) * (1 / HASH_DUTY - 1))
         finally:
             os.close(fd)
 
+
+class AssembledBlob:
+    """An upload assembled in place, as a ``BlobWriter`` whose bytes are all in
+    (``LocalBlobStore.assembled``).
+
+    Holds a lock on the whole assembly file, so no part can be rewritten meanwhile; checks that
+    every part's marker exists, cuts the file to ``size`` (the last part's O_DIRECT padding), and
+    hashes it unless the caller knows its sha256 (hashed as the parts arrived in order).
+    ``commit`` renames the file to its key: no byte is copied. ``abort`` leaves the upload as it
+    was, parts included.
+    """
+
+    def __init__(self, root: Path, assembly: Path, markers: list[Path], size: int, sha256: str | None) -> None:
+        self._root = root
+        self._assembly = assembly
+        try:
+            self._lock = _RangeLock(assembly, 0, 0, "Parts of this upload are still being uploaded", create=False)
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(assembly.name) from exc
+        try:
+            for marker in markers:
+                if not marker.is_file():
+                    raise BlobNotFoundError(marker.name)
+            os.ftruncate(self._lock.fd, size)
+            os.fsync(self._lock.fd)
+            self._written = WrittenBlob(sha256, size) if sha256 is not None else _hash_file(assembly, size)
+        except BaseException:
+            self._lock.release()
+            raise
+
     def write(self, data: bytes) -> None:
-        raise TypeError("a composed blob takes no more bytes")
+        raise TypeError("an assembled upload takes no more bytes")
 
     def digest(self) -> WrittenBlob:
-        written = self._sink.result()
-        return written if self._known is None else WrittenBlob(self._known, written.size)
+        return self._written
 
     def commit(self, key: str) -> None:
         try:
-            final = safe_path(self._root, key)
-        except ValueError:
-            self.abort()
-            raise
-        self._closed = True
-        _publish(self._tmp, final)
+            _publish(self._assembly, safe_path(self._root, key))
+        finally:
+            self._lock.release()
 
     def abort(self) -> None:
-        self._closed = True
-        self._tmp.unlink(missing_ok=True)
+        self._lock.release()
 
 
 class LocalBlobStore:
@@ -396,10 +481,23 @@ class LocalBlobStore:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
-    def compose(self, keys: list[str], max_size: int | None = None, sha256: str | None = None) -> BlobWriter:
-        """A writer holding the blobs ``keys`` one after the other (see ``ComposedBlob``);
-        ``sha256``: the caller's digest of those bytes, taken as they arrived."""
-        return ComposedBlob(self.root, [self._path(key) for key in keys], max_size, sha256)
+    #: Whether uploads can be assembled in place here (``part_writer``): it needs range locks
+    #: that exclude threads of one process too (Linux).
+    assembles = _OFD_SETLK is not None
+
+    def part_writer(self, assembly: str, marker_prefix: str, offset: int, size: int, last: bool) -> BlobWriter:
+        """A writer for one part of an upload assembled in place: its bytes go into the blob
+        ``assembly`` at ``offset`` (at most ``size`` of them), and ``commit(key)`` creates the
+        marker ``key`` (which starts with ``marker_prefix``) once they are durable.
+        ``ConflictError`` when another writer holds any of these bytes."""
+        return _PartWriter(self.root, self._path(assembly), marker_prefix, offset, size, last)
+
+    def assembled(self, assembly: str, markers: list[str], size: int, sha256: str | None = None) -> BlobWriter:
+        """The upload assembled in ``assembly`` from parts whose ``markers`` all exist, ``size``
+        bytes long, as a writer to commit under its key (see ``AssembledBlob``); ``sha256``: the
+        caller's digest of the bytes, taken as they arrived. ``BlobNotFoundError`` when the
+        assembly or a marker is missing, ``ConflictError`` while a part is being written."""
+        return AssembledBlob(self.root, self._path(assembly), [self._path(m) for m in markers], size, sha256)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

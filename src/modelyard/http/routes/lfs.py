@@ -111,20 +111,12 @@ async def upload(ctx: Ctx) -> Response:
 
 async def upload_part(ctx: Ctx) -> Response:
     hub = ctx.hub
-    upload_id, part, expected = await run_in_threadpool(lfs_svc.part_target, hub, ctx.params["token"])
-    writer = hub.blobs.writer(max_size=expected)
-    chain = lfs_svc.part_chain(upload_id, part)
+    target = await run_in_threadpool(lfs_svc.part_target, hub, ctx.params["token"])
+    writer = await run_in_threadpool(lfs_svc.part_writer, hub, target)
+    chain = lfs_svc.part_chain(target.upload_id, target.part)
     await _receive_into(ctx, writer, chain)
-    written = writer.digest()
-    if written.size != expected:
-        await run_in_threadpool(writer.abort)
-        from modelyard.errors import InvalidInputError
-
-        raise InvalidInputError(f"Part {part} must be {expected} bytes, got {written.size}")
-    await run_in_threadpool(writer.commit, lfs_svc.part_key(upload_id, part, written.sha256))
-    if chain is not None:
-        lfs_svc.part_received(upload_id, part, written.sha256, chain)
-    return Response(b"", status_code=200, headers={"ETag": f'"{written.sha256}"'})
+    etag = await run_in_threadpool(lfs_svc.finish_part, hub, target, writer, chain)
+    return Response(b"", status_code=200, headers={"ETag": f'"{etag}"'})
 
 
 async def complete(ctx: Ctx) -> Response:
