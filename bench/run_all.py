@@ -164,6 +164,8 @@ def update(page: str, results: dict[str, dict[str, Any] | str], when: str) -> st
         old_end = next((i for i in range(old_start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         section = [lines[old_start], "", f"*Re-measured {when}, apart from the rest of this page.*",
                    *fresh[start + 1 : end]]
+        if old_end < len(lines) and section[-1]:
+            section.append("")  # a blank line before the next section's heading
         lines[old_start:old_end] = section
     return "\n".join(lines).rstrip() + "\n"
 

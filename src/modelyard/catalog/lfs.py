@@ -48,6 +48,15 @@ def finish_multipart(conn: Connection, upload_id: str) -> None:
     conn.execute(delete(multipart_uploads).where(multipart_uploads.c.id == upload_id))
 
 
+def drop_multiparts_started_before(conn: Connection, before: datetime) -> int:
+    """Forget the multipart uploads started before ``before``; how many there were."""
+    return int(conn.execute(delete(multipart_uploads).where(multipart_uploads.c.created_at < before)).rowcount)
+
+
+def multipart_ids(conn: Connection) -> set[str]:
+    return {str(r.id) for r in conn.execute(select(multipart_uploads.c.id))}
+
+
 def repo_objects_pushed(conn: Connection, repo_id: int) -> list[tuple[int, str, datetime]]:
     rows = conn.execute(
         select(repo_lfs_objects.c.sha256, repo_lfs_objects.c.pushed_at).where(repo_lfs_objects.c.repo_id == repo_id)

@@ -281,6 +281,7 @@ def gc(state: State, grace: int | None, dry_run: bool) -> None:
         "lfs_objects": report.lfs_objects, "lfs_bytes": report.lfs_bytes, "xet_files": report.xet_files,
         "xorbs": report.xorbs, "xorb_bytes": report.xorb_bytes, "shards": report.shards,
         "shard_bytes": report.shard_bytes, "freed_bytes": report.freed_bytes,
+        "uploads_abandoned": report.uploads_abandoned, "upload_files": report.upload_files,
     }))
 
 

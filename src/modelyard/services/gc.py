@@ -51,6 +51,9 @@ class GcReport:
     shards: int = 0
     shard_bytes: int = 0
     repo_files_released: int = 0
+    #: Multipart uploads left unfinished (their URLs expired) whose parts were removed.
+    uploads_abandoned: int = 0
+    upload_files: int = 0
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -201,7 +204,26 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
 
         for pk in sorted(released):
             refresh_used_storage(hub, pk)
+
+    _abandoned_uploads(hub, cutoff, report)
     return report
+
+
+def _abandoned_uploads(hub: Hub, cutoff: datetime, report: GcReport) -> None:
+    """5. Multipart uploads nobody can finish: started ``upload_url_ttl`` before the cutoff (their
+    URLs expired a grace period ago), or whose record is gone (a deleted repository, a completion
+    that stopped between its last steps). Their files are listed before the records are read: a
+    new upload's record exists before any of its files, so a live upload is never taken."""
+    expired = cutoff - timedelta(seconds=hub.settings.upload_url_ttl)
+    with hub.db.write() as conn:
+        report.uploads_abandoned = lfs_q.drop_multiparts_started_before(conn, expired)
+    files = list(hub.blobs.keys("uploads/"))
+    with hub.db.read() as conn:
+        live = lfs_q.multipart_ids(conn)
+    for key in files:
+        if key.split("/")[1] not in live:
+            hub.blobs.delete(key)
+            report.upload_files += 1
 
 
 def usage(hub: Hub) -> dict[str, object]:
