@@ -5,13 +5,15 @@ raw HTTP where the wire itself is the point (status, ``Location``)."""
 
 from __future__ import annotations
 
+import json
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -19,6 +21,7 @@ from huggingface_hub.errors import (
 )
 from sqlalchemy import create_engine, text
 
+from tests.support.clients.run import run_client
 from tests.support.server import TOKENS, LiveServer
 
 WEIGHTS = bytes(range(256)) * 64  # stored through LFS (``*.bin`` in the default .gitattributes)
@@ -71,7 +74,7 @@ def test_rename_then_every_read_through_the_old_id(
     assert (info.id, info.sha) == (new, head)
     assert api.model_info(old, revision="v1").sha == v1
     assert api.model_info(old, revision="dev").sha == head
-    sizes = {s.rfilename: s.size for s in api.repo_info(old, files_metadata=True).siblings or []}
+    sizes = {s.rfilename: s.size for s in api.model_info(old, files_metadata=True).siblings or []}
     assert sizes == {".gitattributes": sizes[".gitattributes"], "a.txt": 5, "sub/b.txt": 4, "weights.bin": len(WEIGHTS)}
     assert api.repo_exists(old) and api.file_exists(old, "sub/b.txt") and not api.file_exists(old, "nope.txt")
     api.auth_check(old)
@@ -85,7 +88,8 @@ def test_rename_then_every_read_through_the_old_id(
         ".gitattributes", "a.txt", "sub", "sub/b.txt", "weights.bin"
     }
     infos = {p.path: p for p in api.get_paths_info(old, ["a.txt", "weights.bin"])}
-    assert infos["weights.bin"].lfs is not None and infos["weights.bin"].lfs.size == len(WEIGHTS)
+    weights = infos["weights.bin"]
+    assert isinstance(weights, RepoFile) and weights.lfs is not None and weights.lfs.size == len(WEIGHTS)
     refs = api.list_repo_refs(old)
     assert {b.name for b in refs.branches} == {"main", "dev"} and [t.name for t in refs.tags] == ["v1"]
     assert [c.commit_id for c in api.list_repo_commits(old)] == [c.commit_id for c in api.list_repo_commits(new)]
@@ -103,7 +107,7 @@ def test_rename_then_every_read_through_the_old_id(
     assert (folder / "sub" / "b.txt").read_bytes() == b"beta" and (folder / "weights.bin").read_bytes() == WEIGHTS
     assert head in str(folder)
 
-    # on the wire: one 307 to the same URL with the new id, query kept, absolute on our host
+    # on the wire: one 307 to the same URL with the new id, query kept, path-only as the Hub sends it
     for path, target in (
         (f"/api/models/{old}", f"/api/models/{new}"),
         (f"/api/models/{old}/revision/v1?blobs=true", f"/api/models/{new}/revision/v1?blobs=true"),
@@ -114,16 +118,16 @@ def test_rename_then_every_read_through_the_old_id(
     ):
         for method in ("GET", "HEAD"):
             r = raw(server, method, path)
-            assert (r.status_code, r.headers["location"]) == (307, server.url + target), (method, path)
+            assert (r.status_code, r.headers["location"]) == (307, target), (method, path)
     r = raw(server, "POST", f"/api/models/{old}/paths-info/main", data={"paths": ["a.txt"]})
-    assert (r.status_code, r.headers["location"]) == (307, f"{server.url}/api/models/{new}/paths-info/main")
+    assert (r.status_code, r.headers["location"]) == (307, f"/api/models/{new}/paths-info/main")
 
     # the LFS batch API: a download is redirected (307 keeps the body), and then answered
     batch = {"operation": "download", "transfers": ["basic"],
-             "objects": [{"oid": infos["weights.bin"].lfs.sha256, "size": len(WEIGHTS)}]}
+             "objects": [{"oid": weights.lfs.sha256, "size": len(WEIGHTS)}]}
     lfs_headers = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
     r = raw(server, "POST", f"/{old}.git/info/lfs/objects/batch", json=batch, headers=lfs_headers)
-    assert (r.status_code, r.headers["location"]) == (307, f"{server.url}/{new}.git/info/lfs/objects/batch")
+    assert (r.status_code, r.headers["location"]) == (307, f"/{new}.git/info/lfs/objects/batch")
     followed = httpx.post(f"{server.url}/{old}.git/info/lfs/objects/batch", json=batch, follow_redirects=True,
                           headers={**lfs_headers, "Authorization": f"Bearer {TOKENS['alice']}"})
     href = followed.json()["objects"][0]["actions"]["download"]["href"]
@@ -151,7 +155,7 @@ def test_writes_to_the_old_id_are_answered_like_a_missing_repo(
     with pytest.raises(RepositoryNotFoundError, match="Repository Not Found"):
         api.move_repo(old, f"alice/{repo_name}-elsewhere")
     with pytest.raises(RepositoryNotFoundError, match=not_found):
-        api.auth_check(old, write=True)  # type: ignore[call-arg]
+        api.auth_check(old, write=True)
     for method, path, body in (
         ("POST", f"/{old}.git/info/lfs/objects/batch",
          {"operation": "upload", "objects": [{"oid": "0" * 64, "size": 1}]}),
@@ -183,7 +187,7 @@ def test_transfer_of_a_dataset_to_an_org(api: HfApi, server: LiveServer, repo_na
     folder = Path(snapshot_download(old, repo_type="dataset", endpoint=server.url, cache_dir=tmp_path / "s"))
     assert (folder / "a.txt").read_bytes() == b"alpha"
     r = raw(server, "HEAD", f"/datasets/{old}/resolve/main/a.txt")
-    assert (r.status_code, r.headers["location"]) == (307, f"{server.url}/datasets/{new}/resolve/main/a.txt")
+    assert (r.status_code, r.headers["location"]) == (307, f"/datasets/{new}/resolve/main/a.txt")
     # the type is part of the old name: no model of that id appears
     with pytest.raises(RepositoryNotFoundError):
         api.model_info(old)
@@ -275,14 +279,14 @@ def test_moving_twice_and_back_never_loops(api: HfApi, server: LiveServer, repo_
     for name in (a, b):
         assert api.repo_info(name).id == c
         r = raw(server, "GET", f"/api/models/{name}")  # one hop straight to the current id
-        assert (r.status_code, r.headers["location"]) == (307, f"{server.url}/api/models/{c}")
+        assert (r.status_code, r.headers["location"]) == (307, f"/api/models/{c}")
     assert redirect_rows(server, repo_name) == [(a, c), (b, c)]
 
     api.move_repo(c, a)  # back to the first name: it is a repo again, the others lead to it
     assert raw(server, "GET", f"/api/models/{a}").status_code == 200
     for name in (b, c):
         r = raw(server, "GET", f"/api/models/{name}")
-        assert (r.status_code, r.headers["location"]) == (307, f"{server.url}/api/models/{a}")
+        assert (r.status_code, r.headers["location"]) == (307, f"/api/models/{a}")
         assert api.repo_info(name).id == a and api.repo_info(name).sha == head
     assert redirect_rows(server, repo_name) == [(b, a), (c, a)]
 
@@ -350,3 +354,38 @@ def test_refused_moves_change_nothing(
         assert not api.repo_exists(name)
     assert raw(server, "GET", f"/api/models/alice/{repo_name}..x").status_code == 404
     assert redirect_rows(server, repo_name) == []
+
+
+@pytest.mark.slow
+def test_xet_file_through_the_old_id_with_the_default_client(
+    xet_env: dict[str, str], api: HfApi, server: LiveServer, repo_name: str, tmp_path: Path
+) -> None:
+    """A default install (Xet on) downloads a Xet-stored file through the old id: HEAD /resolve
+    follows the 307, and the Xet refresh route it then uses names the current id."""
+    data = random.Random(7).randbytes(1_200_000)
+    (tmp_path / "w.bin").write_bytes(data)
+    old, new = f"acme/{repo_name}", f"alice/{repo_name}-moved"
+    api.create_repo(old)
+    run_client("xet_client.py", ["upload", old, str(tmp_path / "w.bin"), "w.bin"], xet_env)
+    assert [e.path for e in api.list_repo_tree(old) if isinstance(e, RepoFile) and e.xet_hash] == ["w.bin"]
+    api.move_repo(old, new)
+    got = run_client("xet_client.py", ["fetch", old, json.dumps([{"path": "w.bin"}])],
+                     {**xet_env, "HF_HOME": str(tmp_path / "reader")})
+    assert Path(got["results"][0]["path"]).read_bytes() == data
+    assert not [u for m, u in got["requests"] if m == "GET" and u.endswith("/w.bin")]  # not over /resolve
+    assert any(f"/api/models/{new}/xet-read-token/" in u for _m, u in got["requests"])
+
+
+def test_location_keeps_the_public_url_prefix(tmp_path: Path) -> None:
+    """Behind a proxy that serves the hub under ``/hub`` (and strips it), the path-only Location
+    keeps the prefix, so a client resolving it against the URL it called stays on the hub."""
+    live = LiveServer(tmp_path / "prefixed", None, "sqlite",
+                      extra_env={"MODELYARD_PUBLIC_URL": "https://models.internal/hub"})
+    live.prepare()
+    with live.running():
+        # raw: the client refuses a repo URL on a host other than its endpoint's
+        assert raw(live, "POST", "/api/repos/create", json={"name": "before", "organization": "alice"}).is_success
+        moving = {"fromRepo": "alice/before", "toRepo": "acme/after"}
+        assert raw(live, "POST", "/api/repos/move", json=moving).is_success
+        r = raw(live, "GET", "/api/models/alice/before/tree/main?recursive=true")
+        assert (r.status_code, r.headers["location"]) == (307, "/hub/api/models/acme/after/tree/main?recursive=true")

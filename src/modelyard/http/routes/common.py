@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -44,14 +44,18 @@ def repo_url(base: str, rtype: str, rid: str) -> str:
 
 def moved(ctx: Ctx, new_id: str) -> RepoMovedError:
     """The redirect of a request naming a moved repo's old id: the same URL (query included)
-    with the repo's current id in place of the old one, absolute like every URL we hand out."""
+    with the repo's current id in place of the old one. Path-only, as the Hub sends it: the
+    clients resolve it against the URL they called, so it stays on their origin whatever host
+    name they used (HEAD /resolve follows only same-origin redirects); the path keeps the prefix
+    of the public URL, for a hub served under one."""
     m = ctx.match
     assert m is not None and "ns" in m.re.groupindex, "only routes that name a repo redirect"
     namespace, name = new_id.split("/")
     path = f"{m.string[: m.start('ns')]}{quote(namespace, safe='')}/{quote(name, safe='')}{m.string[m.end('name'):]}"
     query = ctx.request.url.query
     error = RepoMovedError(new_id)
-    error.location = f"{ctx.base_url()}{path}" + (f"?{query}" if query else "")
+    prefix = urlsplit(ctx.base_url()).path.rstrip("/")
+    error.location = f"{prefix}{path}" + (f"?{query}" if query else "")
     return error
 
 
