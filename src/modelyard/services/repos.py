@@ -140,11 +140,13 @@ def create_repo(
                 url=url_for(repo_type, existing.repo_id),
             )
         is_private = owner.default_private if private is None else private
-        redirects_q.remove_name(conn, repo_type, owner.name, name)  # the old name is a repo again
         repo_pk = repos_q.create(
             conn, repo_type=repo_type, namespace=owner.name, name=name,
             owner_id=owner.id, private=is_private, now=now, created_seq=search_q.next_seq(conn),
         )
+        # The name is a repo again: it leads nowhere else. After the insert, which on PostgreSQL
+        # waits for a concurrent move away from this name to commit, so its redirect is seen.
+        redirects_q.remove_name(conn, repo_type, owner.name, name)
         objects_q.put_many(
             hub.db, conn,
             [(o.oid, o.type_num, o.data, None, None) for o in [raw(blob), *trees, commit]],
@@ -186,7 +188,7 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         if clash is not None and clash.id != repo.id:
             raise ConflictError(f"A repository named {to_id!r} already exists")
         repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
-        redirects_q.remove_name(conn, repo_type, owner.name, to_name)
+        redirects_q.remove_name(conn, repo_type, owner.name, to_name)  # after taking the name, as in create
         if repos_q.repo_key(repo.namespace, repo.name) != repos_q.repo_key(owner.name, to_name):
             redirects_q.add(conn, repo_type, repo.namespace, repo.name, repo, utcnow())
         moved = repos_q.get_by_id(conn, repo.id)
