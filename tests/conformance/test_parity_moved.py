@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, HfFileSystem, RepoFile, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -106,6 +106,9 @@ def test_rename_then_every_read_through_the_old_id(
     folder = Path(snapshot_download(old, endpoint=server.url, token=TOKENS["alice"], cache_dir=tmp_path / "s"))
     assert (folder / "sub" / "b.txt").read_bytes() == b"beta" and (folder / "weights.bin").read_bytes() == WEIGHTS
     assert head in str(folder)
+    fs = HfFileSystem(endpoint=server.url, token=TOKENS["alice"])
+    assert fs.read_bytes(f"{old}/sub/b.txt") == b"beta"
+    assert sorted(fs.ls(f"{old}/sub", detail=False)) == [f"{old}/sub/b.txt"]
 
     # on the wire: one 307 to the same URL with the new id, query kept, path-only as the Hub sends it
     for path, target in (
@@ -115,6 +118,9 @@ def test_rename_then_every_read_through_the_old_id(
         (f"/api/models/{old}/refs", f"/api/models/{new}/refs"),
         (f"/api/models/{old}/commits/main", f"/api/models/{new}/commits/main"),
         (f"/{old}/resolve/refs%2Fheads%2Fdev/sub/b.txt", f"/{new}/resolve/refs%2Fheads%2Fdev/sub/b.txt"),
+        (f"/api/models/{old}/likers", f"/api/models/{new}/likers"),
+        (f"/api/models/{old}/auth-check", f"/api/models/{new}/auth-check"),
+        (f"/api/models/{old}/xet-read-token/main", f"/api/models/{new}/xet-read-token/main"),
     ):
         for method in ("GET", "HEAD"):
             r = raw(server, method, path)
