@@ -32,11 +32,11 @@ class MethodNotAllowedError(HubError):
 #: (error class, status, X-Error-Code). Looked up along the exception's MRO, so the most
 #: specific class wins. The first three codes are the ones the Hub clients map to exceptions.
 ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
-    RepoMovedError: (307, "RepoMoved"),  # not an error to the clients: a redirect (error_response)
     RepoNotFoundError: (404, "RepoNotFound"),
     RevisionNotFoundError: (404, "RevisionNotFound"),
     EntryNotFoundError: (404, "EntryNotFound"),
     NotFoundError: (404, "NotFound"),
+    RepoMovedError: (307, "RepoMoved"),  # not an error to the clients: a redirect (error_response)
     StaleParentError: (412, "PreconditionFailed"),
     ConflictError: (409, "Conflict"),
     RangeNotSatisfiableError: (416, "RangeNotSatisfiable"),
