@@ -23,6 +23,19 @@ class RepoNotFoundError(NotFoundError):
     """The repository does not exist, or the caller may not read it."""
 
 
+class RepoMovedError(HubError):
+    """A repo was renamed or transferred: a read of its old id is redirected to ``repo_id``.
+
+    Raised only to a caller who may read the repo (anyone else gets ``RepoNotFoundError``, so the
+    new name never leaks); ``location`` is filled in by the HTTP layer, which knows the URL.
+    """
+
+    def __init__(self, repo_id: str) -> None:
+        super().__init__(f"Repository moved to {repo_id}")
+        self.repo_id = repo_id
+        self.location: str | None = None
+
+
 class RevisionNotFoundError(NotFoundError):
     """The revision does not exist in an existing repository."""
 

@@ -66,10 +66,12 @@ def test_delete_and_move(api: HfApi, repo_name: str) -> None:
     api.create_repo(f"acme/{repo_name}")
     api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=f"acme/{repo_name}")
     api.move_repo(f"acme/{repo_name}", f"alice/{repo_name}-moved")
-    assert not api.repo_exists(f"acme/{repo_name}")
+    # the old id leads to the new one (conformance/test_parity_moved.py has the whole story)
+    assert api.repo_info(f"acme/{repo_name}").id == f"alice/{repo_name}-moved"
     assert api.file_exists(f"alice/{repo_name}-moved", "x.txt")
     api.delete_repo(f"alice/{repo_name}-moved")
     assert not api.repo_exists(f"alice/{repo_name}-moved")
+    assert not api.repo_exists(f"acme/{repo_name}")
     with pytest.raises(RepositoryNotFoundError):
         api.delete_repo(f"alice/{repo_name}-moved")
     api.delete_repo(f"alice/{repo_name}-moved", missing_ok=True)

@@ -114,6 +114,22 @@ repos = Table(
     Index("ix_repos_uid", "uid", unique=True),
 )
 
+# Old names of moved repos (rename or transfer): reads of an old name are redirected to the repo
+# it points at, until a repo takes that name. Rows point at the repo itself, never at a name, so
+# moving again cannot make a chain or a loop; ``repo_uid`` keeps a row from following a reused id.
+repo_redirects = Table(
+    "repo_redirects",
+    metadata,
+    Column("type", String(8), primary_key=True),
+    Column("key", String(200), primary_key=True),  # lower("namespace/name") of the old name
+    Column("namespace", String(96), nullable=False),  # the old name as it was written
+    Column("name", String(96), nullable=False),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("repo_uid", String(32), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_repo_redirects_repo_id", "repo_id"),
+)
+
 repo_relations = Table(
     "repo_relations",
     metadata,

@@ -44,6 +44,8 @@ class Ctx:
     request: Request
     params: dict[str, str]
     app: App | None = None
+    #: The route's match against the raw path (where the repo id sits in it, for redirects).
+    match: re.Match[str] | None = None
     _principal: Any = field(default=_UNSET, repr=False)
 
     @property
@@ -125,8 +127,8 @@ class Router:
     def add(self, methods: str, pattern: str, handler: Handler) -> None:
         self._routes.append((frozenset(methods.split()), re.compile(f"^{pattern}$"), handler))
 
-    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None | bool:
-        """A handler and its params; False if the path matches with another method; else None."""
+    def match(self, method: str, path: str) -> tuple[Handler, re.Match[str]] | None | bool:
+        """A handler and its match; False if the path matches with another method; else None."""
         other_method = False
         for methods, regex, handler in self._routes:
             m = regex.match(path)
@@ -135,8 +137,7 @@ class Router:
             if method not in methods and not (method == "HEAD" and "GET" in methods):
                 other_method = True
                 continue
-            params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
-            return handler, params
+            return handler, m
         return False if other_method else None
 
 
@@ -185,8 +186,9 @@ class App:
                 raise NotFoundError(f"Not found: {request.method} {path}")
             if found is False:
                 raise MethodNotAllowedError(f"Method {request.method} is not allowed on {path}")
-            handler, params = found  # type: ignore[misc]
-            response = await handler(Ctx(self.hub, request, params, self))
+            handler, m = found  # type: ignore[misc]
+            params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+            response = await handler(Ctx(self.hub, request, params, self, m))
         except HubError as exc:
             response = error_response(exc, head)
         except ClientDisconnect:

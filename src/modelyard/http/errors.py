@@ -17,6 +17,7 @@ from modelyard.errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RangeNotSatisfiableError,
+    RepoMovedError,
     RepoNotFoundError,
     RevisionNotFoundError,
     StaleParentError,
@@ -35,6 +36,7 @@ ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     RevisionNotFoundError: (404, "RevisionNotFound"),
     EntryNotFoundError: (404, "EntryNotFound"),
     NotFoundError: (404, "NotFound"),
+    RepoMovedError: (307, "RepoMoved"),  # not an error to the clients: a redirect (error_response)
     StaleParentError: (412, "PreconditionFailed"),
     ConflictError: (409, "Conflict"),
     RangeNotSatisfiableError: (416, "RangeNotSatisfiable"),
@@ -65,6 +67,8 @@ def header_safe(message: str) -> str:
 def error_response(exc: HubError, head: bool = False) -> Response:
     """The single error envelope: JSON ``{"error": msg}`` plus the headers the clients read."""
     status, code = status_for(exc)
+    if isinstance(exc, RepoMovedError):
+        return moved_response(exc, status, head)
     headers = {"X-Error-Code": code, "X-Error-Message": header_safe(exc.message)}
     commit = getattr(exc, "commit", None)
     if commit:
@@ -79,3 +83,12 @@ def error_response(exc: HubError, head: bool = False) -> Response:
         body["url"] = url
     content = b"" if head else json.dumps(body).encode()
     return Response(content, status_code=status, headers=headers, media_type="application/json")
+
+
+def moved_response(exc: RepoMovedError, status: int, head: bool) -> Response:
+    """A read of a moved repo's old id: a 307 to the same URL with the current id, as the Hub
+    answers (the clients follow it, keeping the method and body). No error headers: the clients
+    take the 3xx as the way on, never as a failure."""
+    assert exc.location is not None, "the HTTP layer sets where a moved repo is"
+    content = b"" if head else f"Temporary Redirect. Redirecting to {exc.location}".encode()
+    return Response(content, status_code=status, headers={"Location": exc.location}, media_type="text/plain")

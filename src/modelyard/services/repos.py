@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import objects as objects_q
+from modelyard.catalog import redirects as redirects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import search as search_q
@@ -25,6 +26,7 @@ from modelyard.ids import HOSTED_REPO_TYPES, Oid, is_commit_id, is_short_hex, va
 from modelyard.services.auth import (
     REPO_NOT_FOUND,
     Principal,
+    can_read,
     check_admin,
     check_namespace_write,
     check_read,
@@ -55,6 +57,20 @@ def find_repo(conn: Connection, principal: Principal | None, repo_type: str, rep
         raise RepoNotFoundError(REPO_NOT_FOUND)
     check_read(principal, repo)
     return repo
+
+
+def moved_to(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> str | None:
+    """The current id of the repo that ``repo_id`` named before a move, if the caller may read
+    that repo; None otherwise (no such old name, a repo holds the name again, or a private repo
+    the caller may not see: then the old id is answered exactly like a missing repo)."""
+    if repo_type not in HOSTED_REPO_TYPES or repo_id.count("/") != 1:
+        return None
+    namespace, name = repo_id.split("/")
+    with hub.db.read() as conn:
+        repo = redirects_q.target(conn, repo_type, namespace, name)
+    if repo is None or not can_read(principal, repo):
+        return None
+    return repo.repo_id
 
 
 def authorize(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, need: str = "read") -> Repo:
@@ -128,6 +144,9 @@ def create_repo(
             conn, repo_type=repo_type, namespace=owner.name, name=name,
             owner_id=owner.id, private=is_private, now=now, created_seq=search_q.next_seq(conn),
         )
+        # The name is a repo again: it leads nowhere else. After the insert, which on PostgreSQL
+        # waits for a concurrent move away from this name to commit, so its redirect is seen.
+        redirects_q.remove_name(conn, repo_type, owner.name, name)
         objects_q.put_many(
             hub.db, conn,
             [(o.oid, o.type_num, o.data, None, None) for o in [raw(blob), *trees, commit]],
@@ -147,10 +166,14 @@ def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_admin(principal, repo)
         search_q.delete_search_text(hub.db, conn, repo.id)
+        redirects_q.remove_repo(conn, repo.id)
         repos_q.delete_repo(conn, repo.id)
 
 
 def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: str, to_id: str) -> Repo:
+    """Rename or transfer a repo. Its old name leads to it (``moved_to``) until a repo takes that
+    name; the new name stops leading anywhere else. Redirects point at the repo, not at a name,
+    so moving again (even back) leaves every old name one hop from the repo and never a loop."""
     to_ns, to_name = split_repo_id(to_id)
     validate_name(to_ns, "namespace")
     validate_name(to_name)
@@ -165,6 +188,9 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         if clash is not None and clash.id != repo.id:
             raise ConflictError(f"A repository named {to_id!r} already exists")
         repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
+        redirects_q.remove_name(conn, repo_type, owner.name, to_name)  # after taking the name, as in create
+        if repos_q.repo_key(repo.namespace, repo.name) != repos_q.repo_key(owner.name, to_name):
+            redirects_q.add(conn, repo_type, repo.namespace, repo.name, repo, utcnow())
         moved = repos_q.get_by_id(conn, repo.id)
         # The name is part of the search text: the catalog entry follows as a job.
         event = new_event(hub, conn, repo.id, "repo", actor_id=principal.account_id if principal else None)

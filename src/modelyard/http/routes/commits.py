@@ -19,6 +19,7 @@ from modelyard.http.routes.common import (
     bounded_stream,
     decode_json,
     flag,
+    follows_moves,
     iso,
     json_body,
     json_response,
@@ -283,8 +284,8 @@ async def super_squash(ctx: Ctx) -> Response:
 def register(router: Router) -> None:
     router.add("POST", rf"{API_REPO}/preupload/{REV}", preupload)
     router.add("POST", rf"{API_REPO}/commit/{REV}", commit)
-    router.add("GET", rf"{API_REPO}/refs", refs)
-    router.add("GET", rf"{API_REPO}/commits/{REV}", commits)
+    router.add("GET", rf"{API_REPO}/refs", follows_moves(refs))
+    router.add("GET", rf"{API_REPO}/commits/{REV}", follows_moves(commits))
     router.add("POST", rf"{API_REPO}/branch/(?P<branch>.+)", create_branch)
     router.add("DELETE", rf"{API_REPO}/branch/(?P<branch>.+)", delete_branch)
     router.add("POST", rf"{API_REPO}/tag/{REV}", create_tag)

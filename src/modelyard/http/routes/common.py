@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelyard.errors import InvalidInputError, PayloadTooLargeError
+from modelyard.errors import InvalidInputError, PayloadTooLargeError, RepoMovedError, RepoNotFoundError
 from modelyard.ids import PLURALS, URL_PREFIXES, RepoType
+from modelyard.services import repos as repos_svc
 from modelyard.services.files import CommitInfo, FileEntry
 
 if TYPE_CHECKING:
@@ -37,6 +40,41 @@ def repo_id(params: dict[str, str]) -> str:
 
 def repo_url(base: str, rtype: str, rid: str) -> str:
     return f"{base}/{URL_PREFIXES[rtype]}{rid}"  # type: ignore[index]
+
+
+def moved(ctx: Ctx, new_id: str) -> RepoMovedError:
+    """The redirect of a request naming a moved repo's old id: the same URL (query included)
+    with the repo's current id in place of the old one. Path-only, as the Hub sends it: the
+    clients resolve it against the URL they called, so it stays on their origin whatever host
+    name they used (HEAD /resolve follows only same-origin redirects); the path keeps the prefix
+    of the public URL, for a hub served under one."""
+    m = ctx.match
+    assert m is not None and "ns" in m.re.groupindex, "only routes that name a repo redirect"
+    namespace, name = new_id.split("/")
+    path = f"{m.string[: m.start('ns')]}{quote(namespace, safe='')}/{quote(name, safe='')}{m.string[m.end('name'):]}"
+    query = ctx.request.url.query
+    error = RepoMovedError(new_id)
+    prefix = urlsplit(ctx.base_url()).path.rstrip("/")
+    error.location = f"{prefix}{path}" + (f"?{query}" if query else "")
+    return error
+
+
+def follows_moves(handler: Callable[[Ctx], Awaitable[Response]]) -> Callable[[Ctx], Awaitable[Response]]:
+    """Mark a read route: where a repo is not found under the id in the URL but was moved from
+    it, and the caller may read it, the answer is a 307 to the repo's current id. Write routes
+    are not marked: a write never lands in a repo the URL did not name."""
+
+    @functools.wraps(handler)
+    async def read(ctx: Ctx) -> Response:
+        try:
+            return await handler(ctx)
+        except RepoNotFoundError as missing:
+            new_id = await ctx.call(repos_svc.moved_to, repo_type(ctx.params), repo_id(ctx.params))
+            if new_id is None:
+                raise missing
+            raise moved(ctx, new_id) from None
+
+    return read
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None,

@@ -14,6 +14,7 @@ from modelyard.http.routes.common import (
     REV,
     TYPES,
     flag,
+    follows_moves,
     iso,
     json_response,
     link_next,
@@ -223,8 +224,8 @@ def register(router: Router) -> None:
     router.add("GET", r"/api/(?P<kind>models|datasets)-tags-by-type", tags_by_type)
     router.add("GET", r"/api/leaderboard", leaderboard)
     router.add("GET", r"/api/users/(?P<user>[^/]+)/likes", user_likes)
-    router.add("GET", API_REPO, info)
-    router.add("GET", rf"{API_REPO}/revision/{REV}", info)
+    router.add("GET", API_REPO, follows_moves(info))
+    router.add("GET", rf"{API_REPO}/revision/{REV}", follows_moves(info))
     router.add("POST DELETE", rf"{API_REPO}/like", like)
-    router.add("GET", rf"{API_REPO}/likers", likers)
+    router.add("GET", rf"{API_REPO}/likers", follows_moves(likers))
     router.add("GET", r"/api/models/(?P<ns>[^/]+)/(?P<name>[^/]+)/children", children)

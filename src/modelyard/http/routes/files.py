@@ -19,6 +19,7 @@ from modelyard.http.routes.common import (
     REV,
     entry_json,
     flag,
+    follows_moves,
     iterate,
     json_body,
     json_response,
@@ -200,6 +201,6 @@ async def paths_info(ctx: Ctx) -> Response:
 
 
 def register(router: Router) -> None:
-    router.add("GET", rf"/{PREFIX}{REPO}/resolve/{REV}/(?P<path>.+)", resolve)
-    router.add("GET", rf"{API_REPO}/tree/{REV}(?:/(?P<path>.+))?", tree)
-    router.add("POST", rf"{API_REPO}/paths-info/{REV}", paths_info)
+    router.add("GET", rf"/{PREFIX}{REPO}/resolve/{REV}/(?P<path>.+)", follows_moves(resolve))
+    router.add("GET", rf"{API_REPO}/tree/{REV}(?:/(?P<path>.+))?", follows_moves(tree))
+    router.add("POST", rf"{API_REPO}/paths-info/{REV}", follows_moves(paths_info))

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from modelyard.errors import RepoNotFoundError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
     PREFIX,
@@ -15,6 +16,7 @@ from modelyard.http.routes.common import (
     iterate,
     json_body,
     json_response,
+    moved,
     repo_id,
     repo_type,
     repo_url,
@@ -33,7 +35,14 @@ WRITE_BATCH = 16 * 1024 * 1024
 async def batch(ctx: Ctx) -> Response:
     base = ctx.base_url()
     rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
-    await ctx.call(repos_svc.authorize, rtype, rid)  # uploads also need write: checked with the body
+    try:
+        await ctx.call(repos_svc.authorize, rtype, rid)  # uploads also need write: checked with the body
+    except RepoNotFoundError as missing:
+        # A moved repo's old id: downloads are redirected (307 keeps the body), uploads are not.
+        new_id = await ctx.call(repos_svc.moved_to, rtype, rid)
+        if new_id is None or (await json_body(ctx)).get("operation") != "download":
+            raise missing
+        raise moved(ctx, new_id) from None
     body = await json_body(ctx)
     transfer, objects = await ctx.call(lfs_svc.batch, rtype, rid, body, base, repo_url(base, rtype, rid))
     out = []

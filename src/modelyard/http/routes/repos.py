@@ -10,6 +10,7 @@ from modelyard.errors import InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import (
     API_REPO,
+    follows_moves,
     json_body,
     json_response,
     repo_id,
@@ -92,4 +93,5 @@ def register(router: Router) -> None:
     router.add("DELETE", r"/api/repos/delete", delete)
     router.add("POST", r"/api/repos/move", move)
     router.add("PUT", rf"{API_REPO}/settings", settings)
-    router.add("GET", rf"{API_REPO}/auth-check(?P<write>/write)?", auth_check)
+    router.add("GET", rf"{API_REPO}/auth-check", follows_moves(auth_check))
+    router.add("GET", rf"{API_REPO}/auth-check(?P<write>/write)", auth_check)

@@ -18,6 +18,7 @@ from modelyard.http.routes.common import (
     API_REPO,
     bounded_stream,
     declared_length,
+    follows_moves,
     json_response,
     read_body,
     repo_id,
@@ -170,7 +171,8 @@ async def telemetry(ctx: Ctx) -> Response:
 
 
 def register(router: Router) -> None:
-    router.add("GET", rf"{API_REPO}/xet-(?P<mode>read|write)-token/(?P<rev>.+)", token)
+    router.add("GET", rf"{API_REPO}/xet-(?P<mode>read)-token/(?P<rev>.+)", follows_moves(token))
+    router.add("GET", rf"{API_REPO}/xet-(?P<mode>write)-token/(?P<rev>.+)", token)
     cas = xet_svc.CAS_PATH
     router.add("POST", rf"{cas}/v1/xorbs/{PFX}/{HASH}", upload_xorb)
     router.add("POST", rf"{cas}/v1/xorb-grants/{PFX}/{HASH}", no_grants)
