@@ -22,6 +22,7 @@ from modelyard.errors import (
     StaleParentError,
     UnsafePathError,
 )
+from modelyard.services.lfs_files import EntryPurgedError
 
 
 class MethodNotAllowedError(HubError):
@@ -33,6 +34,8 @@ class MethodNotAllowedError(HubError):
 ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     RepoNotFoundError: (404, "RepoNotFound"),
     RevisionNotFoundError: (404, "RevisionNotFound"),
+    # 410 Gone, with the code that makes the client raise RemoteEntryNotFoundError (our message in it).
+    EntryPurgedError: (410, "EntryNotFound"),
     EntryNotFoundError: (404, "EntryNotFound"),
     NotFoundError: (404, "NotFound"),
     StaleParentError: (412, "PreconditionFailed"),
