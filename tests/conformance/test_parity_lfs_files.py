@@ -173,6 +173,16 @@ def test_permanently_delete(
     assert download(server, repo_id, "weights/a.bin", tmp_path / "c4", first) == files["a1"]
     assert fsck_lines_about(server, repo_id, a1) == []
 
+    # The Hub's single deletion, DELETE lfs-files/{sha}: writers only, then gone again.
+    url = f"{server.url}/api/models/{repo_id}/lfs-files/{a1}"
+    assert httpx.delete(url, headers={"authorization": f"Bearer {TOKENS['bob']}"}).status_code == 403
+    done = httpx.delete(url, params={"rewriteHistory": "false"},
+                        headers={"authorization": f"Bearer {TOKENS['alice']}"})
+    assert done.status_code == 200 and done.json() == {"deleted": [a1]}
+    for path in ("restored.bin", "weights/a.bin"):
+        with pytest.raises(RemoteEntryNotFoundError, match=PURGED):
+            download(server, repo_id, path, tmp_path / "c5", first if path == "weights/a.bin" else None)
+
 
 def test_xet_files_are_listed_and_deleted(
     api: HfApi, server: LiveServer, repo_name: str, xet_env: dict[str, str], tmp_path: Path

@@ -9,7 +9,16 @@ from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError
 from modelyard.http.app import Ctx, Router
-from modelyard.http.routes.common import API_REPO, iso, json_body, json_response, link_next, repo_id, repo_type
+from modelyard.http.routes.common import (
+    API_REPO,
+    flag,
+    iso,
+    json_body,
+    json_response,
+    link_next,
+    repo_id,
+    repo_type,
+)
 from modelyard.services import lfs_files as lfs_files_svc
 from modelyard.services.lfs_files import LfsFile
 
@@ -55,6 +64,15 @@ async def delete_batch(ctx: Ctx) -> Response:
     return json_response({"deleted": report.deleted})
 
 
+async def delete_one(ctx: Ctx) -> Response:
+    """``DELETE lfs-files/{sha}[?rewriteHistory=...]``: the Hub's single deletion (no client calls it)."""
+    rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
+    rewrite = flag(ctx.request.query_params.get("rewriteHistory", "true"))
+    report = await ctx.call(lfs_files_svc.permanently_delete, rtype, rid, [ctx.params["sha"]], rewrite)
+    return json_response({"deleted": report.deleted})
+
+
 def register(router: Router) -> None:
     router.add("GET", rf"{API_REPO}/lfs-files", list_files)
     router.add("POST", rf"{API_REPO}/lfs-files/batch", delete_batch)
+    router.add("DELETE", rf"{API_REPO}/lfs-files/(?P<sha>[^/]+)", delete_one)
