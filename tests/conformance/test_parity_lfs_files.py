@@ -19,7 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
-from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RemoteEntryNotFoundError
+from huggingface_hub.errors import (
+    BadRequestError,
+    HfHubHTTPError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+)
 from huggingface_hub.hf_api import LFSFileInfo
 from huggingface_hub.utils._pagination import paginate
 
@@ -73,7 +78,9 @@ def history(api: HfApi, repo_name: str) -> dict[str, object]:
     return {"repo_id": repo_id, "files": files, "first": first, "second": second}
 
 
-def test_list_lfs_files_fields_and_pages(api: HfApi, server: LiveServer, history: dict[str, object]) -> None:
+def test_list_lfs_files_fields_and_pages(
+    api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer, history: dict[str, object]
+) -> None:
     repo_id, files = str(history["repo_id"]), history["files"]
     assert isinstance(files, dict)
     listed = list(api.list_lfs_files(repo_id))
@@ -99,6 +106,13 @@ def test_list_lfs_files_fields_and_pages(api: HfApi, server: LiveServer, history
     assert first.links["next"]["url"].startswith(f"{server.url}/api/models/{repo_id}/lfs-files?cursor=")
     assert "next" not in httpx.get(first.links["next"]["url"]).links
     assert httpx.get(url, params={"cursor": "not-an-oid"}).status_code == 400
+
+    # Whoever may read the repo may list; a private repo is hidden from the others like a missing one.
+    assert {f.file_oid for f in api_as(None).list_lfs_files(repo_id)} == set(by_oid)
+    api.update_repo_settings(repo_id, private=True)
+    with pytest.raises(RepositoryNotFoundError):
+        list(api_as("bob").list_lfs_files(repo_id))
+    assert {f.file_oid for f in api_as("alice_read").list_lfs_files(repo_id)} == set(by_oid)
 
 
 def test_permanently_delete(
