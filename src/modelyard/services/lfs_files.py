@@ -2,11 +2,13 @@
 
 A permanent deletion lets the repository go of the object at once, remembers that its owner
 deleted it (``repo_purged_lfs``), and removes the bytes from the blob store unless another
-repository holds the same object (objects are content-addressed and shared). History is not
-rewritten: commit ids never change (clients cache by them), the pointers stay in every tree, and
-``/resolve`` of such a pointer answers 410 with ``X-Error-Code: EntryNotFound`` (the client raises
-``RemoteEntryNotFoundError`` carrying our message). A later upload of the same bytes to the
-repository makes it whole again. ``fsck`` does not count purged pointers as missing objects, and
+repository holds the same object (objects are content-addressed and shared). With
+``rewriteHistory`` (the client's default, what the Hub does) the history of every ref is rebuilt
+without the pointers (``services/rewrite.py``): the files leave every tree and the old commit ids
+stop resolving. Without it commit ids stay, the pointers stay in every tree, and ``/resolve`` of
+such a pointer answers 410 with ``X-Error-Code: EntryNotFound`` (the client raises
+``RemoteEntryNotFoundError`` carrying our message); a later upload of the same bytes to the
+repository makes those revisions whole again. ``fsck`` does not count purged pointers as missing objects, and
 ``gc`` does not keep an object alive for a pointer whose repository purged it.
 """
 
@@ -28,8 +30,10 @@ from modelyard.catalog.repos import Repo
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_sha256
 from modelyard.services.auth import Principal, check_write
+from modelyard.services.events import record_and_enqueue
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import find_repo
+from modelyard.services.rewrite import rewrite_without
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.history import ancestors
 from modelyard.versioning.objects import DIR_MODE, commit_info
@@ -153,15 +157,17 @@ def permanently_delete(
 ) -> PurgeReport:
     """Delete large files from the repository for good, in every revision.
 
-    Oids the repository does not hold are ignored (deleting twice is harmless). ``rewrite_history``
-    is accepted and ignored: history is never rewritten here (see the module docstring).
+    Oids the repository does not hold are ignored (deleting twice is harmless). With
+    ``rewrite_history`` (the client's default) every ref's history is rebuilt without the pointers
+    to them (``services/rewrite.py``), as the Hub does; without it the pointers stay and their
+    downloads answer 410.
     """
-    del rewrite_history
     oids = _oids(shas)
     now = utcnow()
     lfs_gone: list[str] = []
     xet_gone: list[str] = []
     report = PurgeReport([])
+    events: list[int] = []
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
@@ -176,6 +182,11 @@ def permanently_delete(
             lfs_gone.append(sha)
             if xet_hash is not None:
                 xet_gone.append(xet_hash)
+        if rewrite_history:  # also the pointers of objects purged earlier without a rewrite
+            strip = set(report.deleted) | lfs_files_q.purged(conn, repo.id, oids)
+            events = rewrite_without(hub, conn, repo, strip, principal.account_id if principal else None)
+    for event in events:
+        record_and_enqueue(hub, event)
     # Bodies leave the store only after their row is gone, and only when no repository holds
     # the object (re-checked in the deleting transaction), as gc does.
     for sha in lfs_gone:
