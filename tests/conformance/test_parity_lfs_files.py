@@ -21,9 +21,11 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     BadRequestError,
+    EntryNotFoundError,
     HfHubHTTPError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
+    RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import LFSFileInfo
 from huggingface_hub.utils._pagination import paginate
@@ -198,6 +200,51 @@ def test_permanently_delete(
             download(server, repo_id, path, tmp_path / "c5", first if path == "weights/a.bin" else None)
 
 
+def test_rewrite_history_as_the_hub_does(
+    api: HfApi, server: LiveServer, repo_name: str, tmp_path: Path
+) -> None:
+    """The client's default, ``rewrite_history=True``: the files leave every tree of every ref (the
+    flow of huggingface_hub's own test of the Hub), the history keeps its commits and messages, the
+    rewritten commits get new ids and the old ones stop resolving."""
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=b"LFS content", path_in_repo="lfs_file.bin", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"TXT content", path_in_repo="txt_file.txt", repo_id=repo_id)
+    api.create_branch(repo_id, branch="my-branch")
+    api.upload_file(path_or_fileobj=b"LFS content branch", path_in_repo="lfs_file_branch.bin", repo_id=repo_id,
+                    revision="my-branch")
+    # Last on main, so that usedStorage (refreshed after commits to main) counts the branch's file too.
+    api.upload_file(path_or_fileobj=b"LFS content 2", path_in_repo="d/lfs_file_2.bin", repo_id=repo_id)
+    api.create_tag(repo_id, tag="v1")
+    before = api.list_repo_commits(repo_id)
+    old_head = before[0].commit_id
+    used_before = used_storage(api, server, repo_id)
+
+    lfs_files = list(api.list_lfs_files(repo_id))
+    assert {f.filename for f in lfs_files} == {"lfs_file.bin", "d/lfs_file_2.bin", "lfs_file_branch.bin"}
+    on_main = [f for f in lfs_files if f.ref in ("main", "refs/heads/main")]
+    assert len(on_main) == 2
+    api.permanently_delete_lfs_files(repo_id, on_main)
+
+    assert {f.filename for f in api.list_lfs_files(repo_id)} == {"lfs_file_branch.bin"}
+    assert set(api.list_repo_files(repo_id)) == {".gitattributes", "txt_file.txt"}
+    assert set(api.list_repo_files(repo_id, revision="v1")) == {".gitattributes", "txt_file.txt"}
+    assert set(api.list_repo_files(repo_id, revision="my-branch")) == {
+        ".gitattributes", "txt_file.txt", "lfs_file_branch.bin"}
+    with pytest.raises(EntryNotFoundError):
+        api.hf_hub_download(repo_id=repo_id, filename="lfs_file.bin", cache_dir=tmp_path)
+    after = api.list_repo_commits(repo_id)
+    assert [c.title for c in after] == [c.title for c in before]
+    assert after[-1].commit_id == before[-1].commit_id  # before the first LFS file: untouched
+    assert after[0].commit_id != old_head
+    with pytest.raises(RevisionNotFoundError):
+        download(server, repo_id, "txt_file.txt", tmp_path / "c1", old_head)
+    assert download(server, repo_id, "txt_file.txt", tmp_path / "c2") == b"TXT content"
+    assert download(server, repo_id, "lfs_file_branch.bin", tmp_path / "c2", "my-branch") == b"LFS content branch"
+    assert not blob_path(server, sha(b"LFS content")).exists()
+    assert used_storage(api, server, repo_id) == used_before - len(b"LFS content") - len(b"LFS content 2")
+    assert fsck_lines_about(server, repo_id) == []
+
+
 def test_xet_files_are_listed_and_deleted(
     api: HfApi, server: LiveServer, repo_name: str, xet_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -210,7 +257,7 @@ def test_xet_files_are_listed_and_deleted(
     assert item.file_oid == sha(data) and item.size == len(data) and item.filename == "w.safetensors"
     assert xet_hash and item.xetHash == xet_hash  # type: ignore[attr-defined]
 
-    api.permanently_delete_lfs_files(repo_id, [item])
+    api.permanently_delete_lfs_files(repo_id, [item], rewrite_history=False)
     assert list(api.list_lfs_files(repo_id)) == []
     fetched = run_client("xet_client.py", ["fetch", repo_id, json.dumps([{"path": "w.safetensors"}])], xet_env)
     assert fetched["results"] == [{"error": "RemoteEntryNotFoundError", "status": 410, "code": "EntryNotFound"}]
@@ -236,7 +283,8 @@ def test_gc_after_a_purge(own_hub: LiveServer, tmp_path: Path) -> None:
     for name in ("purging", "holding"):
         alice.create_repo(name)
         alice.upload_file(path_or_fileobj=data, path_in_repo="m.safetensors", repo_id=f"alice/{name}")
-    alice.permanently_delete_lfs_files("alice/purging", list(alice.list_lfs_files("alice/purging")))
+    alice.permanently_delete_lfs_files("alice/purging", list(alice.list_lfs_files("alice/purging")),
+                                       rewrite_history=False)
     assert blob_path(own_hub, oid).exists()  # alice/holding still holds it
 
     report = json.loads(own_hub.cli("gc", "--grace", "0").stdout)
