@@ -215,6 +215,9 @@ def test_rewrite_history_as_the_hub_does(
     # Last on main, so that usedStorage (refreshed after commits to main) counts the branch's file too.
     api.upload_file(path_or_fileobj=b"LFS content 2", path_in_repo="d/lfs_file_2.bin", repo_id=repo_id)
     api.create_tag(repo_id, tag="v1")
+    pr = api.create_commit(repo_id, [CommitOperationAdd("pr.txt", b"PR")], commit_message="a PR",
+                           create_pr=True).pr_revision
+    assert pr is not None
     before = api.list_repo_commits(repo_id)
     old_head = before[0].commit_id
     used_before = used_storage(api, server, repo_id)
@@ -228,6 +231,7 @@ def test_rewrite_history_as_the_hub_does(
     assert {f.filename for f in api.list_lfs_files(repo_id)} == {"lfs_file_branch.bin"}
     assert set(api.list_repo_files(repo_id)) == {".gitattributes", "txt_file.txt"}
     assert set(api.list_repo_files(repo_id, revision="v1")) == {".gitattributes", "txt_file.txt"}
+    assert set(api.list_repo_files(repo_id, revision=pr)) == {".gitattributes", "txt_file.txt", "pr.txt"}
     assert set(api.list_repo_files(repo_id, revision="my-branch")) == {
         ".gitattributes", "txt_file.txt", "lfs_file_branch.bin"}
     with pytest.raises(EntryNotFoundError):
