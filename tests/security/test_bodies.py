@@ -91,6 +91,7 @@ def bounded_routes(repo_id: str) -> list[tuple[str, str, int]]:
         ("POST", f"{api}/branch/b1", 401),
         ("POST", f"{api}/tag/main", 401),
         ("POST", f"{api}/super-squash/main", 401),
+        ("POST", f"{api}/lfs-files/batch", 401),
         ("POST", f"{api}/paths-info/main", 413),  # readable: refused for its declared size
         ("POST", f"/{repo_id}.git/info/lfs/objects/batch", 413),
         ("POST", f"/{repo_id}.git/info/lfs/objects/verify", 413),

@@ -326,7 +326,6 @@ def hub_state(server: LiveServer) -> dict[str, Any]:
     """Everything a refused request must leave as it was: rows of the tables that matter, and blobs."""
     tables = {
         "repos": "SELECT id, type, namespace, name, private, gated FROM repos ORDER BY id",
-        "refs": "SELECT repo_id, name, target FROM refs ORDER BY repo_id, name",
         "objects": "SELECT count(*) FROM git_objects",
         "lfs": "SELECT sha256 FROM lfs_objects ORDER BY sha256",
         "repo_lfs": "SELECT repo_id, sha256 FROM repo_lfs_objects ORDER BY repo_id, sha256",
@@ -336,6 +335,7 @@ def hub_state(server: LiveServer) -> dict[str, Any]:
         "accounts": "SELECT id, name FROM accounts ORDER BY id",
         "likes": "SELECT account_id, repo_id FROM likes ORDER BY account_id, repo_id",
         "multipart": "SELECT count(*) FROM multipart_uploads",
+        "purged": "SELECT repo_id, sha256 FROM repo_purged_lfs ORDER BY repo_id, sha256",
     }
     out: dict[str, Any] = {name: database_rows(server, sql) for name, sql in tables.items()}
     blobs = server.data_dir / "blobs"
@@ -352,7 +352,7 @@ def hostile_requests(target: str) -> Iterator[tuple[str, str, dict[str, str], by
               ("PUT", f"{api}/settings"), ("POST", f"{api}/preupload/main"), ("POST", f"{api}/paths-info/main"),
               ("POST", f"{api}/branch/x"), ("POST", f"{api}/tag/main"), ("POST", f"{api}/super-squash/main"),
               ("POST", f"/{target}.git/info/lfs/objects/batch"), ("POST", f"/{target}.git/info/lfs/objects/verify"),
-              ("POST", "/api/validate-yaml"), ("POST", f"{api}/commit/main")]
+              ("POST", "/api/validate-yaml"), ("POST", f"{api}/commit/main"), ("POST", f"{api}/lfs-files/batch")]
     for method, path in routes:
         optional = path.endswith(("/branch/x", "/super-squash/main"))  # an empty body is a valid request there
         for body in junk if optional else [b"", json.dumps({"x": "\u0000"}).encode(), *junk]:
@@ -374,6 +374,10 @@ def hostile_requests(target: str) -> Iterator[tuple[str, str, dict[str, str], by
         f"{api}/branch/x": [{"startingPoint": 5}, {"startingPoint": "nope"}, {"startingPoint": "\u0000"}],
         f"{api}/tag/main": [{"tag": 5}, {"tag": ".."}, {"tag": "a" * 1000}, {"tag": "refs/heads/main"}],
         f"{api}/super-squash/main": [{"message": 5}],
+        f"{api}/lfs-files/batch": [{"deletions": 5}, {"deletions": {"sha": "ab" * 32}}, {"deletions": {"sha": [5]}},
+                                   {"deletions": {"sha": ["../" * 30]}}, {"deletions": {"sha": ["ab" * 32] * 1001}},
+                                   {"deletions": {"sha": ["ab" * 32], "rewriteHistory": "yes"}},
+                                   {"deletions": {"sha": ["ab" * 32], "rewriteHistory": True}}, {"sha": ["ab" * 32]}],
     }
     for path, bodies in typed.items():
         method = "PUT" if path.endswith("/settings") else "POST"
@@ -420,6 +424,11 @@ def hostile_requests(target: str) -> Iterator[tuple[str, str, dict[str, str], by
     yield "POST", "/a/b/c/d/e", {}, b""
     yield "DELETE", f"{api}/branch/main", ALICE, None
     yield "DELETE", f"{api}/tag/nope", ALICE, None
+    for sha in ("nope", "%00", "ab" * 32, "AB" * 32, "a" * 5000):
+        yield "DELETE", f"{api}/lfs-files/{sha}", ALICE, None
+        yield "DELETE", f"{api}/lfs-files/{sha}", {}, None
+    for query in ("limit=x", "limit=-1", "limit=" + "9" * 5000, "cursor=%00", "cursor=" + "a" * 5000):
+        yield "GET", f"{api}/lfs-files?{query}", {}, None
     yield "PATCH", api, ALICE, b"{}"
 
 

@@ -280,6 +280,18 @@ repo_lfs_objects = Table(
     Column("pushed_at", DateTime, nullable=False),
 )
 
+#: Large files a repository's owner permanently deleted (``lfs-files/batch``): the pointers stay in
+#: history, the bytes are gone for this repository; ``/resolve`` answers 410 for them while the
+#: repository does not hold the object again (a new upload of the same bytes brings it back).
+repo_purged_lfs = Table(
+    "repo_purged_lfs",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("purged_at", DateTime, nullable=False),
+)
+
 multipart_uploads = Table(
     "multipart_uploads",
     metadata,

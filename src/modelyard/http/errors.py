@@ -23,6 +23,7 @@ from modelyard.errors import (
     StaleParentError,
     UnsafePathError,
 )
+from modelyard.services.lfs_files import EntryPurgedError
 
 
 class MethodNotAllowedError(HubError):
@@ -34,6 +35,8 @@ class MethodNotAllowedError(HubError):
 ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     RepoNotFoundError: (404, "RepoNotFound"),
     RevisionNotFoundError: (404, "RevisionNotFound"),
+    # 410 Gone, with the code that makes the client raise RemoteEntryNotFoundError (our message in it).
+    EntryPurgedError: (410, "EntryNotFound"),
     EntryNotFoundError: (404, "EntryNotFound"),
     NotFoundError: (404, "NotFound"),
     RepoMovedError: (307, "RepoMoved"),  # not an error to the clients: a redirect (error_response)

@@ -13,6 +13,7 @@ from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
+from modelyard.services.lfs_files import check_not_purged
 from modelyard.services.repos import RepoSnapshot, find_repo, resolve_revision, snapshot
 from modelyard.services.tallies import client_key
 from modelyard.services.xet import files_for
@@ -108,6 +109,8 @@ def resolve_file(
             raise EntryNotFoundError(f"Entry not found: {exc.message}", commit=commit) from exc
         item = lookup(hub.objects, tree, path)
         entry = file_entries(hub, [item], repo.id, conn)[0] if item is not None and not item.is_dir else None
+        if entry is not None and entry.lfs_sha256 is not None:
+            check_not_purged(conn, repo.id, entry.path, entry.lfs_sha256, commit)
     if item is None or entry is None:
         raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
     if counting_address is not None and counts_as_download(repo_type, path):

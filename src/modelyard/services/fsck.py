@@ -10,6 +10,7 @@ from dulwich.objects import Blob, Commit, ShaFile, Tree
 from sqlalchemy import select
 
 from modelyard.catalog import lfs as lfs_q
+from modelyard.catalog import lfs_files as lfs_files_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import xet as xet_q
 from modelyard.catalog.tables import repos
@@ -28,18 +29,23 @@ def check(hub: Hub) -> list[str]:
         repo_rows = list(conn.execute(select(repos.c.id, repos.c.type, repos.c.namespace, repos.c.name)))
         recorded = dict(lfs_q.all_objects(conn))
         ref_sets = {r.id: refs_q.all_refs(conn, r.id) for r in repo_rows}
+        purged = lfs_files_q.all_purged(conn)
     seen: set[str] = set()
     lfs_needed: dict[str, str] = {}
     pointer_sizes: dict[str, int] = {}
     for row in repo_rows:
         label = f"{row.type} {row.namespace}/{row.name}"
+        # A repo that purged large files is walked on its own: trees it shares with other repos
+        # must still be checked for them, with their pointers counted as needed.
+        repo_purged = {sha for pk, sha in purged if pk == row.id}
+        visited = set() if repo_purged else seen
         if "refs/heads/main" not in ref_sets[row.id]:
             problems.append(f"{label}: branch main is missing")
         for ref, target in sorted(ref_sets[row.id].items()):
             stack = [(target, COMMIT, f"{label} {ref}")]
             while stack:
                 oid, expected, where = stack.pop()
-                if oid in seen:
+                if oid in visited:
                     continue
                 try:
                     obj = hub.objects.get(Oid(oid))
@@ -57,7 +63,7 @@ def check(hub: Hub) -> list[str]:
                 if actual != oid:
                     problems.append(f"{where}: object {oid} is corrupt (its bytes hash to {actual})")
                     continue
-                seen.add(oid)
+                visited.add(oid)
                 if expected == COMMIT:
                     commit = cast(Commit, obj)
                     stack.append((commit.tree.decode(), TREE, where))
@@ -68,6 +74,8 @@ def check(hub: Hub) -> list[str]:
                         stack.append((entry.sha.decode(), kind, f"{where}:{entry.path.decode(errors='replace')}"))
                 else:
                     pointer = parse_pointer(cast(Blob, obj).as_raw_string())
+                    if pointer is not None and pointer.sha256 in repo_purged:
+                        continue  # permanently deleted by the repo's owner: gone on purpose
                     if pointer is not None:
                         lfs_needed.setdefault(pointer.sha256, where)
                         pointer_sizes.setdefault(pointer.sha256, pointer.size)

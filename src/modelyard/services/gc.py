@@ -33,6 +33,7 @@ from modelyard.catalog import xet as xet_q
 from modelyard.catalog.tables import repos
 from modelyard.ids import Oid
 from modelyard.services.hub import Hub, utcnow
+from modelyard.services.lfs_files import purged_pointers, unpurged
 from modelyard.services.xet import shard_key, xorb_key
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.history import ancestors
@@ -151,12 +152,14 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
     # 1. Each repository lets go of the large files (and the commits) none of its refs reach.
     released: set[int] = set()
     everywhere: set[str] = set()
+    # A pointer whose repository purged its object keeps nothing alive (services/lfs_files.py).
+    purged = purged_pointers(hub)
     for pk in repo_ids:
         snap = snapshot(hub, pk)
         if snap is None:
             continue  # deleted meanwhile
         reach = reachable_pointers(hub, pk, snap)
-        everywhere |= reach.pointers
+        everywhere |= unpurged(reach.pointers, pk, purged)
         if _release(hub, snap, reach, cutoff, dry_run, report):
             released.add(pk)
     if dry_run:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.catalog import lfs as lfs_q
+from modelyard.catalog import lfs_files as lfs_files_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import xet as xet_q
 from modelyard.errors import InvalidInputError, NotFoundError
@@ -20,6 +21,7 @@ from modelyard.ids import validate_sha256
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
+from modelyard.services.lfs_files import purged_message
 from modelyard.services.repos import find_repo
 from modelyard.storage.base import BlobWriter as BlobWriter  # re-exported for the http layer
 from modelyard.storage.base import check_digest, lfs_key
@@ -71,9 +73,11 @@ def batch(
             check_write(principal, repo)
         held = {sha: size for sha, size in lfs_q.repo_objects(conn, repo.id)}
         xet_held: dict[str, tuple[str, int]] = {}
+        purged: set[str] = set()
         if operation == "download":  # files that came through Xet download rebuilt from xorbs
             oids = [str(o["oid"]) for o in objects if isinstance(o, dict) and isinstance(o.get("oid"), str)]
             xet_held = xet_q.repo_files_by_sha256(conn, repo.id, [o for o in oids if o not in held])
+            purged = lfs_files_q.purged(conn, repo.id, [o for o in oids if o not in held and o not in xet_held])
     grant = claims(principal, repo)
     out: list[BatchObject] = []
     expires = time.time() + hub.settings.upload_url_ttl
@@ -87,6 +91,9 @@ def batch(
                                    error={"code": 422, "message": exc.message}))
             continue
         if operation == "download":
+            if oid in purged:  # the Git LFS batch API's code for "removed by the owner"
+                out.append(BatchObject(oid, size, error={"code": 410, "message": purged_message(oid)}))
+                continue
             if oid not in held and oid not in xet_held:
                 out.append(BatchObject(oid, size, error={"code": 404, "message": "Object does not exist"}))
                 continue

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register(router: Router) -> None:
-    from modelyard.http.routes import commits, discovery, files, lfs, misc, repos, xet
+    from modelyard.http.routes import commits, discovery, files, lfs, lfs_files, misc, repos, xet
 
-    for module in (misc, discovery, repos, files, commits, lfs, xet):
+    for module in (misc, discovery, repos, files, commits, lfs, lfs_files, xet):
         module.register(router)
