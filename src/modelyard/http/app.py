@@ -116,19 +116,46 @@ class Ctx:
         return f"{scheme}://{host}{root}"
 
 
+#: A repo id in a route pattern: ``namespace/name``.
+REPO = r"(?P<ns>[^/]+)/(?P<name>[^/]+)"
+#: The same route for a repo id without a namespace (``gpt2``: the client sends such ids as they
+#: are). Such a repo is looked up like any other (and is never found: every repo here has a
+#: namespace), so the caller gets the Hub's 404 ``RepoNotFound`` instead of a routing error.
+BARE_REPO = r"(?P<name>[^/]+)"
+
+Route = tuple[frozenset[str], re.Pattern[str], Handler]
+
+
 class Router:
-    """Routes matched against the undecoded path; each named group is percent-decoded."""
+    """Routes matched against the undecoded path; each named group is percent-decoded.
+
+    A route holding ``REPO`` also answers for a bare repo id, but only once no route has matched
+    with a ``namespace/name``: a repo called ``tree`` or ``refs`` keeps every route it had."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[frozenset[str], re.Pattern[str], Handler]] = []
+        self._routes: list[Route] = []
+        self._bare: list[Route] = []
 
     def add(self, methods: str, pattern: str, handler: Handler) -> None:
-        self._routes.append((frozenset(methods.split()), re.compile(f"^{pattern}$"), handler))
+        verbs = frozenset(methods.split())
+        self._routes.append((verbs, re.compile(f"^{pattern}$"), handler))
+        if REPO in pattern:
+            self._bare.append((verbs, re.compile(f"^{pattern.replace(REPO, BARE_REPO)}$"), handler))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None | bool:
         """A handler and its params; False if the path matches with another method; else None."""
+        found = self._match(self._routes, method, path)
+        if isinstance(found, tuple):
+            return found
+        bare = self._match(self._bare, method, path)
+        if isinstance(bare, tuple):
+            return bare
+        return False if False in (found, bare) else None
+
+    @staticmethod
+    def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, dict[str, str]] | None | bool:
         other_method = False
-        for methods, regex, handler in self._routes:
+        for methods, regex, handler in routes:
             m = regex.match(path)
             if m is None:
                 continue

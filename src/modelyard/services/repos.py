@@ -47,6 +47,12 @@ def split_repo_id(repo_id: str) -> tuple[str, str]:
     return namespace, name
 
 
+def qualified_id(principal: Principal, namespace: str | None, name: str) -> str:
+    """The repo id a create or delete request names: ``organization: null`` (the client sends it
+    for a repo id without a slash) is the caller's own namespace."""
+    return f"{namespace if namespace is not None else principal.name}/{name}"
+
+
 def find_repo(conn: Connection, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:
     """The repo the caller may read, or RepoNotFoundError (spaces are never hosted here)."""
     namespace, name = split_repo_id(repo_id)
