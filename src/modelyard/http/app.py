@@ -7,6 +7,7 @@ import base64
 import functools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 from modelyard.config import Settings
 from modelyard.errors import HubError, InvalidInputError, NotFoundError
 from modelyard.http.errors import MethodNotAllowedError, error_response
+from modelyard.http.request_ids import enable_access_log, log_request, loggable_path, request_id
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 from modelyard.services.pools import long_work_executor
@@ -205,6 +207,8 @@ class App:
         if root and path.startswith(root):
             path = path[len(root):]
         head = request.method == "HEAD"
+        rid = request_id(request.headers)
+        started = time.monotonic()
         try:
             self._check_host(request)
             found = self.router.match(request.method, path)
@@ -215,17 +219,22 @@ class App:
             handler, params = found  # type: ignore[misc]
             response = await handler(Ctx(self.hub, request, params, self))
         except HubError as exc:
-            response = error_response(exc, head)
+            response = error_response(exc, head, rid)
         except ClientDisconnect:
+            log_request(rid, _client(scope), request.method, path, 499, time.monotonic() - started)
             return
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, path)
-            response = error_response(HubError("Internal server error"), head)
+            log.exception("unhandled error on %s %s (request_id=%s)", request.method, loggable_path(path), rid)
+            response = error_response(HubError("Internal server error"), head, rid)
+        response.headers["X-Request-Id"] = rid
         if not body.complete(request):
             # The body was refused before it was read: do not parse the rest of it on this
             # connection (a client still sending it would hold the server's attention).
             response.headers["Connection"] = "close"
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            log_request(rid, _client(scope), request.method, path, response.status_code, time.monotonic() - started)
 
     def _check_host(self, request: Request) -> None:
         """Absolute URLs are built from the Host header unless a public URL is set: then only
@@ -252,6 +261,8 @@ class App:
                 # Few threads: service calls are short, and dozens of threads contending for the
                 # GIL cost more in switching than they gain in overlap.
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.hub.settings.threads
+                if self.hub.settings.access_log:
+                    enable_access_log()
                 self.hub.tallies.start()
                 await run_in_threadpool(self.hub.jobs.start)  # background jobs in this process
                 await send({"type": "lifespan.startup.complete"})
@@ -261,6 +272,11 @@ class App:
                 await run_in_threadpool(self.hub.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 class _BodyTracker:
