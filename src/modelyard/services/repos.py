@@ -125,10 +125,7 @@ def create_repo(
         check_namespace_write(principal, owner.id, owner.name)
         existing = repos_q.get(conn, repo_type, owner.name, name)
         if existing is not None:
-            raise ConflictError(
-                "You already created this repo",
-                url=url_for(repo_type, existing.repo_id),
-            )
+            raise ConflictError(f"You already created this {repo_type} repo", url=url_for(repo_type, existing.repo_id))
         is_private = owner.default_private if private is None else private
         repo_pk = repos_q.create(
             conn, repo_type=repo_type, namespace=owner.name, name=name,
@@ -169,7 +166,7 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         check_namespace_write(principal, owner.id, owner.name)
         clash = repos_q.get(conn, repo_type, owner.name, to_name)
         if clash is not None and clash.id != repo.id:
-            raise ConflictError(f"A repository named {to_id!r} already exists")
+            raise ConflictError(f"A {repo_type} repository called {owner.name}/{to_name} already exists")
         repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
         moved = repos_q.get_by_id(conn, repo.id)
         # The name is part of the search text: the catalog entry follows as a job.
