@@ -117,3 +117,18 @@ def test_repos_named_like_routes_keep_their_routes(api: HfApi) -> None:
         assert "f.txt" in [e.path for e in api.list_repo_tree(rid)]
         assert api.list_repo_refs(rid).branches[0].name == "main"
         assert api.list_repo_commits(rid)[0].title.startswith("Upload f.txt")
+
+
+def test_absent_organization_is_the_callers_own_namespace(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    """Other clients leave ``organization`` out rather than sending null: the same answer."""
+    alice = {"authorization": f"Bearer {TOKENS['alice']}"}
+    created = get_session().post(f"{server.url}/api/repos/create", headers=alice, json={"name": repo_name})
+    hf_raise_for_status(created)
+    assert created.json()["url"] == f"{server.url}/alice/{repo_name}"
+    assert api.repo_exists(f"alice/{repo_name}")
+    delete = f"{server.url}/api/repos/delete"
+    hf_raise_for_status(get_session().request("DELETE", delete, headers=alice, json={"name": repo_name}))
+    assert not api.repo_exists(f"alice/{repo_name}")
+    with pytest.raises(RepositoryNotFoundError, match="Repository Not Found") as err:
+        hf_raise_for_status(get_session().request("DELETE", delete, headers=alice, json={"name": repo_name}))
+    assert_repo_not_found(err)
