@@ -122,3 +122,19 @@ def test_requests_refused_before_the_app_get_a_request_id_too(server: LiveServer
     got = rid.group(1).decode().strip()
     assert UUID.fullmatch(got) and json.loads(body)["requestId"] == got
     assert _log_lines(server, got) and " 431 " in _log_lines(server, got)[0]
+
+
+def test_access_lines_never_hold_the_tokens_of_upload_urls(server: LiveServer, api: HfApi, repo_name: str) -> None:
+    def lfs_lines() -> list[str]:
+        return [line for line in server.log_path.read_text(errors="replace").splitlines() if "/_lfs/" in line]
+
+    rid = api.create_repo(f"acme/{repo_name}").repo_id
+    seen = len(lfs_lines())
+    data = uuid.uuid4().bytes * 64  # new bytes: the client has to PUT them to the signed URL
+    api.upload_file(path_or_fileobj=b"\x00" + data, path_in_repo="w.bin", repo_id=rid)  # LFS (binary)
+    deadline = time.monotonic() + 10
+    while len(lfs_lines()) == seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = lfs_lines()
+    assert len(lines) > seen  # the upload's PUT was logged...
+    assert all(re.search(r'"[A-Z]+ /_lfs/[a-z]+/<token>" ', line) for line in lines), lines  # ...without its token

@@ -16,6 +16,8 @@ import uuid
 
 from starlette.datastructures import Headers
 
+from modelyard.services.xet import CAS_PATH
+
 #: Header names the client's id is taken from, in order (huggingface_hub sends the second one).
 CLIENT_HEADERS = ("x-request-id", "x-amzn-trace-id")
 
@@ -23,8 +25,8 @@ CLIENT_HEADERS = ("x-request-id", "x-amzn-trace-id")
 #: and similar tokens; no spaces, quotes, control or non-ASCII characters.
 ACCEPTED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:;=+/@-]{0,199}")
 
-#: Path segments that are credentials (self-authorising upload and download URLs): never logged.
-_SECRET_SEGMENT = re.compile(r"^(/_lfs/[a-z]+/|/(?:.*/)?fetch/)[^/]+")
+#: Path segments that are credentials (self-authorising LFS and xorb URLs): never logged.
+_SECRET_SEGMENT = re.compile(rf"^(/_lfs/[a-z]+/|{re.escape(CAS_PATH)}/fetch/)[^/]+")
 
 access_log = logging.getLogger("modelyard.access")
 
