@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     job_lease: float = Field(
         default=300.0, description="Seconds a job may run (or wait) before its event is enqueued again"
     )
+    access_log: bool = Field(
+        default=True, description="One line per request on stderr, with its X-Request-Id"
+    )
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     # -- what one connection may cost the server (http/protocol.py) --

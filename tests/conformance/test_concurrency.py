@@ -44,7 +44,7 @@ def test_same_parent_one_wins_other_conflicts(api: HfApi, server: LiveServer, re
         losses = [r for r in results if isinstance(r, HfHubHTTPError)]
         assert len(wins) == 1 and len(losses) == 1, results
         assert losses[0].response.status_code == 412
-        assert "A commit has happened since" in str(losses[0])
+        assert "The branch was updated since you opened this page. Please refresh and try again." in str(losses[0])
         winner = results.index(wins[0])
         files = set(api.list_repo_files(repo_id))
         assert {f"r{round_no}-{winner}-{n}.txt" for n in range(20)} <= files

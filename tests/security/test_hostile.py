@@ -161,7 +161,8 @@ def test_finding_10_a_hidden_repo_is_answered_exactly_like_a_missing_one(quiet: 
     api.upload_file(path_or_fileobj=b"s", path_in_repo="s.txt", repo_id="acme/Private-Model")
     for route in ("/api/models/{}", "/api/models/{}/revision/main", "/{}/resolve/main/s.txt",
                   "/api/models/{}/tree/main", "/api/models/{}/refs"):
-        for asker in ({}, {"Authorization": f"Bearer {TOKENS['bob']}"}):
+        # One request id for both: error bodies name the request (its id), nothing else differs.
+        for asker in ({"X-Request-Id": "f10"}, {"Authorization": f"Bearer {TOKENS['bob']}", "X-Request-Id": "f10"}):
             hidden = httpx.get(quiet.url + route.format("ACME/private-model"), headers=asker)
             missing = httpx.get(quiet.url + route.format("ACME/absent-model"), headers=asker)
             assert hidden.status_code == missing.status_code == 404, route

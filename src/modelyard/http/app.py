@@ -7,6 +7,7 @@ import base64
 import functools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 from modelyard.config import Settings
 from modelyard.errors import HubError, InvalidInputError, NotFoundError
 from modelyard.http.errors import MethodNotAllowedError, error_response
+from modelyard.http.request_ids import enable_access_log, log_request, loggable_path, request_id
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 from modelyard.services.pools import long_work_executor
@@ -118,19 +120,46 @@ class Ctx:
         return f"{scheme}://{host}{root}"
 
 
+#: A repo id in a route pattern: ``namespace/name``.
+REPO = r"(?P<ns>[^/]+)/(?P<name>[^/]+)"
+#: The same route for a repo id without a namespace (``gpt2``: the client sends such ids as they
+#: are). Such a repo is looked up like any other (and is never found: every repo here has a
+#: namespace), so the caller gets the Hub's 404 ``RepoNotFound`` instead of a routing error.
+BARE_REPO = r"(?P<name>[^/]+)"
+
+Route = tuple[frozenset[str], re.Pattern[str], Handler]
+
+
 class Router:
-    """Routes matched against the undecoded path; each named group is percent-decoded."""
+    """Routes matched against the undecoded path; each named group is percent-decoded.
+
+    A route holding ``REPO`` also answers for a bare repo id, but only once no route has matched
+    with a ``namespace/name``: a repo called ``tree`` or ``refs`` keeps every route it had."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[frozenset[str], re.Pattern[str], Handler]] = []
+        self._routes: list[Route] = []
+        self._bare: list[Route] = []
 
     def add(self, methods: str, pattern: str, handler: Handler) -> None:
-        self._routes.append((frozenset(methods.split()), re.compile(f"^{pattern}$"), handler))
+        verbs = frozenset(methods.split())
+        self._routes.append((verbs, re.compile(f"^{pattern}$"), handler))
+        if REPO in pattern:
+            self._bare.append((verbs, re.compile(f"^{pattern.replace(REPO, BARE_REPO)}$"), handler))
 
     def match(self, method: str, path: str) -> tuple[Handler, re.Match[str]] | None | bool:
         """A handler and its match; False if the path matches with another method; else None."""
+        found = self._match(self._routes, method, path)
+        if isinstance(found, tuple):
+            return found
+        bare = self._match(self._bare, method, path)
+        if isinstance(bare, tuple):
+            return bare
+        return False if False in (found, bare) else None
+
+    @staticmethod
+    def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, re.Match[str]] | None | bool:
         other_method = False
-        for methods, regex, handler in self._routes:
+        for methods, regex, handler in routes:
             m = regex.match(path)
             if m is None:
                 continue
@@ -179,6 +208,8 @@ class App:
         if root and path.startswith(root):
             path = path[len(root):]
         head = request.method == "HEAD"
+        rid = request_id(request.headers)
+        started = time.monotonic()
         try:
             self._check_host(request)
             found = self.router.match(request.method, path)
@@ -190,17 +221,22 @@ class App:
             params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
             response = await handler(Ctx(self.hub, request, params, self, m))
         except HubError as exc:
-            response = error_response(exc, head)
+            response = error_response(exc, head, rid)
         except ClientDisconnect:
+            log_request(rid, _client(scope), request.method, path, 499, time.monotonic() - started)
             return
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, path)
-            response = error_response(HubError("Internal server error"), head)
+            log.exception("unhandled error on %s %s (request_id=%s)", request.method, loggable_path(path), rid)
+            response = error_response(HubError("Internal server error"), head, rid)
+        response.headers["X-Request-Id"] = rid
         if not body.complete(request):
             # The body was refused before it was read: do not parse the rest of it on this
             # connection (a client still sending it would hold the server's attention).
             response.headers["Connection"] = "close"
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            log_request(rid, _client(scope), request.method, path, response.status_code, time.monotonic() - started)
 
     def _check_host(self, request: Request) -> None:
         """Absolute URLs are built from the Host header unless a public URL is set: then only
@@ -227,6 +263,8 @@ class App:
                 # Few threads: service calls are short, and dozens of threads contending for the
                 # GIL cost more in switching than they gain in overlap.
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.hub.settings.threads
+                if self.hub.settings.access_log:
+                    enable_access_log()
                 self.hub.tallies.start()
                 await run_in_threadpool(self.hub.jobs.start)  # background jobs in this process
                 await send({"type": "lifespan.startup.complete"})
@@ -236,6 +274,11 @@ class App:
                 await run_in_threadpool(self.hub.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 class _BodyTracker:

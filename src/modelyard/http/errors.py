@@ -67,8 +67,9 @@ def header_safe(message: str) -> str:
     return flat.encode("latin-1", "replace").decode("latin-1")[:1000]
 
 
-def error_response(exc: HubError, head: bool = False) -> Response:
-    """The single error envelope: JSON ``{"error": msg}`` plus the headers the clients read."""
+def error_response(exc: HubError, head: bool = False, request_id: str | None = None) -> Response:
+    """The single error envelope: JSON ``{"error": msg}`` plus the headers the clients read
+    (``requestId`` names the request in the server's log; the client reads ``X-Request-Id``)."""
     status, code = status_for(exc)
     if isinstance(exc, RepoMovedError):
         return moved_response(exc, status, head)
@@ -84,6 +85,8 @@ def error_response(exc: HubError, head: bool = False) -> Response:
     url = getattr(exc, "url", None)
     if url:
         body["url"] = url
+    if request_id is not None:
+        body["requestId"] = request_id
     content = b"" if head else json.dumps(body).encode()
     return Response(content, status_code=status, headers=headers, media_type="application/json")
 

@@ -46,6 +46,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from modelyard.config import Settings
+from modelyard.http.request_ids import fresh, log_request
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveEvent
@@ -334,11 +335,15 @@ class BufferedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _error_response(self, status: int, message: str | None = None) -> bytes:
-        """A closing answer in the hub's error envelope (JSON body, ``X-Error-Code``/``-Message``)."""
+        """A closing answer in the hub's error envelope (JSON body, ``X-Error-Code``/``-Message``),
+        named by a fresh request id (the request was not parsed far enough to carry the client's)."""
         phrase = http.HTTPStatus(status).phrase
         text = (message or phrase).encode("ascii", "replace")
-        body = json.dumps({"error": text.decode()}).encode()
-        content = [STATUS_LINE[status]]
+        rid = fresh()
+        client = getattr(self, "client", None)
+        log_request(rid, str(client[0]) if client else "-", "-", "-", status, 0.0)
+        body = json.dumps({"error": text.decode(), "requestId": rid}).encode()
+        content = [STATUS_LINE[status], b"x-request-id: " + rid.encode() + b"\r\n"]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend([b"content-type: application/json\r\n",

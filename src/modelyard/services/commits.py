@@ -77,6 +77,10 @@ class CommitResult:
     event_id: int | None = None
 
 
+#: The Hub's answer (412) to a commit whose ``parentCommit`` is not the head of its branch.
+STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
+
+
 def _writable_ref(conn: Connection, repo: Repo, revision: str) -> tuple[str, Oid]:
     """The branch (or PR ref) a commit goes to and its head; tags and commit ids are refused."""
     ref = revision if revision.startswith("refs/") else f"refs/heads/{revision}"
@@ -229,10 +233,7 @@ def _commit_once(
         refs_q.lock(conn, repo.id)  # before checking what the repo holds: gc takes it too
         ref, head = _writable_ref(conn, repo, revision)
         if req.parent_commit is not None and not head.startswith(req.parent_commit):
-            raise StaleParentError(
-                f"A commit has happened since. Please refresh and try again. "
-                f"(parent {req.parent_commit} is not the head {head} of {revision})"
-            )
+            raise StaleParentError(STALE_PARENT)
         pr_num = None
         if create_pr:
             pr_num = _new_pr(conn, repo, principal, req.summary)
@@ -244,7 +245,7 @@ def _commit_once(
         objects_q.add_repo_commit(hub.db, conn, repo.id, oid, now)
         if not refs_q.compare_and_swap(conn, repo.id, ref, head, oid):
             if req.parent_commit is not None:
-                raise StaleParentError("A commit has happened since. Please refresh and try again.")
+                raise StaleParentError(STALE_PARENT)
             raise _RefMoved
         if ref == f"refs/heads/{DEFAULT_BRANCH}":
             search_q.change_sort_keys(conn, repo.id, last_modified=now)
@@ -304,11 +305,11 @@ def _move_ref(
 def create_branch(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, branch: str, starting_point: str | None
 ) -> None:
-    validate_ref_component(branch, "branch")
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
         target, _ = resolve_revision(conn, repo, starting_point or DEFAULT_BRANCH)
+        validate_ref_component(branch, "branch")  # after the revision, as on the Hub
         ref = f"refs/heads/{branch}"
         event = _move_ref(hub, conn, repo, principal, ref, None, target, f"Reference {ref} already exists")
     record_and_enqueue(hub, event)
@@ -331,11 +332,11 @@ def delete_branch(hub: Hub, principal: Principal | None, repo_type: str, repo_id
 def create_tag(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, tag: str
 ) -> None:
-    validate_ref_component(tag, "tag")
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
         target, _ = resolve_revision(conn, repo, revision)
+        validate_ref_component(tag, "tag")  # a missing revision is RevisionNotFound first, as on the Hub
         ref = f"refs/tags/{tag}"
         event = _move_ref(hub, conn, repo, principal, ref, None, target, f"Reference {ref} already exists")
     record_and_enqueue(hub, event)

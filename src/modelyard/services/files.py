@@ -24,6 +24,10 @@ from modelyard.versioning.objects import DIR_MODE, ObjectReader, commit_info
 from modelyard.versioning.objects import CommitInfo as CommitInfo  # re-exported for the http layer
 from modelyard.versioning.trees import TreeEntry, lookup, walk
 
+#: The Hub's message for a path that is not in the revision (the client shows "Entry Not Found
+#: for url: ..." before it, and maps the 404 by its ``X-Error-Code: EntryNotFound``).
+ENTRY_NOT_FOUND = "Entry not found"
+
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -106,13 +110,13 @@ def resolve_file(
         try:
             validate_path(path)
         except InvalidInputError as exc:
-            raise EntryNotFoundError(f"Entry not found: {exc.message}", commit=commit) from exc
+            raise EntryNotFoundError(ENTRY_NOT_FOUND, commit=commit) from exc
         item = lookup(hub.objects, tree, path)
         entry = file_entries(hub, [item], repo.id, conn)[0] if item is not None and not item.is_dir else None
         if entry is not None and entry.lfs_sha256 is not None:
             check_not_purged(conn, repo.id, entry.path, entry.lfs_sha256, commit)
     if item is None or entry is None:
-        raise EntryNotFoundError(f"{path} does not exist at revision {commit}", commit=commit)
+        raise EntryNotFoundError(ENTRY_NOT_FOUND, commit=commit)
     if counting_address is not None and counts_as_download(repo_type, path):
         client = client_key(counting_address, principal.token_id if principal is not None else 0)
         hub.tallies.count_download(repo.id, client)
@@ -138,7 +142,7 @@ def list_tree(
     path = path.strip("/")
     item = lookup(hub.objects, snap.commit.tree, path) if path else None
     if path and item is None:
-        raise EntryNotFoundError(f"{path} does not exist at revision {snap.commit.oid}", commit=snap.commit.oid)
+        raise EntryNotFoundError(ENTRY_NOT_FOUND, commit=snap.commit.oid)
     if item is not None and not item.is_dir:
         return snap, file_entries(hub, [item], snap.repo.id)
     root = item.oid if item is not None else snap.commit.tree

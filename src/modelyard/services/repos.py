@@ -49,6 +49,12 @@ def split_repo_id(repo_id: str) -> tuple[str, str]:
     return namespace, name
 
 
+def qualified_id(principal: Principal, namespace: str | None, name: str) -> str:
+    """The repo id a create or delete request names: ``organization: null`` (the client sends it
+    for a repo id without a slash) is the caller's own namespace."""
+    return f"{namespace if namespace is not None else principal.name}/{name}"
+
+
 def find_repo(conn: Connection, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:
     """The repo the caller may read, or RepoNotFoundError (spaces are never hosted here)."""
     namespace, name = split_repo_id(repo_id)
@@ -135,10 +141,7 @@ def create_repo(
         check_namespace_write(principal, owner.id, owner.name)
         existing = repos_q.get(conn, repo_type, owner.name, name)
         if existing is not None:
-            raise ConflictError(
-                "You already created this repo",
-                url=url_for(repo_type, existing.repo_id),
-            )
+            raise ConflictError(f"You already created this {repo_type} repo", url=url_for(repo_type, existing.repo_id))
         is_private = owner.default_private if private is None else private
         repo_pk = repos_q.create(
             conn, repo_type=repo_type, namespace=owner.name, name=name,
@@ -186,7 +189,7 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         check_namespace_write(principal, owner.id, owner.name)
         clash = repos_q.get(conn, repo_type, owner.name, to_name)
         if clash is not None and clash.id != repo.id:
-            raise ConflictError(f"A repository named {to_id!r} already exists")
+            raise ConflictError(f"A {repo_type} repository called {owner.name}/{to_name} already exists")
         repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
         redirects_q.remove_name(conn, repo_type, owner.name, to_name)  # after taking the name, as in create
         if repos_q.repo_key(repo.namespace, repo.name) != repos_q.repo_key(owner.name, to_name):

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError, PayloadTooLargeError, RepoMovedError, RepoNotFoundError
+from modelyard.http.app import REPO as REPO  # re-exported for the route modules
 from modelyard.ids import PLURALS, URL_PREFIXES, RepoType
 from modelyard.services import repos as repos_svc
 from modelyard.services.files import CommitInfo, FileEntry
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from modelyard.http.app import Ctx
 
 TYPES = r"(?P<types>models|datasets|spaces)"
-REPO = r"(?P<ns>[^/]+)/(?P<name>[^/]+)"
 API_REPO = rf"/api/{TYPES}/{REPO}"
 PREFIX = r"(?P<prefix>datasets/|spaces/|models/)?"
 REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
@@ -35,7 +35,11 @@ def repo_type(params: dict[str, str]) -> RepoType:
 
 
 def repo_id(params: dict[str, str]) -> str:
-    return f"{params['ns']}/{params['name']}"
+    """``namespace/name``, or the bare name of a route matched without a namespace. A bare name
+    that decodes to ``ns/name`` (``ns%2Fname``) names nothing: it must not reach that repo."""
+    if "ns" in params:
+        return f"{params['ns']}/{params['name']}"
+    return params["name"] if "/" not in params["name"] else ""
 
 
 def repo_url(base: str, rtype: str, rid: str) -> str:

@@ -54,7 +54,8 @@ async def validate_yaml(ctx: Ctx) -> Response:
     if not isinstance(content, str) or not isinstance(repo_type, str):
         raise InvalidInputError("'content' must be the README text, 'repoType' a repo type")
     report = await ctx.heavy(validate_card, content, repo_type)
-    errors: list[dict[str, Any]] = [{"message": e} for e in report.errors]
+    # The Hub's form: the client prints each as "- Error: ..." under "Invalid metadata in README.md."
+    errors: list[dict[str, Any]] = [{"message": f"Error: {e}"} for e in report.errors]
     warnings: list[dict[str, Any]] = [{"message": w} for w in report.warnings]
     return json_response({"errors": errors, "warnings": warnings}, status=400 if errors else 200)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError
@@ -47,20 +45,14 @@ async def create(ctx: Ctx) -> Response:
                           "id": f"{repo.id:024x}"})
 
 
-def _target(body: dict[str, Any]) -> tuple[str, str]:
-    name, org = body.get("name"), body.get("organization")
-    if not isinstance(name, str):
-        raise InvalidInputError("'name' is required")
-    if org is None:
-        raise InvalidInputError("'organization' is required")
-    return parse_repo_type(body.get("type")), f"{org}/{name}"
-
-
 async def delete(ctx: Ctx) -> Response:
-    await ctx.call(require_writer)
+    principal = await ctx.call(require_writer)
     body = await json_body(ctx)
-    rtype, rid = _target(body)
-    await ctx.call(repos_svc.delete_repo, rtype, rid)
+    name, org = body.get("name"), body.get("organization")
+    if not isinstance(name, str) or (org is not None and not isinstance(org, str)):
+        raise InvalidInputError("'name' (and optionally 'organization') must be strings")
+    rtype = parse_repo_type(body.get("type"))
+    await ctx.call(repos_svc.delete_repo, rtype, repos_svc.qualified_id(principal, org, name))
     return Response(b"", status_code=200)
 
 
