@@ -223,8 +223,9 @@ def test_private_repo_stays_hidden_through_the_old_id(
         # on the wire: exactly a missing repo's answer, and no Location naming the new id
         for method, path in (("GET", "/api/models/{}"), ("GET", "/api/models/{}/tree/main"),
                              ("HEAD", "/{}/resolve/main/s.txt"), ("GET", "/api/models/{}/refs")):
-            hidden = raw(server, method, path.format(old), token=TOKENS[who] if who else None)
-            absent = raw(server, method, path.format(missing), token=TOKENS[who] if who else None)
+            same_id = {"X-Request-Id": "probe-1"}  # error bodies carry the request's id
+            hidden = raw(server, method, path.format(old), token=TOKENS[who] if who else None, headers=same_id)
+            absent = raw(server, method, path.format(missing), token=TOKENS[who] if who else None, headers=same_id)
             assert hidden.status_code == absent.status_code == 404
             assert hidden.headers["x-error-code"] == absent.headers["x-error-code"] == "RepoNotFound"
             assert "location" not in hidden.headers
