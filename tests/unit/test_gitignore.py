@@ -8,13 +8,13 @@ rule of gitignore(5) and git's wildmatch; a seeded random sweep covers their com
 from __future__ import annotations
 
 import random
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from modelyard.errors import InvalidInputError
 from modelyard.versioning.gitignore import MAX_PATTERN_BYTES, MAX_PATTERNS, GitIgnore
+from tests.support.gitcheck import git_ignored
 
 PATHS = [
     "a", "b", "ab", "a.txt", "b.txt", "x.log", "README.md", ".hidden", "-dash", "a-c",
@@ -85,23 +85,6 @@ TABLE: dict[str, str] = {
     "dot segments in a pattern": "./a.txt\ndir/../foo\n",
     "lone bang and slash": "!\n/\n//\n",
 }
-
-
-def git_ignored(tmp: Path, gitignore: str, paths: list[str]) -> set[str]:
-    """The paths ``git check-ignore`` reports for ``gitignore`` (files created on disk)."""
-    work = tmp / "work"
-    subprocess.run(["git", "init", "-q", str(work)], check=True)
-    (work / ".gitignore").write_bytes(gitignore.encode("utf-8"))
-    for path in paths:
-        target = work / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(b"x")
-    proc = subprocess.run(
-        ["git", "-c", "core.ignorecase=false", "check-ignore", "--no-index", "--stdin", "-z"],
-        cwd=work, input=b"".join(p.encode("utf-8") + b"\0" for p in paths), capture_output=True,
-    )
-    assert proc.returncode in (0, 1), proc.stderr
-    return {p.decode("utf-8") for p in proc.stdout.split(b"\0") if p}
 
 
 def ours(gitignore: str, paths: list[str]) -> set[str]:
