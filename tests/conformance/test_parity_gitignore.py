@@ -122,6 +122,16 @@ def test_create_commit_with_a_new_gitignore_skips_in_the_same_commit(api: HfApi,
     assert repo_files(api, repo_id) == {".gitattributes", ".gitignore", "keep.tmp", "y.txt"}
 
 
+def test_a_gitignore_that_ignores_itself_is_not_committed(api: HfApi, repo_name: str) -> None:
+    """As git would not add it: ``.*`` matches ``.gitignore`` itself."""
+    repo_id = api.create_repo(f"acme/{repo_name}").repo_id
+    api.create_commit(repo_id, operations=[
+        CommitOperationAdd(".gitignore", b".*\n"), CommitOperationAdd(".env", b"secret"),
+        CommitOperationAdd("a.txt", b"a"),
+    ], commit_message="hidden files ignored")
+    assert repo_files(api, repo_id) == {".gitattributes", "a.txt"}
+
+
 def preupload(server: LiveServer, repo_id: str, rev: str, paths: list[str], **extra: object) -> httpx.Response:
     body = {"files": [{"path": p, "sample": "", "size": 1} for p in paths], **extra}
     return httpx.post(f"{server.url}/api/models/{repo_id}/preupload/{rev}", headers=ALICE, json=body, timeout=30)
