@@ -9,6 +9,7 @@ out, so a wrong matcher and a wrong reference both show.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import httpx
@@ -134,7 +135,8 @@ def test_a_gitignore_that_ignores_itself_is_not_committed(api: HfApi, repo_name:
 
 def preupload(server: LiveServer, repo_id: str, rev: str, paths: list[str], **extra: object) -> httpx.Response:
     body = {"files": [{"path": p, "sample": "", "size": 1} for p in paths], **extra}
-    return httpx.post(f"{server.url}/api/models/{repo_id}/preupload/{rev}", headers=ALICE, json=body, timeout=30)
+    return httpx.post(f"{server.url}/api/models/{repo_id}/preupload/{rev}", timeout=30,
+                      headers={**ALICE, "Content-Type": "application/json"}, content=json.dumps(body).encode())
 
 
 def test_preupload_reads_the_gitignore_at_the_revision(api: HfApi, server: LiveServer, repo_name: str) -> None:
@@ -154,6 +156,10 @@ def test_preupload_reads_the_gitignore_at_the_revision(api: HfApi, server: LiveS
     assert {f["path"] for f in r.json()["files"] if f["shouldIgnore"]} == {"c.txt"}
     r = preupload(server, repo_id, "main", paths, gitIgnore="")
     assert not any(f["shouldIgnore"] for f in r.json()["files"])
+    # a pattern that is no UTF-8 (JSON allows a lone surrogate) matches nothing; the others work
+    r = preupload(server, repo_id, "main", paths, gitIgnore="\ud800\n*.txt\n")
+    assert r.status_code == 200, r.text
+    assert {f["path"] for f in r.json()["files"] if f["shouldIgnore"]} == {"c.txt"}
 
 
 def test_preupload_refuses_a_bad_gitignore(api: HfApi, server: LiveServer, repo_name: str) -> None:

@@ -325,7 +325,7 @@ class GitIgnore:
     def parse(cls, content: bytes | str) -> GitIgnore:
         """Parse a ``.gitignore``; InvalidInputError past ``MAX_PATTERNS`` or ``MAX_PATTERN_BYTES``."""
         if isinstance(content, str):
-            content = content.encode("utf-8", "surrogateescape")
+            content = content.encode("utf-8", "surrogatepass")  # JSON allows lone surrogates
         lines = _lines(content)
         if len(lines) > MAX_PATTERNS:
             raise InvalidInputError(f"The .gitignore has more than {MAX_PATTERNS} patterns")
@@ -341,7 +341,7 @@ class GitIgnore:
 
     def ignores(self, path: str) -> bool:
         """Whether the file ``path`` (from the repo root, '/'-separated) is ignored."""
-        raw = path.encode("utf-8", "surrogateescape")
+        raw = path.encode("utf-8", "surrogatepass")
         slash = raw.find(b"/")
         while slash >= 0:
             folder = raw[:slash]
