@@ -164,7 +164,7 @@ def test_preupload_reads_the_gitignore_at_the_revision(api: HfApi, server: LiveS
 
 def test_preupload_refuses_a_bad_gitignore(api: HfApi, server: LiveServer, repo_name: str) -> None:
     repo_id = api.create_repo(f"acme/{repo_name}").repo_id
-    for bad in [5, ["*.log"], {"x": 1}, "x\n" * 2001, "x" * 1025]:
+    for bad in [5, ["*.log"], {"x": 1}, "x\n" * 2001, "x" * 1025, ("y" * 1000 + "\n") * 17]:
         r = preupload(server, repo_id, "main", ["a.txt"], gitIgnore=bad)
         assert r.status_code == 400 and r.headers["X-Error-Code"] == "BadRequest", (str(bad)[:20], r.text)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.errors import InvalidInputError
-from modelyard.versioning.gitignore import MAX_PATTERN_BYTES, MAX_PATTERNS, GitIgnore
+from modelyard.versioning.gitignore import MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TOTAL_BYTES, GitIgnore
 from tests.support.gitcheck import git_ignored
 
 PATHS = [
@@ -158,3 +158,7 @@ def test_limits() -> None:
         GitIgnore.parse("x\n" * (MAX_PATTERNS + 1))
     with pytest.raises(InvalidInputError, match="longer than"):
         GitIgnore.parse("x" * (MAX_PATTERN_BYTES + 1) + "\n")
+    line = "y" * (MAX_PATTERN_BYTES - 1) + "\n# comments are free\n"
+    GitIgnore.parse(line * (MAX_TOTAL_BYTES // MAX_PATTERN_BYTES))
+    with pytest.raises(InvalidInputError, match="bytes of patterns"):
+        GitIgnore.parse(line * (MAX_TOTAL_BYTES // MAX_PATTERN_BYTES + 1))

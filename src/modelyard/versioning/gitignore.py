@@ -21,7 +21,6 @@ What git does and this module copies:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelyard.errors import InvalidInputError
@@ -29,6 +28,7 @@ from modelyard.errors import InvalidInputError
 #: Bounds on what a request makes the server evaluate: one preupload batch is 256 paths.
 MAX_PATTERNS = 2000
 MAX_PATTERN_BYTES = 1024
+MAX_TOTAL_BYTES = 16 * 1024  # of patterns (comments and blank lines are free)
 
 _SLASH = ord("/")
 _BACKSLASH = ord("\\")
@@ -135,7 +135,8 @@ def _tokens(p: bytes) -> list[tuple[int, int | frozenset[int]]]:
             )
             if j - i >= 2 and whole_component:
                 if j < len(p) and p[j] == _SLASH:
-                    out.append((_DIRS, 0))  # "**/": nothing, or any folders and a '/'
+                    if not out or out[-1][0] != _DIRS:  # "**/**/" matches what "**/" does
+                        out.append((_DIRS, 0))  # "**/": nothing, or any folders and a '/'
                     j += 1
                 else:
                     out.append((_GLOBSTAR, 0))
@@ -151,79 +152,106 @@ def _tokens(p: bytes) -> list[tuple[int, int | frozenset[int]]]:
     return out
 
 
-@dataclass
-class _Automaton:
-    """A pattern as an NFA: state k is "tokens[:k] matched"; sets of states are bitmasks."""
+Token = tuple[int, int | frozenset[int]]
 
-    tokens: list[tuple[int, int | frozenset[int]]]
-    skip1: int = 0  # states that may move on without input (stars, the entry of "**/")
-    skip3: int = 0  # the entry of a "**/" may also jump over it (matching no folder)
-    accept: int = 0
-    start: int = 0
-    _steps: dict[int, tuple[int, int]] = field(default_factory=dict)
-    _states: list[tuple[int, int | frozenset[int]]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        for kind, arg in self.tokens:
-            if kind == _DIRS:  # an entry that consumes nothing, a '**' state, a '/' state
-                entry = len(self._states)
-                self.skip1 |= (1 << entry) | (1 << (entry + 1))
-                self.skip3 |= 1 << entry
-                self._states += [(_DIRS, 0), (_GLOBSTAR, 0), (_LIT, _SLASH)]
-                continue
-            if kind in (_STAR, _GLOBSTAR):
-                self.skip1 |= 1 << len(self._states)
-            self._states.append((kind, arg))
-        self.accept = 1 << len(self._states)
-        self.start = self._close(1)
+class _Machine:
+    """Every pattern of one kind (matched on the last component, or on the whole path) as one
+    NFA. Each pattern owns a run of states, "its first k tokens matched", ending in its
+    accepting state; a set of states is an int, so a step over all patterns at once is a few
+    integer operations, whatever the number of patterns."""
+
+    def __init__(self, patterns: list[tuple[int, list[Token]]]) -> None:
+        self.skip1 = 0  # states that may move on without input (stars, the entry of "**/")
+        self.skip3 = 0  # the entry of a "**/" may also jump over it (matching no folder)
+        self.accept = 0
+        self._lits: dict[int, int] = {}
+        self._any = self._star = self._glob = 0
+        self._sets: list[tuple[int, frozenset[int]]] = []
+        self._owner: dict[int, int] = {}  # accepting state -> index of its pattern
+        self._steps: dict[int, tuple[int, int]] = {}
+        start = n = 0
+        for index, tokens in patterns:
+            start |= 1 << n
+            for kind, arg in tokens:
+                bit = 1 << n
+                if kind == _DIRS:  # an entry that consumes nothing, a '**' state, a '/' state
+                    self.skip1 |= bit | bit << 1
+                    self.skip3 |= bit
+                    self._glob |= bit << 1
+                    self._lits[_SLASH] = self._lits.get(_SLASH, 0) | bit << 2
+                    n += 3
+                    continue
+                if kind == _LIT:
+                    assert isinstance(arg, int)
+                    self._lits[arg] = self._lits.get(arg, 0) | bit
+                elif kind == _ANY:
+                    self._any |= bit
+                elif kind == _SET:
+                    assert isinstance(arg, frozenset)
+                    self._sets.append((bit, arg))
+                elif kind == _STAR:
+                    self._star |= bit
+                    self.skip1 |= bit
+                else:
+                    self._glob |= bit
+                    self.skip1 |= bit
+                n += 1
+            self.accept |= 1 << n
+            self._owner[n] = index
+            n += 1
+        self._passes = self._longest_skip_chain(n)
+        self.start = self._close(start)
+
+    def _longest_skip_chain(self, n: int) -> int:
+        """How many moves without input can follow each other: the closure takes that many
+        passes (consecutive stars are one token, so it is 1 or 2 for most patterns)."""
+        longest = [0] * (n + 4)
+        for k in range(n - 1, -1, -1):
+            if self.skip1 >> k & 1:
+                longest[k] = 1 + longest[k + 1]
+            if self.skip3 >> k & 1:
+                longest[k] = max(longest[k], 1 + longest[k + 3])
+        return max(longest, default=0)
 
     def _close(self, states: int) -> int:
-        while True:
-            more = states | ((states & self.skip1) << 1) | ((states & self.skip3) << 3)
-            if more == states:
-                return states
-            states = more
+        skip1, skip3 = self.skip1, self.skip3
+        for _ in range(self._passes):
+            states |= ((states & skip1) << 1) | ((states & skip3) << 3)
+        return states
 
     def _step(self, byte: int) -> tuple[int, int]:
         """(states that consume ``byte`` and advance, states that consume it and stay)."""
         cached = self._steps.get(byte)
-        if cached is not None:
-            return cached
-        advance = stay = 0
-        for k, (kind, arg) in enumerate(self._states):
-            if kind == _LIT:
-                advance |= (arg == byte) << k
-            elif kind == _ANY:
-                advance |= (byte != _SLASH) << k
-            elif kind == _SET:
-                assert isinstance(arg, frozenset)
-                advance |= (byte in arg) << k
-            elif kind == _STAR:
-                stay |= (byte != _SLASH) << k
-            elif kind == _GLOBSTAR:
-                stay |= 1 << k
-        self._steps[byte] = (advance, stay)
-        return advance, stay
+        if cached is None:
+            advance = self._lits.get(byte, 0)
+            for bit, members in self._sets:
+                if byte in members:
+                    advance |= bit
+            stay = self._glob
+            if byte != _SLASH:
+                advance |= self._any
+                stay |= self._star
+            cached = self._steps[byte] = (advance, stay)
+        return cached
 
-    def matches(self, text: bytes) -> bool:
-        states = self.start
+    def run(self, states: int, text: bytes) -> int:
         for byte in text:
+            if not states:
+                return 0
             advance, stay = self._step(byte)
             states = self._close(((states & advance) << 1) | (states & stay))
-            if not states:
-                return False
-        return bool(states & self.accept)
+        return states
 
-
-def _compile(p: bytes) -> Callable[[bytes], bool]:
-    try:
-        tokens = _tokens(p)
-    except _Malformed:
-        return lambda _text: False
-    if all(kind == _LIT for kind, _ in tokens):
-        literal = bytes(arg for _, arg in tokens if isinstance(arg, int))
-        return lambda text: text == literal
-    return _Automaton(tokens).matches
+    def matched(self, states: int) -> list[int]:
+        """Indexes of the patterns whose accepting state is in ``states``."""
+        found = []
+        accepted = states & self.accept
+        while accepted:
+            low = accepted & -accepted
+            found.append(self._owner[low.bit_length() - 1])
+            accepted ^= low
+        return found
 
 
 def _simple_length(p: bytes) -> int:
@@ -242,7 +270,7 @@ class IgnorePattern:
     negative: bool
     dir_only: bool
     basename_only: bool  # no '/' in it: matched against the last component at any depth
-    _match: Callable[[bytes], bool] = field(repr=False, compare=False)
+    tokens: list[Token] | None = field(repr=False, compare=False)  # None: matches nothing
 
     @classmethod
     def parse(cls, line: bytes) -> IgnorePattern:
@@ -252,31 +280,23 @@ class IgnorePattern:
         if dir_only:
             text = text[:-1]
         basename_only = b"/" not in text
-        return cls(text, negative, dir_only, basename_only, cls._matcher(text, basename_only))
+        return cls(text, negative, dir_only, basename_only, cls._compile(text, basename_only))
 
     @staticmethod
-    def _matcher(text: bytes, basename_only: bool) -> Callable[[bytes], bool]:
-        if basename_only:
-            if _simple_length(text) == len(text):
-                return lambda name: name == text
-            if text.startswith(b"*") and _simple_length(text[1:]) == len(text) - 1:
-                suffix = text[1:]
-                return lambda name: name.endswith(suffix)
-            return _compile(text)
-        # git's match_pathname: one leading '/' dropped, the literal prefix compared first, and
-        # the rest matched on its own (so a '**' right after that prefix counts as leading).
-        if text.startswith(b"/"):
-            text = text[1:]
-        prefix = text[: _simple_length(text)]
-        rest = _compile(text[len(prefix) :])
-        return lambda path: path.startswith(prefix) and rest(path[len(prefix) :])
-
-    def matches(self, path: bytes, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
-            return False
-        if self.basename_only:
-            return self._match(path[path.rfind(b"/") + 1 :])
-        return self._match(path)
+    def _compile(text: bytes, basename_only: bool) -> list[Token] | None:
+        prefix = b""
+        if not basename_only:
+            # git's match_pathname: one leading '/' dropped, the literal prefix compared first and
+            # the rest matched on its own (so a '**' right after that prefix counts as leading).
+            if text.startswith(b"/"):
+                text = text[1:]
+            prefix = text[: _simple_length(text)]
+            text = text[len(prefix) :]
+        try:
+            tokens: list[Token] = [(_LIT, c) for c in prefix] + _tokens(text)
+        except _Malformed:
+            return None
+        return tokens or None  # an empty pattern matches no (non-empty) name
 
 
 def _lines(content: bytes) -> list[bytes]:
@@ -319,11 +339,13 @@ class GitIgnore:
 
     def __init__(self, patterns: list[IgnorePattern]) -> None:
         self.patterns = patterns
-        self._dirs: dict[bytes, bool] = {}
+        self._base = _Machine([(i, p.tokens) for i, p in enumerate(patterns) if p.tokens and p.basename_only])
+        self._path = _Machine([(i, p.tokens) for i, p in enumerate(patterns) if p.tokens and not p.basename_only])
 
     @classmethod
     def parse(cls, content: bytes | str) -> GitIgnore:
-        """Parse a ``.gitignore``; InvalidInputError past ``MAX_PATTERNS`` or ``MAX_PATTERN_BYTES``."""
+        """Parse a ``.gitignore``; InvalidInputError past ``MAX_PATTERNS``, ``MAX_PATTERN_BYTES``
+        or ``MAX_TOTAL_BYTES``."""
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogatepass")  # JSON allows lone surrogates
         lines = _lines(content)
@@ -331,24 +353,27 @@ class GitIgnore:
             raise InvalidInputError(f"The .gitignore has more than {MAX_PATTERNS} patterns")
         if any(len(line) > MAX_PATTERN_BYTES for line in lines):
             raise InvalidInputError(f"The .gitignore has a pattern longer than {MAX_PATTERN_BYTES} bytes")
+        if sum(len(line) for line in lines) > MAX_TOTAL_BYTES:
+            raise InvalidInputError(f"The .gitignore has more than {MAX_TOTAL_BYTES} bytes of patterns")
         return cls([IgnorePattern.parse(line) for line in lines])
 
-    def _decides(self, path: bytes, is_dir: bool) -> bool:
-        for pattern in reversed(self.patterns):
-            if pattern.matches(path, is_dir):
-                return not pattern.negative
-        return False
+    def _decides(self, in_path: int, in_base: int, is_dir: bool) -> bool:
+        """Whether the last pattern matching (in either machine) ignores the name."""
+        last = -1
+        for index in self._path.matched(in_path) + self._base.matched(in_base):
+            if index > last and (is_dir or not self.patterns[index].dir_only):
+                last = index
+        return last >= 0 and not self.patterns[last].negative
 
     def ignores(self, path: str) -> bool:
-        """Whether the file ``path`` (from the repo root, '/'-separated) is ignored."""
-        raw = path.encode("utf-8", "surrogatepass")
-        slash = raw.find(b"/")
-        while slash >= 0:
-            folder = raw[:slash]
-            ignored = self._dirs.get(folder)
-            if ignored is None:
-                ignored = self._dirs[folder] = self._decides(folder, is_dir=True)
-            if ignored:
+        """Whether the file ``path`` (from the repo root, '/'-separated) is ignored: it is, or
+        one of its folders is (git never looks inside an ignored folder)."""
+        *folders, name = path.encode("utf-8", "surrogatepass").split(b"/")
+        states = self._path.start
+        for folder in folders:
+            states = self._path.run(states, folder)
+            if self._decides(states, self._base.run(self._base.start, folder), is_dir=True):
                 return True
-            slash = raw.find(b"/", slash + 1)
-        return self._decides(raw, is_dir=False)
+            states = self._path.run(states, b"/")
+        states = self._path.run(states, name)
+        return self._decides(states, self._base.run(self._base.start, name), is_dir=False)
