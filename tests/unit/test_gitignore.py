@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from modelyard.errors import InvalidInputError
-from modelyard.versioning.gitignore import MAX_PATTERN_BYTES, MAX_PATTERNS, MAX_TOTAL_BYTES, GitIgnore
+from modelyard.versioning.gitignore import (
+    MAX_PATTERN_BYTES,
+    MAX_PATTERNS,
+    MAX_REMEMBERED_STEPS,
+    MAX_TOTAL_BYTES,
+    GitIgnore,
+)
 from tests.support.gitcheck import git_ignored
 
 PATHS = [
@@ -162,3 +168,18 @@ def test_limits() -> None:
     GitIgnore.parse(line * (MAX_TOTAL_BYTES // MAX_PATTERN_BYTES))
     with pytest.raises(InvalidInputError, match="bytes of patterns"):
         GitIgnore.parse(line * (MAX_TOTAL_BYTES // MAX_PATTERN_BYTES + 1))
+
+
+def test_remembered_steps_change_no_answer() -> None:
+    """Answers from one ``GitIgnore`` that has filled its memory of steps equal fresh ones."""
+    rng = random.Random(5)
+    letters = "abcdef"
+    lines = ["**/" + "*".join(rng.choice(letters) for _ in range(4)) + rng.choice(["/", "", "*/"]) for _ in range(40)]
+    text = "\n".join(("!" if n % 5 == 0 else "") + line for n, line in enumerate(lines)) + "\n"
+    paths = ["/".join("".join(rng.choice(letters) for _ in range(rng.randint(1, 8))) for _ in range(rng.randint(1, 5)))
+             for _ in range(400)]
+    shared = GitIgnore.parse(text)
+    answers = [shared.ignores(p) for p in paths]
+    assert answers == [GitIgnore.parse(text).ignores(p) for p in paths]
+    assert len(shared._path._seen) == MAX_REMEMBERED_STEPS  # the memory did fill up
+    assert 0 < sum(answers) < len(paths)

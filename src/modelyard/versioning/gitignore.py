@@ -29,6 +29,8 @@ from modelyard.errors import InvalidInputError
 MAX_PATTERNS = 2000
 MAX_PATTERN_BYTES = 1024
 MAX_TOTAL_BYTES = 16 * 1024  # of patterns (comments and blank lines are free)
+#: Steps of the automaton remembered per ``GitIgnore`` (each holds two sets of at most ~2 KiB).
+MAX_REMEMBERED_STEPS = 1024
 
 _SLASH = ord("/")
 _BACKSLASH = ord("\\")
@@ -170,6 +172,7 @@ class _Machine:
         self._sets: list[tuple[int, frozenset[int]]] = []
         self._owner: dict[int, int] = {}  # accepting state -> index of its pattern
         self._steps: dict[int, tuple[int, int]] = {}
+        self._seen: dict[tuple[int, int], int] = {}
         start = n = 0
         for index, tokens in patterns:
             start |= 1 << n
@@ -236,11 +239,20 @@ class _Machine:
         return cached
 
     def run(self, states: int, text: bytes) -> int:
+        seen = self._seen
         for byte in text:
             if not states:
                 return 0
-            advance, stay = self._step(byte)
-            states = self._close(((states & advance) << 1) | (states & stay))
+            # The sets met are few in practice (names repeat, patterns die early): a step already
+            # taken is a dictionary look-up (the automaton turns into a DFA as it is used).
+            key = (states, byte)
+            following = seen.get(key)
+            if following is None:
+                advance, stay = self._step(byte)
+                following = self._close(((states & advance) << 1) | (states & stay))
+                if len(seen) < MAX_REMEMBERED_STEPS:
+                    seen[key] = following
+            states = following
         return states
 
     def matched(self, states: int) -> list[int]:
