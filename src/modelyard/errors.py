@@ -69,7 +69,8 @@ class InvalidInputError(HubError):
 
 
 class UnsafePathError(InvalidInputError):
-    """A path that git or common tools mishandle (backslashes, ``.git`` look-alikes, bidi controls)."""
+    """A path that is not plain relative names (``..``, ``.``, empty segments, a leading '/',
+    ``.git`` and its look-alikes, control characters, backslashes, bidi controls)."""
 
 
 class RangeNotSatisfiableError(InvalidInputError):

@@ -105,30 +105,33 @@ def validate_ref_component(name: str, what: str = "branch") -> str:
 
 
 def validate_path(path: object) -> str:
-    """Return a repo-relative file path if it is safe to store, else raise InvalidInputError.
+    """Return a repo-relative file path if it is safe to store, else raise.
 
-    Paths that only some platforms read as dangerous (backslashes, drive letters, ``.git``
-    look-alikes, bidirectional controls) raise ``UnsafePathError`` (422): a clone of the repo on
-    those platforms, or an older tool, would write outside the folder or into ``.git``.
+    A path that is not one plain relative name per folder raises ``UnsafePathError`` (422, as
+    the Hub refuses them): a leading '/', an empty, '.' or '..' segment, a '.git' component or
+    anything a platform reads as one (``.GIT``, ``git~1``, ...), a control character (NUL
+    included), a backslash or a drive letter, a bidirectional control. A clone of the repo, or
+    a tool reading the tree, would write outside the folder or into ``.git``. Paths that are only
+    too long, too deep or not UTF-8 raise ``InvalidInputError`` (400).
     """
     if not isinstance(path, str) or not path:
         raise InvalidInputError("Invalid path: a non-empty string is required")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise InvalidInputError(f"Invalid path: longer than {MAX_PATH_BYTES} bytes")
     if _CONTROL.search(path):
-        raise InvalidInputError(f"Invalid path {path!r}: control characters are not allowed")
+        raise UnsafePathError(f"Invalid path {path!r}: control characters are not allowed")
     if path.startswith("/"):
-        raise InvalidInputError(f"Invalid path {path!r}: it must be relative (no leading '/')")
+        raise UnsafePathError(f"Invalid path {path!r}: it must be relative (no leading '/')")
     segments = path.split("/")
     if len(segments) > MAX_PATH_DEPTH:
         raise InvalidInputError(f"Invalid path: more than {MAX_PATH_DEPTH} levels of folders")
     for segment in segments:
         if segment == "":
-            raise InvalidInputError(f"Invalid path {path!r}: empty path segment")
+            raise UnsafePathError(f"Invalid path {path!r}: empty path segment")
         if segment in (".", ".."):
-            raise InvalidInputError(f"Invalid path {path!r}: '.' and '..' segments are not allowed")
+            raise UnsafePathError(f"Invalid path {path!r}: '.' and '..' segments are not allowed")
         if segment == ".git":
-            raise InvalidInputError(f"Invalid path {path!r}: '.git' is reserved")
+            raise UnsafePathError(f"Invalid path {path!r}: '.git' is reserved")
         try:
             encoded = segment.encode("utf-8")
         except UnicodeEncodeError as exc:

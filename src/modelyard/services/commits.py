@@ -29,6 +29,7 @@ from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, OverlayReader, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
 from modelyard.services.xet import repo_usage
+from modelyard.versioning.gitignore import GitIgnore
 from modelyard.versioning.history import ancestors
 from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs
 from modelyard.versioning.objects import BLOB, ObjectReader, Signature, commit_info, make_blob, make_commit, raw
@@ -101,11 +102,27 @@ def authorize_commit(hub: Hub, principal: Principal | None, repo_type: str, repo
         _writable_ref(conn, repo, revision)
 
 
+def _ignore_rules(hub: Hub, tree: Oid | None, gitignore: object) -> GitIgnore | None:
+    """The ``.gitignore`` that decides ``shouldIgnore``: the one sent with the request (the
+    client sends it when the commit adds one), else the repo's at the revision, else none."""
+    if gitignore is not None:
+        if not isinstance(gitignore, str):
+            raise InvalidInputError("'gitIgnore' must be the text of a .gitignore")
+        return GitIgnore.parse(gitignore)
+    if tree is None:
+        return None
+    entry = lookup(hub.objects, tree, ".gitignore")
+    if entry is None or entry.is_dir:
+        return None
+    return GitIgnore.parse(cast(Blob, hub.objects.get(entry.oid)).as_raw_string())
+
+
 def preupload(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
-    files: list[dict[str, Any]],
+    files: list[dict[str, Any]], gitignore: object = None,
 ) -> list[dict[str, Any]]:
-    """Decide ``lfs`` or ``regular`` per file and report the remote oid for no-op detection."""
+    """Decide ``lfs`` or ``regular`` per file, whether the ``.gitignore`` drops it
+    (``shouldIgnore``), and report the remote oid for no-op detection."""
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_write(principal, repo)
@@ -121,6 +138,7 @@ def preupload(
         attrs = lookup(hub.objects, tree, ".gitattributes")
         if attrs is not None and not attrs.is_dir:
             patterns = lfs_patterns(cast(Blob, hub.objects.get(attrs.oid)).as_raw_string())
+    ignore = _ignore_rules(hub, tree, gitignore)
     out = []
     for f in files:
         if not isinstance(f, dict) or not isinstance(f.get("path"), str):
@@ -141,7 +159,7 @@ def preupload(
                 meta = hub.objects.meta([item.oid]).get(item.oid)
                 remote_oid = meta[1] if meta and meta[1] else item.oid
         out.append({"path": path, "uploadMode": "lfs" if lfs else "regular",
-                    "shouldIgnore": False, "oid": remote_oid})
+                    "shouldIgnore": ignore is not None and ignore.ignores(path), "oid": remote_oid})
     return out
 
 

@@ -47,7 +47,8 @@ async def preupload(ctx: Ctx) -> Response:
     if not isinstance(files, list):
         raise InvalidInputError("'files' must be a list")
     result = await ctx.call(
-        commits_svc.preupload, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], files
+        commits_svc.preupload, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], files,
+        body.get("gitIgnore"),
     )
     return json_response({"files": result})
 
