@@ -22,6 +22,7 @@ from modelyard.metadata.evals import EvalResult, parse_model_index
 from modelyard.metadata.vocabulary import (
     BASE_MODEL_RELATIONS,
     DATASET_TAG_KEYS,
+    LICENSE_IDS,
     LICENSES,
     PIPELINE_TAGS,
     SPACE_COLORS,
@@ -338,11 +339,9 @@ def _check_license(check: _Checker, repo_type: str) -> None:
             check.error('"license" must be a string' + (" or a list of strings" if repo_type == "dataset" else ""))
             continue
         if item not in LICENSES:
+            # The Hub's wording, naming the value; "other" takes license_name and license_link.
             hint = f' (did you mean "{item.lower()}"?)' if item.lower() in LICENSES else ""
-            check.error(
-                f'"license" "{item}" is not a licence id the Hub accepts{hint}: use one of the listed ids, '
-                'or "other" with "license_name" and "license_link"'
-            )
+            check.error(f'"license" must be one of [{", ".join(LICENSE_IDS)}], not "{item}"{hint}')
             continue
         good.append(item)
     if good:
