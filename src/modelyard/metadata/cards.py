@@ -525,7 +525,8 @@ def derive_tags(
     Models: library, card tags, pipeline tag, language codes, ``dataset:x``, ``arxiv:x``,
     ``base_model:x`` and ``base_model:{relation}:x`` (relations from ``lineage`` when the files
     were looked at, else from the card), ``license:x``. Datasets: card tags, ``key:value`` for the
-    dataset facets, ``language:x``, ``arxiv:x``, ``license:x``. No ``region:`` tag.
+    dataset facets, ``language:x``, ``arxiv:x``, ``license:x``. Spaces: the SDK, card tags,
+    ``license:x``. No ``region:`` tag.
     """
     tags: list[str] = []
     library = card.get("library_name") if isinstance(card.get("library_name"), str) else None
@@ -537,6 +538,12 @@ def derive_tags(
             tags.extend(f"{key}:{v}" for v in _as_list(card.get(key)))
         tags.extend(f"language:{code}" for code in _as_list(card.get("language")))
         tags.extend(f"arxiv:{a}" for a in arxiv)
+        tags.extend(f"license:{lic}" for lic in licenses)
+        return _unique(tags), None, None
+    if repo_type == "space":
+        sdk = card.get("sdk")
+        tags.extend([sdk] if isinstance(sdk, str) else [])
+        tags.extend(_as_list(card.get("tags")))
         tags.extend(f"license:{lic}" for lic in licenses)
         return _unique(tags), None, None
     if library:
