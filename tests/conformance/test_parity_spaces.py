@@ -10,6 +10,7 @@ import pytest
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import BadRequestError, RepositoryNotFoundError
 
+from tests.support.clients.run import run_client
 from tests.support.server import TOKENS, LiveServer
 
 INDEX = b"<!doctype html><html><head><link rel=stylesheet href=style.css></head><body>hi<script src=app.js></script>"
@@ -164,3 +165,24 @@ def test_only_static_spaces_are_served_and_private_ones_only_to_readers(
         api.upload_file(path_or_fileobj=b"---\nsdk: flask\n---\n", path_in_repo="README.md", repo_id=gradio,
                         repo_type="space")
     assert api.space_info(gradio).sdk == "static"
+
+
+def test_a_static_space_uploaded_through_xet_is_served(
+    xet_env: dict[str, str], api: HfApi, server: LiveServer, tmp_path: Path, repo_name: str
+) -> None:
+    """The default client (hf_xet on) uploads a Space's large files through Xet; the page is
+    rebuilt from the xorbs as any download is."""
+    site = _site(tmp_path / "site")
+    big = bytes(range(256)) * 2048  # 512 KiB: above the client's regular-file limit
+    (site / "data.bin").write_bytes(big)
+    repo_id = f"acme/{repo_name}"
+    run_client("xet_client.py", ["upload_folder", repo_id, str(site), "space"], xet_env)
+    info = api.space_info(repo_id, files_metadata=True)
+    assert info.sdk == "static"
+    assert next(s for s in info.siblings if s.rfilename == "data.bin").lfs is not None
+    head = httpx.head(f"{server.url}/spaces/{repo_id}/resolve/main/data.bin")
+    assert head.headers["x-xet-hash"] and "/api/spaces/" in head.headers["link"]  # it went through Xet
+    r = httpx.get(f"{server.url}/spaces/{repo_id}/data.bin")
+    assert r.status_code == 200 and r.content == big and r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["content-security-policy"].startswith("sandbox allow-scripts ")
+    assert httpx.get(f"{server.url}/spaces/{repo_id}/").content == INDEX
