@@ -13,8 +13,8 @@ from modelyard.errors import InvalidInputError, UnsafePathError
 
 RepoType = Literal["model", "dataset", "space"]
 REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset", "space")
-#: Repo types that this hub stores; spaces are recognised only to answer 404 cleanly.
-HOSTED_REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset")
+#: Repo types that this hub stores (spaces as repositories: static ones are served, no app runs).
+HOSTED_REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset", "space")
 PLURALS: dict[str, RepoType] = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES: dict[RepoType, str] = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 

@@ -596,7 +596,7 @@ def test_deleting_a_missing_file_or_folder(api: HfApi, server: LiveServer, share
     assert "A file with this name doesn't exist" in str(info.value)
     assert info.value.response.status_code == 404
     with pytest.raises(EntryNotFoundError):
-        api.delete_file("dir", repo_id=shared.repo_id)  # a folder is not a file
+        api.delete_file("dir/no-such-file.txt", repo_id=shared.repo_id)
     with pytest.raises(EntryNotFoundError):
         api.delete_folder("no-such-folder", repo_id=shared.repo_id)
     with pytest.raises(EntryNotFoundError):

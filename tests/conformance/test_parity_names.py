@@ -140,5 +140,5 @@ def test_deleting_a_missing_file(api: HfApi, repo_name: str) -> None:
     with pytest.raises(EntryNotFoundError, match=r"(?s)A file with this name doesn't exist.*trailing '/'"):
         api.delete_file("missing.txt", rid)
     with pytest.raises(EntryNotFoundError, match="A file with this name doesn't exist"):
-        api.delete_file("dir", rid)  # a folder, deleted as a file
+        api.delete_file("dir/missing.txt", rid)
     assert repo_state(api, rid) == before

@@ -1,5 +1,6 @@
 """Hub parity for paths in commits: unsafe paths are refused with 422 and nothing is committed;
-folder deletes are recursive; deleting what is not there is the Hub's 404.
+folder deletes are recursive (a folder named as a file too); deleting what is not there is the
+Hub's 404.
 
 Each bad path goes through the real ``huggingface_hub`` client and through the raw HTTP
 endpoints. The client strips a leading '/' and './' and refuses '.', '..' and '.git' itself
@@ -183,17 +184,18 @@ def test_folder_delete_through_the_client_is_recursive(api: HfApi, repo: str) ->
     assert snapshot(api, repo)[1] == [".gitattributes", "keep.txt"]
 
 
-def test_deleting_a_folder_as_a_file_is_the_hubs_404(api: HfApi, repo: str) -> None:
-    """``CommitOperationDelete("dir")`` sends ``deletedFile``: the Hub answers "A file with this
-    name doesn't exist", and the client adds its hint to mark folders with a trailing '/'."""
-    before = snapshot(api, repo)
-    with pytest.raises(RemoteEntryNotFoundError, match="A file with this name doesn't exist") as info:
-        api.create_commit(repo, operations=[CommitOperationAdd("ok.txt", b"fine"), CommitOperationDelete("dir")],
-                          commit_message="rm dir as a file")
-    assert "differentiate file and folder paths" in str(info.value)
-    assert info.value.response.status_code == 404
-    assert info.value.response.headers["X-Error-Code"] == "EntryNotFound"
-    assert snapshot(api, repo) == before
+def test_a_folder_named_as_a_file_is_deleted_with_everything_in_it(api: HfApi, server: LiveServer, repo: str) -> None:
+    """``CommitOperationDelete("dir")`` (no trailing '/') sends ``deletedFile``: the folder goes,
+    with the other operations of the commit (the public Hub answers 404 there: see
+    docs/compatibility.md)."""
+    head, _ = snapshot(api, repo)
+    info = api.create_commit(repo, operations=[CommitOperationAdd("ok.txt", b"fine"), CommitOperationDelete("dir")],
+                             commit_message="rm dir as a file")
+    assert info.oid != head
+    assert snapshot(api, repo) == (info.oid, [".gitattributes", "keep.txt", "ok.txt", "other/x.txt"])
+    r = post_commit(server, repo, ndjson(HEADER, {"key": "deletedFile", "value": {"path": "other"}}))
+    assert r.status_code == 200, r.text
+    assert snapshot(api, repo) == (r.json()["commitOid"], [".gitattributes", "keep.txt", "ok.txt"])
 
 
 def test_deleting_a_missing_path_is_refused_and_commits_nothing(api: HfApi, server: LiveServer, repo: str) -> None:
@@ -209,7 +211,7 @@ def test_deleting_a_missing_path_is_refused_and_commits_nothing(api: HfApi, serv
         ], commit_message="partly missing")
     with pytest.raises(RemoteEntryNotFoundError, match="A folder with this name doesn't exist"):
         api.create_commit(repo, operations=[CommitOperationDelete("keep.txt/")], commit_message="file as folder")
-    for kind, path in [("deletedFile", "nope.txt"), ("deletedFile", "dir"), ("deletedFile", "dir/sub/nope"),
+    for kind, path in [("deletedFile", "nope.txt"), ("deletedFile", "dir/sub/nope"),
                        ("deletedFolder", "nope/"), ("deletedFolder", "keep.txt"), ("deletedFile", "keep.txt/x")]:
         r = post_commit(server, repo, ndjson(HEADER, OK_FILE, {"key": kind, "value": {"path": path}}))
         assert r.status_code == 404 and r.headers["X-Error-Code"] == "EntryNotFound", (kind, path, r.text)

@@ -128,6 +128,9 @@ def test_unknown_licence_is_named() -> None:
     report = validate(card("license: my-own-licence\nlibrary_name: transformers"))
     assert len(report.errors) == 1
     assert '"my-own-licence"' in report.errors[0]
+    # the Hub's wording: the ids in the Hub's order
+    assert report.errors[0].startswith('"license" must be one of [apache-2.0, mit, openrail, ')
+    assert report.errors[0].endswith(', gemma, unknown, other], not "my-own-licence"')
     assert report.data == {"library_name": "transformers"}
     hint = validate(card("license: Apache-2.0")).errors[0]
     assert '"Apache-2.0"' in hint and 'did you mean "apache-2.0"' in hint

@@ -99,6 +99,30 @@ def org_roles(conn: Connection, user_id: int) -> dict[int, tuple[str, str]]:
     return {r.org_id: (r.name, r.role) for r in rows}
 
 
+def memberships(conn: Connection, user_id: int) -> list[tuple[int, str, str, str]]:
+    """``(org id, org name, org fullname, role)`` for every org the user belongs to, by id."""
+    rows = conn.execute(
+        select(members.c.org_id, members.c.role, accounts.c.name, accounts.c.fullname)
+        .join(accounts, accounts.c.id == members.c.org_id)
+        .where(members.c.user_id == user_id)
+        .order_by(members.c.org_id)
+    )
+    return [(r.org_id, r.name, r.fullname, r.role) for r in rows]
+
+
+def user_names(conn: Connection, names_lower: list[str], emails: list[str]) -> list[tuple[str, str | None]]:
+    """``(name, email)`` of the users named (lowercase) or with one of ``emails``."""
+    if not names_lower and not emails:
+        return []
+    rows = conn.execute(
+        select(accounts.c.name, accounts.c.email).where(
+            accounts.c.kind == "user",
+            accounts.c.name_lower.in_(names_lower) | accounts.c.email.in_(emails),
+        )
+    )
+    return [(r.name, r.email) for r in rows]
+
+
 def set_member(conn: Connection, org_id: int, user_id: int, role: str) -> None:
     existing = conn.execute(
         select(members.c.role).where(members.c.org_id == org_id, members.c.user_id == user_id)

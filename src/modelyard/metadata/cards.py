@@ -22,6 +22,7 @@ from modelyard.metadata.evals import EvalResult, parse_model_index
 from modelyard.metadata.vocabulary import (
     BASE_MODEL_RELATIONS,
     DATASET_TAG_KEYS,
+    LICENSE_IDS,
     LICENSES,
     PIPELINE_TAGS,
     SPACE_COLORS,
@@ -338,11 +339,9 @@ def _check_license(check: _Checker, repo_type: str) -> None:
             check.error('"license" must be a string' + (" or a list of strings" if repo_type == "dataset" else ""))
             continue
         if item not in LICENSES:
+            # The Hub's wording, naming the value; "other" takes license_name and license_link.
             hint = f' (did you mean "{item.lower()}"?)' if item.lower() in LICENSES else ""
-            check.error(
-                f'"license" "{item}" is not a licence id the Hub accepts{hint}: use one of the listed ids, '
-                'or "other" with "license_name" and "license_link"'
-            )
+            check.error(f'"license" must be one of [{", ".join(LICENSE_IDS)}], not "{item}"{hint}')
             continue
         good.append(item)
     if good:
@@ -526,7 +525,8 @@ def derive_tags(
     Models: library, card tags, pipeline tag, language codes, ``dataset:x``, ``arxiv:x``,
     ``base_model:x`` and ``base_model:{relation}:x`` (relations from ``lineage`` when the files
     were looked at, else from the card), ``license:x``. Datasets: card tags, ``key:value`` for the
-    dataset facets, ``language:x``, ``arxiv:x``, ``license:x``. No ``region:`` tag.
+    dataset facets, ``language:x``, ``arxiv:x``, ``license:x``. Spaces: the SDK, card tags,
+    ``license:x``. No ``region:`` tag.
     """
     tags: list[str] = []
     library = card.get("library_name") if isinstance(card.get("library_name"), str) else None
@@ -538,6 +538,12 @@ def derive_tags(
             tags.extend(f"{key}:{v}" for v in _as_list(card.get(key)))
         tags.extend(f"language:{code}" for code in _as_list(card.get("language")))
         tags.extend(f"arxiv:{a}" for a in arxiv)
+        tags.extend(f"license:{lic}" for lic in licenses)
+        return _unique(tags), None, None
+    if repo_type == "space":
+        sdk = card.get("sdk")
+        tags.extend([sdk] if isinstance(sdk, str) else [])
+        tags.extend(_as_list(card.get("tags")))
         tags.extend(f"license:{lic}" for lic in licenses)
         return _unique(tags), None, None
     if library:

@@ -7,8 +7,13 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-#: Licence identifiers the Hub accepts in ``license:`` (``other`` needs license_name/license_link).
-LICENSES: frozenset[str] = _words(
+def _ordered(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+#: Licence identifiers the Hub accepts in ``license:`` (``other`` needs license_name/license_link),
+#: in the Hub's order (its validation error lists them so).
+LICENSE_IDS: tuple[str, ...] = _ordered(
     """
     apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0
     bigcode-openrail-m afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear
@@ -22,6 +27,7 @@ LICENSES: frozenset[str] = _words(
     llama3.3 llama4 grok2-community gemma unknown other
     """
 )
+LICENSES: frozenset[str] = frozenset(LICENSE_IDS)
 
 #: Task identifiers accepted as ``pipeline_tag``.
 PIPELINE_TAGS: frozenset[str] = _words(

@@ -8,7 +8,7 @@ from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.accounts import Account
 from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
 from modelyard.ids import validate_name
-from modelyard.services.auth import check_token_strength, hash_token, new_token_value
+from modelyard.services.auth import Principal, check_token_strength, hash_token, new_token_value
 from modelyard.services.hub import Hub, utcnow
 
 ROLES = ("read", "write", "admin")
@@ -36,6 +36,12 @@ def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = 
             conn, name=name, kind="org", fullname=fullname or name, email=None,
             is_admin=False, default_private=default_private, now=utcnow(),
         )
+
+
+def org_memberships(hub: Hub, principal: Principal) -> list[tuple[int, str, str, str]]:
+    """``(org id, name, fullname, role)`` of the caller's orgs, for ``whoami-v2``."""
+    with hub.db.read() as conn:
+        return accounts_q.memberships(conn, principal.account_id)
 
 
 def add_member(hub: Hub, org: str, user: str, role: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any, cast
 from dulwich.objects import Blob, Commit
 from sqlalchemy import Connection
 
+from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
@@ -27,12 +28,21 @@ from modelyard.ids import Oid, validate_path, validate_ref_component
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, OverlayReader, utcnow
-from modelyard.services.repos import DEFAULT_BRANCH, find_repo, resolve_revision
+from modelyard.services.repos import DEFAULT_BRANCH, SYSTEM, find_repo, resolve_revision
 from modelyard.services.xet import repo_usage
 from modelyard.versioning.gitignore import GitIgnore
 from modelyard.versioning.history import ancestors
 from modelyard.versioning.lfs import LfsPointer, lfs_patterns, matches_lfs
-from modelyard.versioning.objects import BLOB, ObjectReader, Signature, commit_info, make_blob, make_commit, raw
+from modelyard.versioning.objects import (
+    BLOB,
+    CommitInfo,
+    ObjectReader,
+    Signature,
+    commit_info,
+    make_blob,
+    make_commit,
+    raw,
+)
 from modelyard.versioning.trees import TreeEditor, lookup, walk
 
 
@@ -195,7 +205,9 @@ def _build(
             new.append((blob.id.decode(), BLOB, pointer, op.sha256, stored))
             editor.put_file(op.path, Oid(blob.id.decode()))
         elif isinstance(op, DeleteFile):
-            editor.delete(op.path, folder=False)
+            # A file, or a folder named without its trailing '/': CommitOperationDelete("dir")
+            # sends deletedFile, and deleting that folder is what its caller meant.
+            editor.delete(op.path, folder=None)
         else:
             editor.delete(op.path, folder=True)
     tree, trees = editor.write()
@@ -206,8 +218,44 @@ def _build(
     return commit.oid, new
 
 
+#: Commits carry ``<user name>@users.modelyard`` as the author's e-mail, whatever the account's
+#: e-mail: it links a commit to its user for good (``commit_authors``) and keeps e-mail
+#: addresses out of repositories.
+NOREPLY_DOMAIN = "@users.modelyard"
+
+
 def _author(principal: Principal) -> Signature:
-    return Signature(principal.fullname or principal.name, principal.email or f"{principal.name}@users.modelyard")
+    return Signature(principal.fullname or principal.name, f"{principal.name}{NOREPLY_DOMAIN}")
+
+
+def commit_authors(hub: Hub, infos: list[CommitInfo]) -> dict[Oid, str]:
+    """The hub user name of each commit's author, as ``list_repo_commits`` shows it.
+
+    A ``<name>@users.modelyard`` e-mail names its user; an older commit carrying an account's
+    own e-mail is that user's if exactly one user has it; ``system`` made initial commits;
+    anything else (an imported history) keeps the name in the signature.
+    """
+    by_noreply = {i.oid: i.author_email[: -len(NOREPLY_DOMAIN)].lower()
+                  for i in infos if i.author_email.endswith(NOREPLY_DOMAIN)}
+    emails = sorted({i.author_email for i in infos if i.oid not in by_noreply and "@" in i.author_email})
+    with hub.db.read() as conn:
+        users = accounts_q.user_names(conn, sorted(set(by_noreply.values())), emails)
+    names = {name.lower(): name for name, _ in users}
+    owners: dict[str, list[str]] = {}
+    for name, email in users:
+        if email is not None:
+            owners.setdefault(email, []).append(name)
+    out: dict[Oid, str] = {}
+    for info in infos:
+        if info.author_email == SYSTEM.email:
+            out[info.oid] = SYSTEM.name
+        elif info.oid in by_noreply and by_noreply[info.oid] in names:
+            out[info.oid] = names[by_noreply[info.oid]]
+        elif len(owners.get(info.author_email, [])) == 1:
+            out[info.oid] = owners[info.author_email][0]
+        else:
+            out[info.oid] = info.author_name
+    return out
 
 
 def create_commit(

@@ -23,6 +23,7 @@ from modelyard.errors import (
     RevisionNotFoundError,
 )
 from modelyard.ids import HOSTED_REPO_TYPES, Oid, is_commit_id, is_short_hex, validate_name
+from modelyard.metadata.vocabulary import SPACE_SDKS
 from modelyard.services.auth import (
     REPO_NOT_FOUND,
     Principal,
@@ -117,8 +118,10 @@ def create_repo(
     name: str,
     private: bool | None,
     url_for: Any,
+    sdk: str | None = None,
 ) -> Repo:
-    """Create a repo with its initial commit (a ``.gitattributes`` with the LFS patterns)."""
+    """Create a repo with its initial commit: a ``.gitattributes`` with the LFS patterns, and for
+    a Space a README.md whose card names its ``sdk`` (required, as on the Hub)."""
     if repo_type not in HOSTED_REPO_TYPES:
         raise InvalidInputError(f"Repositories of type {repo_type!r} are not hosted here")
     if principal is None:
@@ -128,10 +131,14 @@ def create_repo(
     namespace = namespace or principal.name
     validate_name(namespace, "namespace")
     validate_name(name)
+    files = {".gitattributes": DEFAULT_GITATTRIBUTES}
+    if repo_type == "space":
+        files["README.md"] = space_readme(name, sdk)
     now = utcnow()
-    blob = make_blob(DEFAULT_GITATTRIBUTES)
+    blobs = {path: make_blob(content) for path, content in files.items()}
     editor = TreeEditor(hub.objects, None)
-    editor.put_file(".gitattributes", Oid(blob.id.decode()))
+    for path, blob in blobs.items():
+        editor.put_file(path, Oid(blob.id.decode()))
     tree, trees = editor.write()
     commit = raw(make_commit(tree, [], SYSTEM, "initial commit"))
     with hub.db.write() as conn:
@@ -152,16 +159,33 @@ def create_repo(
         redirects_q.remove_name(conn, repo_type, owner.name, name)
         objects_q.put_many(
             hub.db, conn,
-            [(o.oid, o.type_num, o.data, None, None) for o in [raw(blob), *trees, commit]],
+            [(o.oid, o.type_num, o.data, None, None) for o in [*map(raw, blobs.values()), *trees, commit]],
         )
         objects_q.add_repo_commit(hub.db, conn, repo_pk, commit.oid, now)
         refs_q.compare_and_swap(conn, repo_pk, "refs/heads/main", None, commit.oid)
-        repos_q.update_repo(conn, repo_pk, used_storage=len(DEFAULT_GITATTRIBUTES))
+        repos_q.update_repo(conn, repo_pk, used_storage=sum(map(len, files.values())))
         repo = repos_q.get_by_id(conn, repo_pk)
         event = new_event(hub, conn, repo_pk, "repo", actor_id=principal.account_id)
     assert repo is not None
     record_and_enqueue(hub, event)  # the catalog entry follows as a job
     return repo
+
+
+def space_readme(name: str, sdk: str | None) -> bytes:
+    """The README.md a new Space starts with, as the Hub writes it: a card naming its SDK."""
+    if sdk not in SPACE_SDKS:
+        raise InvalidInputError(
+            f"A Space needs an SDK: 'sdk' must be one of {', '.join(sorted(SPACE_SDKS))}"
+        )
+    card = (
+        f'---\ntitle: "{name}"\nemoji: "\U0001f680"\ncolorFrom: blue\ncolorTo: indigo\nsdk: {sdk}\n'
+        "pinned: false\n---\n\n"
+    )
+    served = (
+        "Its `index.html` is served at `/spaces/<namespace>/<name>/`."
+        if sdk == "static" else "This hub stores its files; it does not run the app."
+    )
+    return (card + f"# {name}\n\nA {sdk} Space. {served}\n").encode()
 
 
 def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> None:

@@ -148,11 +148,13 @@ class TreeEditor:
         child = self._child(nodes[-1], name)
         return child if isinstance(child, tuple) else None
 
-    def delete(self, path: str, folder: bool) -> None:
+    def delete(self, path: str, folder: bool | None) -> None:
+        """Remove the file (``folder=False``), the folder with everything in it (``True``), or
+        whichever of the two ``path`` names (``None``)."""
         *folders, name = path.split("/")
         nodes = self._walk_to(folders, create=False, path=path)
         child = None if nodes is None else self._child(nodes[-1], name)
-        if nodes is None or child is None or isinstance(child, _Dir) != folder:
+        if nodes is None or child is None or (folder is not None and isinstance(child, _Dir) != folder):
             kind = "folder" if folder else "file"
             raise EntryNotFoundError(
                 f"Cannot delete {path!r}: A {kind} with this name doesn't exist"

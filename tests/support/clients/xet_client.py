@@ -121,7 +121,8 @@ def run(argv: list[str]) -> None:
 
         api = HfApi()
         repo_type = sys.argv[4] if len(sys.argv) > 4 else None
-        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True)
+        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True,
+                        space_sdk="static" if repo_type == "space" else None)
         info = api.upload_folder(folder_path=sys.argv[3], repo_id=repo_id, repo_type=repo_type)
         out["commit"] = info.oid
     elif mode == "fetch":

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register(router: Router) -> None:
-    from modelyard.http.routes import commits, discovery, files, lfs, lfs_files, misc, repos, xet
+    from modelyard.http.routes import commits, discovery, files, lfs, lfs_files, misc, repos, spaces, xet
 
-    for module in (misc, discovery, repos, files, commits, lfs, lfs_files, xet):
+    for module in (misc, discovery, repos, files, commits, lfs, lfs_files, xet, spaces):
         module.register(router)

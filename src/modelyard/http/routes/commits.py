@@ -206,10 +206,11 @@ async def refs(ctx: Ctx) -> Response:
 
 def _commits(
     hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str, offset: int
-) -> tuple[str, list[Any], bool]:
+) -> tuple[str, list[Any], dict[Any, str], bool]:
     snap = snapshot(hub, principal, rtype, rid, rev)
     items = files_svc.history(hub, snap.commit.oid)
-    return snap.commit.oid, items[offset : offset + COMMITS_PAGE], offset + COMMITS_PAGE < len(items)
+    page = items[offset : offset + COMMITS_PAGE]
+    return snap.commit.oid, page, commits_svc.commit_authors(hub, page), offset + COMMITS_PAGE < len(items)
 
 
 async def commits(ctx: Ctx) -> Response:
@@ -219,14 +220,14 @@ async def commits(ctx: Ctx) -> Response:
         offset = int(q.get("cursor") or 0)
     except ValueError as exc:
         raise InvalidInputError("Invalid pagination cursor") from exc
-    head, items, more = await ctx.call(
+    head, items, authors, more = await ctx.call(
         _commits, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], max(offset, 0)
     )
     out = []
     for c in items:
         item: dict[str, Any] = {
             "id": c.oid, "title": c.title, "message": c.message, "date": iso(c.date),
-            "authors": [{"user": c.author_name}],
+            "authors": [{"user": authors[c.oid]}],
         }
         if "formatted" in expand:
             item["formatted"] = {"title": html.escape(c.title), "message": html.escape(c.message)}

@@ -55,6 +55,8 @@ def summary(repo: Repo, facts: RepoFacts) -> dict[str, Any]:
         out["modelId"] = repo.repo_id
         out["library_name"] = facts.library_name
         out["pipeline_tag"] = facts.pipeline_tag
+    elif repo.type == "space":
+        out["sdk"] = (facts.card_data or {}).get("sdk")  # the card's, as on the Hub (SpaceInfo.sdk)
     return out
 
 

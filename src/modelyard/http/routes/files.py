@@ -100,7 +100,13 @@ async def resolve(ctx: Ctx) -> Response:
             headers["Link"] = f'<{refresh}>; rel="xet-auth"'
     else:
         headers["ETag"] = f'"{entry.oid}"'
-    media_type = safe_media_type(filename)
+    return await send_file(ctx, resolved, headers, safe_media_type(filename))
+
+
+async def send_file(ctx: Ctx, resolved: files_svc.ResolvedFile, headers: dict[str, str], media_type: str) -> Response:
+    """A resolved file (or the ``Range`` asked for) with ``headers``: streamed, never buffered whole."""
+    entry = resolved.entry
+    size = entry.size
     window = file_window(ctx.request.headers.get("range"), size)
     status = 200
     start, end = 0, size

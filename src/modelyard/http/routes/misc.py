@@ -9,6 +9,7 @@ from starlette.responses import Response
 from modelyard.errors import AuthenticationError, InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import iso, json_body, json_response, read_body
+from modelyard.services import accounts as accounts_svc
 from modelyard.services.discovery import validate_card
 
 TELEMETRY_LIMIT = 64 * 1024
@@ -27,6 +28,7 @@ async def whoami(ctx: Ctx) -> Response:
     principal = await ctx.principal()
     if principal is None:
         raise AuthenticationError("Invalid credentials in Authorization header")
+    orgs = await ctx.call(accounts_svc.org_memberships)
     return json_response({
         "type": "user",
         "id": f"{principal.account_id:024x}",
@@ -37,8 +39,8 @@ async def whoami(ctx: Ctx) -> Response:
         "isPro": False,
         "avatarUrl": f"/avatars/{principal.name}.svg",
         "orgs": [
-            {"type": "org", "id": f"{org_id:024x}", "name": name, "fullname": name, "roleInOrg": role}
-            for org_id, (name, role) in sorted(principal.orgs.items())
+            {"type": "org", "id": f"{org_id:024x}", "name": name, "fullname": fullname, "roleInOrg": role}
+            for org_id, name, fullname, role in orgs
         ],
         "auth": {"type": "access_token", "accessToken": {
             "displayName": principal.token_name, "role": principal.token_role,

@@ -38,8 +38,9 @@ async def create(ctx: Ctx) -> Response:
     if "/" in name and org is None:
         org, name = name.split("/", 1)
     base = ctx.base_url()
+    sdk = body.get("sdk") if rtype == "space" else None
     repo = await ctx.call(
-        repos_svc.create_repo, rtype, org, name, private, lambda t, rid: repo_url(base, t, rid)
+        repos_svc.create_repo, rtype, org, name, private, lambda t, rid: repo_url(base, t, rid), sdk
     )
     return json_response({"url": repo_url(base, rtype, repo.repo_id), "name": repo.repo_id,
                           "id": f"{repo.id:024x}"})
