@@ -73,6 +73,16 @@ object as in-order parts arrive so that the completion only copies (what runs no
 it sits in disk wait) while both workers' event loops run near 90%, and an O_DIRECT ``dd`` copy
 of the same size in another process moved p99 only from 38 to 43 ms. So the cost is in the
 server process while the copy runs, not in CPU taken by the copy; not yet found.
+
+**What changed on 2026-12-03.** The copy is gone: parts are written in place into the object's
+file and a completion of parts received in order renames it (0.2 to 0.4 s for 5 GiB), so the
+HEADs during it see what they see with no other request. The machine itself was much slower
+that day: HEAD with no other request fell from 2,386 req/s (p99 33 ms) on 2026-12-02 to 519
+req/s (p99 155 ms), partly the day (the ``head`` benchmark's quick run of the code of 2026-12-02,
+run side by side that day, gave 1,179 req/s at 2 workers against 2,858 the day before) and
+partly the access log every request now writes (about 10% of HEAD throughput, side by side:
+``docs/operations.md``). The p99s of that day are far above the target for every row, the
+baseline included, so the target can only be judged again on a day when the baseline is back.
 """
 
 

@@ -155,7 +155,7 @@ def update(page: str, results: dict[str, dict[str, Any] | str], when: str) -> st
     lines = page.splitlines()
     for name in results:
         row = next(i for i, line in enumerate(fresh) if line.startswith(f"| {name} |"))
-        old_row = next(i for i, line in enumerate(lines) if line.startswith(f"| {name} |"))
+        old_row = next(i for i, line in enumerate(lines) if line.startswith((f"| {name} |", f"| {name} (re-measured ")))
         lines[old_row] = fresh[row].replace(f"| {name} |", f"| {name} (re-measured {when}) |", 1)
         title = BENCHES[name][0]
         start = next(i for i, line in enumerate(fresh) if line.startswith("## ") and line.endswith(title))
