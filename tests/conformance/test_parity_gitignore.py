@@ -8,6 +8,7 @@ out, so a wrong matcher and a wrong reference both show.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -167,6 +168,24 @@ def test_preupload_refuses_a_bad_gitignore(api: HfApi, server: LiveServer, repo_
     for bad in [5, ["*.log"], {"x": 1}, "x\n" * 2001, "x" * 1025, ("y" * 1000 + "\n") * 17]:
         r = preupload(server, repo_id, "main", ["a.txt"], gitIgnore=bad)
         assert r.status_code == 400 and r.headers["X-Error-Code"] == "BadRequest", (str(bad)[:20], r.text)
+
+
+def test_a_stored_gitignore_past_the_limits_ignores_nothing(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    """A .gitignore committed without the client (raw NDJSON here) may be past the limits the
+    client's own request is held to: the repo stays writable and nothing is ignored."""
+    repo_id = api.create_repo(f"acme/{repo_name}").repo_id
+    huge = "*.log\n" + "x\n" * 2001
+    lines = [{"key": "header", "value": {"summary": "big .gitignore"}},
+             {"key": "file", "value": {"path": ".gitignore", "content": base64.b64encode(huge.encode()).decode(),
+                                       "encoding": "base64"}}]
+    r = httpx.post(f"{server.url}/api/models/{repo_id}/commit/main", timeout=30,
+                   headers={**ALICE, "Content-Type": "application/x-ndjson"},
+                   content="\n".join(json.dumps(line) for line in lines).encode())
+    assert r.status_code == 200, r.text
+    r = preupload(server, repo_id, "main", ["a.log"])
+    assert r.status_code == 200 and r.json()["files"][0]["shouldIgnore"] is False, r.text
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="a.log", repo_id=repo_id)
+    assert "a.log" in repo_files(api, repo_id)
 
 
 @pytest.mark.slow

@@ -124,7 +124,12 @@ def _ignore_rules(hub: Hub, tree: Oid | None, gitignore: object) -> GitIgnore | 
     entry = lookup(hub.objects, tree, ".gitignore")
     if entry is None or entry.is_dir:
         return None
-    return GitIgnore.parse(cast(Blob, hub.objects.get(entry.oid)).as_raw_string())
+    try:
+        return GitIgnore.parse(cast(Blob, hub.objects.get(entry.oid)).as_raw_string())
+    except InvalidInputError:
+        # Past the limits, committed without the client (which sends it here first): ignoring
+        # nothing keeps the repo writable; refusing every later upload would not.
+        return None
 
 
 def preupload(
