@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -14,7 +16,7 @@ from modelyard.catalog.tables import events
 class Event:
     id: int
     repo_id: int
-    kind: str  # ref | repo
+    kind: str  # ref | repo | ...
     ref: str | None
     old: str | None
     new: str | None
@@ -22,17 +24,19 @@ class Event:
     created_at: datetime
     done_at: datetime | None
     attempts: int
+    data: dict[str, Any] | None = None
 
 
 def record(
     conn: Connection, repo_id: int, kind: str, now: datetime, ref: str | None = None, old: str | None = None,
     new: str | None = None, actor_id: int | None = None, retry_after: timedelta = timedelta(seconds=60),
+    data: dict[str, Any] | None = None,
 ) -> int:
     """Record an event in the caller's transaction; the sweeper may enqueue it after ``retry_after``
     (the writer enqueues it at once once its transaction has committed)."""
     result = conn.execute(insert(events).values(
         repo_id=repo_id, kind=kind, ref=ref, old=old, new=new, actor_id=actor_id, created_at=now,
-        attempts=0, next_attempt_at=now + retry_after,
+        data=None if data is None else json.dumps(data), attempts=0, next_attempt_at=now + retry_after,
     ))
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
@@ -42,7 +46,7 @@ def get(conn: Connection, event_id: int) -> Event | None:
     if row is None:
         return None
     return Event(row.id, row.repo_id, row.kind, row.ref, row.old, row.new, row.actor_id, row.created_at,
-                 row.done_at, row.attempts)
+                 row.done_at, row.attempts, None if row.data is None else json.loads(row.data))
 
 
 def started(conn: Connection, event_id: int, now: datetime, retry_after: timedelta) -> None:

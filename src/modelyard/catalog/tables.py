@@ -193,11 +193,13 @@ events = Table(
     # same transaction; the work that follows runs as jobs keyed by the event (services/jobs.py).
     Column("id", Integer, primary_key=True),
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(16), nullable=False),  # ref | repo
+    Column("kind", String(16), nullable=False),  # ref | repo | config | discussion | ...
     Column("ref", String(300), nullable=True),
     Column("old", String(40), nullable=True),
     Column("new", String(40), nullable=True),
     Column("actor_id", Integer, nullable=True),
+    # What else the event's jobs need, as JSON (a discussion's number and the action, say).
+    Column("data", Text, nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("done_at", DateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -22,11 +23,12 @@ DEFAULT_REF = "refs/heads/main"
 
 def new_event(
     hub: Hub, conn: Connection, repo_id: int, kind: str, ref: str | None = None, old: str | None = None,
-    new: str | None = None, actor_id: int | None = None,
+    new: str | None = None, actor_id: int | None = None, data: dict[str, Any] | None = None,
 ) -> int:
-    """Record an event in the writer's transaction (then ``record_and_enqueue`` after it commits)."""
+    """Record an event in the writer's transaction (then ``record_and_enqueue`` after it commits);
+    ``data`` is what the event's jobs need beyond the ref (JSON-serialisable)."""
     lease = timedelta(seconds=hub.settings.job_lease)
-    return events_q.record(conn, repo_id, kind, utcnow(), ref, old, new, actor_id, retry_after=lease)
+    return events_q.record(conn, repo_id, kind, utcnow(), ref, old, new, actor_id, retry_after=lease, data=data)
 
 
 def record_and_enqueue(hub: Hub, event_id: int | None) -> None:
