@@ -248,6 +248,12 @@ def update_settings(
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_admin(principal, repo)
         repos_q.update_repo(conn, repo.id, **values)
+        changed = {k: v for k, v in values.items() if getattr(repo, k) != v}
+        event = None
+        if changed:  # a ``repo.config`` webhook delivery follows from it
+            actor = principal.account_id if principal else None
+            event = new_event(hub, conn, repo.id, "config", actor_id=actor, data=changed)
+    record_and_enqueue(hub, event)
 
 
 @dataclass(frozen=True)
