@@ -150,3 +150,36 @@ def test_the_hf_discussions_cli(api: HfApi, repo: str, hf_env: dict[str, str], t
     assert any(getattr(e, "content", None) == "Edited" for e in one.events)
     assert two.status == "merged"
     assert api.list_repo_refs(repo).branches[0].target_commit == two.merge_commit_oid
+
+
+XET_PR = """
+import json, sys
+from huggingface_hub import CommitOperationAdd, HfApi
+api = HfApi()
+repo, path = sys.argv[1], sys.argv[2]
+first = api.create_commit(repo, [CommitOperationAdd("w.bin", path)], commit_message="xet pr", create_pr=True)
+again = api.create_commit(repo, [CommitOperationAdd("w2.bin", path + "2")], commit_message="again",
+                          revision=first.pr_revision)
+print(json.dumps({"num": first.pr_num, "oid": again.oid}))
+"""
+
+
+@pytest.mark.slow
+def test_a_reader_opens_a_pr_through_xet(api: HfApi, repo: str, xet_env: dict[str, str], tokens: dict[str, str],
+                                         tmp_path: Path) -> None:
+    """The default client (Xet on) as a user without write access: the Xet write token is issued
+    for ``create_pr=1`` and for the user's own ``refs/pr/N``, and nothing reaches main."""
+    import random
+
+    rng = random.Random(5)
+    (tmp_path / "w.bin").write_bytes(rng.randbytes(300_000))
+    (tmp_path / "w.bin2").write_bytes(rng.randbytes(300_000))
+    env = {**xet_env, "HF_TOKEN": tokens["bob"]}
+    done = subprocess.run([sys.executable, "-c", XET_PR, repo, str(tmp_path / "w.bin")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    files = {e.path: e for e in api.list_repo_tree(repo, revision=f"refs/pr/{result['num']}")}
+    assert files["w.bin"].xet_hash and files["w2.bin"].xet_hash  # type: ignore[union-attr]
+    assert "w.bin" not in api.list_repo_files(repo)
+    assert api.get_discussion_details(repo, result["num"]).author == "bob"
