@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.community import DiscussionComment, DiscussionStatusChange, DiscussionTitleChange
 from huggingface_hub.errors import HfHubHTTPError
 
@@ -169,3 +169,44 @@ def test_attachments(api: HfApi, server: LiveServer, tmp_path: Path) -> None:
                    headers={**auth, "Content-Type": "image/png"})
     assert r.status_code == 413
     assert httpx.get(f"{server.url}/uploads/{'0' * 64}.png").status_code == 404
+
+
+def discussion_events(server: LiveServer, repo: str) -> list[dict[str, object]]:
+    """The ``discussion`` events recorded for the repo's jobs (webhooks), in order."""
+    import json
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.database_url or f"sqlite:///{server.data_dir / 'modelyard.db'}")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT e.data FROM events e JOIN repos r ON r.id = e.repo_id "
+                "WHERE e.kind = 'discussion' AND r.key = :key ORDER BY e.id"), {"key": repo.lower()}).all()
+    finally:
+        engine.dispose()
+    return [json.loads(r.data) for r in rows]
+
+
+def test_every_change_records_an_event_for_webhooks(api: HfApi, repo: str, server: LiveServer) -> None:
+    num = api.create_discussion(repo, "Hooked").num
+    said = api.comment_discussion(repo, num, "c")
+    api.edit_discussion_comment(repo, num, said.id, "d")
+    api.hide_discussion_comment(repo, num, said.id)
+    api.rename_discussion(repo, num, "Hooked again")
+    api.change_discussion_status(repo, num, "closed")
+    pr = api.create_commit(repo, [CommitOperationAdd("p.txt", b"p")], commit_message="p", create_pr=True)
+    api.merge_pull_request(repo, pr.pr_num)  # type: ignore[arg-type]
+    with pytest.raises(HfHubHTTPError):  # refused: records nothing
+        api.comment_discussion(repo, 999, "no")
+    cid = said.id
+    assert discussion_events(server, repo) == [
+        {"num": num, "action": "create", "scope": "discussion", "comment_id": None},
+        {"num": num, "action": "create", "scope": "discussion.comment", "comment_id": cid},
+        {"num": num, "action": "update", "scope": "discussion.comment", "comment_id": cid},
+        {"num": num, "action": "update", "scope": "discussion.comment", "comment_id": cid},
+        {"num": num, "action": "update", "scope": "discussion", "comment_id": None},
+        {"num": num, "action": "update", "scope": "discussion", "comment_id": None},
+        {"num": pr.pr_num, "action": "create", "scope": "discussion", "comment_id": None},
+        {"num": pr.pr_num, "action": "update", "scope": "discussion", "comment_id": None},
+    ]
