@@ -183,3 +183,52 @@ def test_a_reader_opens_a_pr_through_xet(api: HfApi, repo: str, xet_env: dict[st
     assert files["w.bin"].xet_hash and files["w2.bin"].xet_hash  # type: ignore[union-attr]
     assert "w.bin" not in api.list_repo_files(repo)
     assert api.get_discussion_details(repo, result["num"]).author == "bob"
+
+
+def test_concurrent_comments_pushes_and_a_merge(api: HfApi, api_as: Callable[[str | None], HfApi],
+                                                repo: str) -> None:
+    """Comments, pushes to the PR and its merge at the same time: each either lands or is refused
+    cleanly (409), never a server error or a lost event; numbers stay unique."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bob = api_as("bob")
+    pr = bob.create_commit(repo, [add("p0.txt", b"0")], commit_message="p0", create_pr=True)
+    num = pr.pr_num
+    assert num is not None
+
+    def push(i: int) -> str:
+        return bob.create_commit(repo, [add(f"p{i}.txt", str(i).encode())], commit_message=f"p{i}",
+                                 revision=pr.pr_revision).oid
+
+    def talk(i: int) -> int:  # a comment after the merge is refused: the PR is merged
+        return status_code(lambda: api.comment_discussion(repo, num, f"comment {i}"))
+
+    def opened(i: int) -> int:
+        return bob.create_discussion(repo, f"parallel {i}").num
+
+    def merge() -> int:
+        return status_code(lambda: api.merge_pull_request(repo, num))
+
+    with ThreadPoolExecutor(8) as pool:
+        pushes = [pool.submit(lambda i=i: status_code(lambda: push(i))) for i in range(1, 5)]
+        comments = [pool.submit(talk, i) for i in range(6)]
+        threads = [pool.submit(opened, i) for i in range(6)]
+        merged = pool.submit(merge)
+        results = [f.result() for f in pushes], [f.result() for f in comments], [f.result() for f in threads]
+    assert merged.result() == 200
+    assert set(results[0]) <= {200, 409} and set(results[1]) <= {200, 409}  # 409: after the merge
+    assert len(set(results[2])) == 6
+    details = api.get_discussion_details(repo, num)
+    assert details.status == "merged"
+    assert len([e for e in details.events if e.type == "commit"]) == 1 + results[0].count(200)
+    assert len([e for e in details.events if e.type == "comment"]) == results[1].count(200)
+    main = {f for f in api.list_repo_files(repo) if f.startswith("p")}
+    assert "p0.txt" in main
+
+
+def status_code(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except HfHubHTTPError as exc:
+        return exc.response.status_code
+    return 200

@@ -63,8 +63,11 @@ def _thread(row: Any) -> Thread:
 
 def get(conn: Connection, repo_id: int, num: int, for_update: bool = False) -> Thread | None:
     stmt = _THREAD.where(discussions.c.repo_id == repo_id, discussions.c.num == num)
-    if for_update:  # PostgreSQL: writers of one thread take turns (SQLite has one writer anyway)
-        stmt = stmt.with_for_update(of=discussions)
+    if for_update:
+        # PostgreSQL: writers of one thread take turns (SQLite has one writer anyway). NO KEY
+        # UPDATE: rows inserted with a key pointing at the thread (a commit's event, taken under
+        # the repo's lock) never wait for it, so no writer waits in a cycle.
+        stmt = stmt.with_for_update(of=discussions, key_share=True)
     row = conn.execute(stmt).first()
     return None if row is None else _thread(row)
 

@@ -29,7 +29,7 @@ from modelyard.services.contributions import (
     discussion_event,
     open_thread,
 )
-from modelyard.services.events import record_and_enqueue
+from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
 
@@ -180,9 +180,14 @@ def create(
         if pull_request and head is None:
             raise InvalidInputError(f"{repo.repo_id} has no {DEFAULT_BRANCH} branch to open a pull request on")
         _id, num, event = open_thread(hub, conn, repo, caller, title, description, pull_request, base)
-        if pull_request and not refs_q.compare_and_swap(conn, repo.id, f"refs/pr/{num}", None, head):
-            raise ConflictError(f"refs/pr/{num} exists already")
-    record_and_enqueue(hub, event)
+        events = [event]
+        if pull_request:
+            ref = f"refs/pr/{num}"
+            if not refs_q.compare_and_swap(conn, repo.id, ref, None, head):
+                raise ConflictError(f"{ref} exists already")
+            events.append(new_event(hub, conn, repo.id, "ref", ref, None, head, caller.account_id))
+    for found in events:
+        record_and_enqueue(hub, found)
     return num
 
 

@@ -80,6 +80,9 @@ def merge(
     text = check_text(text) if text is not None else None
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
+        # The repo's row lock first, then the thread's: the order a commit to refs/pr/N takes
+        # them (it adds a commit event to the thread), so the two never wait for each other.
+        refs_q.lock(conn, repo.id)
         thread = _thread(conn, repo, num, for_update=True)
         check_write(principal, repo)
         assert principal is not None
@@ -87,7 +90,6 @@ def merge(
             raise ThreadStateError(f"#{num} is a discussion, not a pull request")
         if thread.status in ("merged", "closed"):
             raise ThreadStateError(f"Pull request #{num} is {thread.status}: reopen it to merge it")
-        refs_q.lock(conn, repo.id)
         base_ref = thread.base_ref or f"refs/heads/{DEFAULT_BRANCH}"
         pr_head, base_head = refs_q.get(conn, repo.id, f"refs/pr/{num}"), refs_q.get(conn, repo.id, base_ref)
         if pr_head is None or base_head is None:
