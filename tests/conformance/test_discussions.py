@@ -9,7 +9,7 @@ import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.community import DiscussionComment, DiscussionStatusChange, DiscussionTitleChange
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from tests.support.server import TOKENS, LiveServer
 
@@ -40,6 +40,15 @@ def test_create_and_read_a_discussion(api: HfApi, api_as: Callable[[str | None],
     assert not first.edited and not first.hidden
     again = api_as(None).get_discussion_details(repo, 1)
     assert again.title == "A question" and [e.id for e in again.events] == [first.id]
+
+
+def test_dataset_discussions(api: HfApi, repo_name: str) -> None:
+    rid = api.create_repo(repo_name, repo_type="dataset").repo_id
+    opened = api.create_discussion(rid, "About the data", repo_type="dataset")
+    assert opened.repo_type == "dataset" and opened.url.endswith(f"/datasets/{rid}/discussions/1")
+    assert [d.title for d in api.get_repo_discussions(rid, repo_type="dataset")] == ["About the data"]
+    with pytest.raises(RepositoryNotFoundError):  # a model of that name does not exist
+        api.get_discussion_details(rid, 1)
 
 
 def test_comment_edit_hide(api: HfApi, api_as: Callable[[str | None], HfApi], repo: str) -> None:

@@ -11,7 +11,7 @@ transaction for the webhook jobs. Merging and diffs are in ``services/merges.py`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -84,7 +84,8 @@ def check_text(text: object, what: str = "comment", empty: bool = False) -> str:
     return text
 
 
-def _thread(conn: Connection, repo: Repo, num: int, for_update: bool = False) -> Thread:
+def find_thread(conn: Connection, repo: Repo, num: int, for_update: bool = False) -> Thread:
+    """Thread ``num`` of the repo (locked for the transaction with ``for_update``), or 404."""
     thread = discussions_q.get(conn, repo.id, num, for_update) if 0 < num < 2**31 else None
     if thread is None:
         raise DiscussionNotFoundError(f"Discussion #{num} not found in {repo.repo_id}")
@@ -144,11 +145,11 @@ def details(
 ) -> Details:
     """A thread and its events in a fixed number of statements; a pull request's conflicting
     files and (``with_diff``) its diff against the merge base are computed from the trees."""
-    from modelyard.services.merges import pr_state
+    from modelyard.services.merges import pr_state  # merges builds on this module: imported late
 
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        thread = _thread(conn, repo, num)
+        thread = find_thread(conn, repo, num)
         events = discussions_q.events(conn, thread.id)
         history: dict[int, list[CommentVersion]] = {}
         for version in discussions_q.versions(conn, thread.id):
@@ -199,7 +200,7 @@ def comment(
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         caller = check_contribute(principal, repo)
-        thread = _thread(conn, repo, num, for_update=True)
+        thread = find_thread(conn, repo, num, for_update=True)
         if thread.is_pull_request and thread.status in ("merged", "closed"):
             raise ThreadStateError(f"Pull request #{num} is {thread.status}: it takes no more comments")
         new, event = add_comment(hub, conn, repo, thread, caller, text)
@@ -227,7 +228,7 @@ def rename(
     title = check_title(title)
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        thread = _thread(conn, repo, num, for_update=True)
+        thread = find_thread(conn, repo, num, for_update=True)
         caller = _author_or_writer(principal, repo, thread.author_id, "rename it")
         discussions_q.update_thread(conn, thread.id, title=title)
         new = discussions_q.add_event(conn, thread.id, "title-change", caller.account_id, utcnow(),
@@ -250,7 +251,7 @@ def change_status(
     text = check_text(text) if text is not None else None
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        thread = _thread(conn, repo, num, for_update=True)
+        thread = find_thread(conn, repo, num, for_update=True)
         caller = _author_or_writer(principal, repo, thread.author_id, "change its status")
         if thread.status == "merged":
             raise ThreadStateError(f"Pull request #{num} is merged: its status cannot change")
@@ -284,7 +285,7 @@ def edit_comment(
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         caller = check_contribute(principal, repo)
-        thread = _thread(conn, repo, num, for_update=True)
+        thread = find_thread(conn, repo, num, for_update=True)
         old = _comment(conn, thread, comment_id)
         if old.author_id != caller.account_id:
             raise PermissionDeniedError("Only its author may edit a comment")
@@ -304,9 +305,7 @@ def edit_comment(
     return found, history
 
 
-def _updated_at(event: ThreadEvent) -> Any:
-    from datetime import datetime
-
+def _updated_at(event: ThreadEvent) -> datetime:
     stamp = event.data.get("updatedAt")
     return datetime.fromisoformat(stamp) if isinstance(stamp, str) else event.created_at
 
@@ -317,7 +316,7 @@ def hide_comment(
     """Hide a comment (a writer of the repo): its text and history are dropped for good."""
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        thread = _thread(conn, repo, num, for_update=True)
+        thread = find_thread(conn, repo, num, for_update=True)
         old = _comment(conn, thread, comment_id)
         check_write(principal, repo)
         assert principal is not None

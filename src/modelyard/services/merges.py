@@ -21,7 +21,7 @@ from modelyard.errors import ConflictError
 from modelyard.ids import Oid
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.commits import NOREPLY_DOMAIN
-from modelyard.services.discussions import ThreadStateError, _thread, add_comment, check_text
+from modelyard.services.discussions import ThreadStateError, add_comment, check_text, find_thread
 from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
@@ -83,7 +83,7 @@ def merge(
         # The repo's row lock first, then the thread's: the order a commit to refs/pr/N takes
         # them (it adds a commit event to the thread), so the two never wait for each other.
         refs_q.lock(conn, repo.id)
-        thread = _thread(conn, repo, num, for_update=True)
+        thread = find_thread(conn, repo, num, for_update=True)
         check_write(principal, repo)
         assert principal is not None
         if not thread.is_pull_request:
