@@ -9,6 +9,7 @@ from typing import Any, cast
 from dulwich.objects import Commit, ShaFile
 from dulwich.patch import write_object_diff
 
+from modelyard.errors import InvalidInputError
 from modelyard.ids import Oid
 from modelyard.versioning.history import ancestors
 from modelyard.versioning.objects import DIR_MODE, ObjectReader, commit_info
@@ -75,11 +76,19 @@ def conflicts(ours: dict[str, FileState], theirs: dict[str, FileState]) -> list[
 def apply_changes(reader: ObjectReader, base_tree: Oid, changes: dict[str, FileState]) -> TreeEditor:
     """A ``TreeEditor`` on ``base_tree`` with ``changes`` applied (write it to get the tree)."""
     editor = TreeEditor(reader, base_tree)
+    # Deletions first: a file may take the name of a folder whose files are going away.
+    for path, state in sorted(changes.items()):
+        if state is None and editor.get(path) is not None:
+            editor.delete(path, folder=False)
     for path, state in sorted(changes.items()):
         if state is None:
-            if editor.get(path) is not None:
-                editor.delete(path, folder=False)
-        else:
+            continue
+        try:
+            editor.put_file(path, state[1], state[0])
+        except InvalidInputError:
+            # A file where a folder is: the folder's files are all among the deletions (a tree
+            # holds no file under a file's name; a merge refuses such paths as conflicts first).
+            editor.delete(path, folder=True)
             editor.put_file(path, state[1], state[0])
     return editor
 
