@@ -150,9 +150,14 @@ def test_bad_input_changes_nothing(api: HfApi, api_as: Callable[[str | None], Hf
     with pytest.raises(HfHubHTTPError) as info:  # merging a discussion
         api.merge_pull_request(repo, num)
     refused(info, 409, "DiscussionStateConflict")
-    raw = httpx.post(f"{server.url}/api/models/{repo}/discussions/{num}/status", json={"status": "merged"},
-                     headers={"Authorization": f"Bearer {TOKENS['alice']}"})
-    assert raw.status_code == 400 and raw.headers["X-Error-Code"] == "BadRequest"
+    auth = {"Authorization": f"Bearer {TOKENS['alice']}", "Content-Type": "application/json"}
+    url = f"{server.url}/api/models/{repo}/discussions"
+    for path, body in ((f"/{num}/status", b'{"status": "merged"}'), (f"/{num}/comment", b'{"comment": "a\\ud800b"}'),
+                       (f"/{num}/comment", b'{"comment": "a\\u0000b"}'), (f"/{num}/title", b'{"title": ["x"]}'),
+                       ("", b'{"title": "t\\udfffx"}'), (f"/{num}/comment", b"not json"),
+                       (f"/{num}/comment", b'{"comment": 5}')):
+        raw = httpx.post(url + path, content=body, headers=auth)
+        assert raw.status_code == 400 and raw.headers["X-Error-Code"] == "BadRequest", (path, body, raw.text)
     details = api.get_discussion_details(repo, num)
     assert details.title == "Fine" and details.status == "open" and len(details.events) == 1
     assert [d.num for d in api.get_repo_discussions(repo)] == [num]

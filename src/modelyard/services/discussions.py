@@ -67,20 +67,32 @@ def event_id(raw: str) -> int:
     return int(raw, 16)
 
 
+def _utf8(text: str, what: str) -> bytes:
+    """The text as UTF-8; JSON can carry lone surrogates and NUL, which no database column takes."""
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"The {what} is not valid Unicode text") from exc
+    if b"\x00" in encoded:
+        raise InvalidInputError(f"The {what} cannot contain NUL characters")
+    return encoded
+
+
 def check_title(title: object) -> str:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInputError("A title must be a non-empty string")
     title = title.strip()
-    if len(title) > MAX_TITLE or "\x00" in title:
-        raise InvalidInputError(f"A title may hold at most {MAX_TITLE} characters (and no NUL)")
+    _utf8(title, "title")
+    if len(title) > MAX_TITLE:
+        raise InvalidInputError(f"A title may hold at most {MAX_TITLE} characters")
     return title
 
 
 def check_text(text: object, what: str = "comment", empty: bool = False) -> str:
     if not isinstance(text, str) or (not empty and not text.strip()):
         raise InvalidInputError(f"A {what} must be a non-empty string")
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_COMMENT or "\x00" in text:
-        raise InvalidInputError(f"A {what} may hold at most {MAX_COMMENT} bytes (and no NUL)")
+    if len(_utf8(text, what)) > MAX_COMMENT:
+        raise InvalidInputError(f"A {what} may hold at most {MAX_COMMENT} bytes")
     return text
 
 
