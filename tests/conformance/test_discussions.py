@@ -158,6 +158,12 @@ def test_bad_input_changes_nothing(api: HfApi, api_as: Callable[[str | None], Hf
                        (f"/{num}/comment", b'{"comment": 5}')):
         raw = httpx.post(url + path, content=body, headers=auth)
         assert raw.status_code == 400 and raw.headers["X-Error-Code"] == "BadRequest", (path, body, raw.text)
+    for query in ({"author": "a\x00b"}, {"author": "x" * 500}):  # nobody: nothing listed
+        listed = httpx.get(url, params=query)
+        assert listed.status_code == 200 and listed.json()["discussions"] == [], listed.text
+    for query in ({"p": "-1"}, {"p": "x"}, {"status": "weird"}, {"type": "weird"}):
+        listed = httpx.get(url, params=query)
+        assert listed.status_code == 400 and listed.headers["X-Error-Code"] == "BadRequest", query
     details = api.get_discussion_details(repo, num)
     assert details.title == "Fine" and details.status == "open" and len(details.events) == 1
     assert [d.num for d in api.get_repo_discussions(repo)] == [num]

@@ -143,7 +143,7 @@ def list_threads(
         repo = find_repo(conn, principal, repo_type, repo_id)
         author_id = None
         if author is not None:
-            account = accounts_q.by_name(conn, author)
+            account = accounts_q.by_name(conn, author) if "\x00" not in author and len(author) <= 96 else None
             if account is None:
                 return [], 0, page * PAGE_SIZE
             author_id = account.id
