@@ -43,6 +43,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "commit": ("A one-file commit to a repo of 10,000 files vs a repo of 1 file", 900),
     "catalog": ("Catalog search on a 100,000-repo catalog (SQLite and PostgreSQL)", 1800),
     "metadata": ("Metadata extraction of a 10-shard 5 GB safetensors model", 900),
+    "discussions": ("Discussion listing (1,000 threads) and details (500 events), SQLite and PostgreSQL", 900),
 }
 
 TARGETS = {
@@ -57,6 +58,7 @@ TARGETS = {
     "commit": "≤ 1.5x the time of the same commit to a 1-file repo",
     "catalog": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
     "metadata": "< 1 s and < 1 MB read per shard",
+    "discussions": "list a page and details of a 500-event thread: p99 < 50 ms each",
 }
 
 

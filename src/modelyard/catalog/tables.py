@@ -316,7 +316,41 @@ discussions = Table(
     Column("status", String(8), nullable=False),
     Column("author_id", Integer, ForeignKey("accounts.id"), nullable=True),
     Column("created_at", DateTime, nullable=False),
+    # Pull requests: the branch they merge into (refs/heads/main) and, once merged, the commit
+    # that brought their changes onto it.
+    Column("base_ref", String(300), nullable=True),
+    Column("merge_commit", String(40), nullable=True),
     UniqueConstraint("repo_id", "num"),
+)
+
+# What happened in a discussion or pull request, in order: comment, status-change, commit,
+# title-change. ``data`` is JSON: a comment's latest text (raw and rendered html), hidden flag
+# and edit stamp; a status; a commit's subject and oid; a title's from and to.
+discussion_events = Table(
+    "discussion_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("discussion_id", Integer, ForeignKey("discussions.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("author_id", Integer, ForeignKey("accounts.id"), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_discussion_events_discussion_id_id", "discussion_id", "id"),
+)
+
+# The earlier versions of an edited comment (the latest lives in its event's data).
+discussion_comment_edits = Table(
+    "discussion_comment_edits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", Integer, ForeignKey("discussion_events.id", ondelete="CASCADE"), nullable=False),
+    Column("discussion_id", Integer, ForeignKey("discussions.id", ondelete="CASCADE"), nullable=False),
+    Column("author_id", Integer, ForeignKey("accounts.id"), nullable=True),
+    Column("raw", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_discussion_comment_edits_discussion_id", "discussion_id"),
+    Index("ix_discussion_comment_edits_event_id", "event_id"),
 )
 
 server_secrets = Table(

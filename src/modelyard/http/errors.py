@@ -23,7 +23,11 @@ from modelyard.errors import (
     StaleParentError,
     UnsafePathError,
 )
+from modelyard.services.attachments import UnsupportedMediaTypeError
+from modelyard.services.contributions import PullRequestClosedError
+from modelyard.services.discussions import DiscussionNotFoundError, ThreadStateError
 from modelyard.services.lfs_files import EntryPurgedError
+from modelyard.services.merges import MergeConflictError
 
 
 class MethodNotAllowedError(HubError):
@@ -38,9 +42,14 @@ ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     # 410 Gone, with the code that makes the client raise RemoteEntryNotFoundError (our message in it).
     EntryPurgedError: (410, "EntryNotFound"),
     EntryNotFoundError: (404, "EntryNotFound"),
+    DiscussionNotFoundError: (404, "DiscussionNotFound"),
     NotFoundError: (404, "NotFound"),
     RepoMovedError: (307, "RepoMoved"),  # not an error to the clients: a redirect (error_response)
     StaleParentError: (412, "PreconditionFailed"),
+    MergeConflictError: (409, "MergeConflict"),
+    ThreadStateError: (409, "DiscussionStateConflict"),
+    PullRequestClosedError: (409, "DiscussionStateConflict"),
+    UnsupportedMediaTypeError: (415, "UnsupportedMediaType"),
     ConflictError: (409, "Conflict"),
     RangeNotSatisfiableError: (416, "RangeNotSatisfiable"),
     PayloadTooLargeError: (413, "PayloadTooLarge"),

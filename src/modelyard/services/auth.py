@@ -159,6 +159,26 @@ def check_write(principal: Principal | None, repo: Repo) -> None:
     check_namespace_write(principal, repo.owner_id, repo.namespace)
 
 
+def can_write(principal: Principal | None, repo: Repo) -> bool:
+    """Whether the caller may write the repo (what ``check_write`` checks, as a question)."""
+    try:
+        check_write(principal, repo)
+    except (RepoNotFoundError, AuthenticationError, PermissionDeniedError):
+        return False
+    return True
+
+
+def check_contribute(principal: Principal | None, repo: Repo) -> Principal:
+    """Anyone who may read a repo may contribute to it (open a discussion or a pull request,
+    comment, upload the files of a pull request): an authenticated caller with a write token."""
+    check_read(principal, repo)
+    if principal is None:
+        raise AuthenticationError("Authentication required: pass a write token")
+    if principal.token_role != "write":
+        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
+    return principal
+
+
 def check_admin(principal: Principal | None, repo: Repo) -> None:
     """Deleting, moving and changing visibility need the admin role in the namespace."""
     check_write(principal, repo)

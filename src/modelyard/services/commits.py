@@ -16,7 +16,6 @@ from modelyard.catalog import repos as repos_q
 from modelyard.catalog import search as search_q
 from modelyard.catalog.lfs import repo_objects
 from modelyard.catalog.repos import Repo
-from modelyard.catalog.tables import discussions
 from modelyard.errors import (
     ConflictError,
     InvalidInputError,
@@ -26,6 +25,7 @@ from modelyard.errors import (
 )
 from modelyard.ids import Oid, validate_path, validate_ref_component
 from modelyard.services.auth import Principal, check_write
+from modelyard.services.contributions import MAX_TITLE, check_push, note_commit, open_thread
 from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, OverlayReader, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, SYSTEM, find_repo, resolve_revision
@@ -86,6 +86,7 @@ class CommitResult:
     pr_num: int | None
     repo_pk: int = 0
     event_id: int | None = None
+    thread_event_id: int | None = None  # the discussion event of a pull request it opened
 
 
 #: The Hub's answer (412) to a commit whose ``parentCommit`` is not the head of its branch.
@@ -103,13 +104,30 @@ def _writable_ref(conn: Connection, repo: Repo, revision: str) -> tuple[str, Oid
     return ref, Oid(head)
 
 
-def authorize_commit(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> None:
+def _ref_of(revision: str) -> str:
+    return revision if revision.startswith("refs/") else f"refs/heads/{revision}"
+
+
+def authorize_commit(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, create_pr: bool = False,
+) -> None:
     """Everything a commit's URL and token decide, checked before its body is read: the repo
-    exists for the caller, the caller may write it, the revision is a branch or PR ref."""
+    exists for the caller, the caller may commit there (a writer anywhere; anyone who may read
+    it to a new pull request or to their own), the revision is a branch or PR ref."""
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        check_write(principal, repo)
+        check_push(conn, principal, repo, _ref_of(revision), create_pr)
         _writable_ref(conn, repo, revision)
+
+
+def authorize_preupload(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, create_pr: bool = False,
+) -> None:
+    """What a preupload's URL and token decide (before its body): the repo exists for the
+    caller and they may commit to the revision (which need not exist yet)."""
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_push(conn, principal, repo, _ref_of(revision), create_pr)
 
 
 def _ignore_rules(hub: Hub, tree: Oid | None, gitignore: object) -> GitIgnore | None:
@@ -134,13 +152,13 @@ def _ignore_rules(hub: Hub, tree: Oid | None, gitignore: object) -> GitIgnore | 
 
 def preupload(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
-    files: list[dict[str, Any]], gitignore: object = None,
+    files: list[dict[str, Any]], gitignore: object = None, create_pr: bool = False,
 ) -> list[dict[str, Any]]:
     """Decide ``lfs`` or ``regular`` per file, whether the ``.gitignore`` drops it
     (``shouldIgnore``), and report the remote oid for no-op detection."""
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        check_write(principal, repo)
+        check_push(conn, principal, repo, _ref_of(revision), create_pr)
         try:
             head, _ = resolve_revision(conn, repo, revision)
         except RevisionNotFoundError:
@@ -285,6 +303,7 @@ def create_commit(
         # The catalog and the storage accounting follow as a job (services/events.py): the
         # commit returns as soon as the ref has moved.
         record_and_enqueue(hub, result.event_id)
+        record_and_enqueue(hub, result.thread_event_id)
         return result
     raise ConflictError("Too many concurrent commits on this branch; try again")
 
@@ -299,15 +318,19 @@ def _commit_once(
 ) -> CommitResult:
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        check_write(principal, repo)
+        check_push(conn, principal, repo, _ref_of(revision), create_pr)
         assert principal is not None
         refs_q.lock(conn, repo.id)  # before checking what the repo holds: gc takes it too
         ref, head = _writable_ref(conn, repo, revision)
         if req.parent_commit is not None and not head.startswith(req.parent_commit):
             raise StaleParentError(STALE_PARENT)
-        pr_num = None
+        pr_num, opened = None, None
         if create_pr:
-            pr_num = _new_pr(conn, repo, principal, req.summary)
+            if not ref.startswith("refs/heads/"):
+                raise InvalidInputError("A pull request is opened against a branch")
+            _thread, pr_num, opened = open_thread(
+                hub, conn, repo, principal, req.summary.strip()[:MAX_TITLE], req.description,
+                True, ref)
             ref = f"refs/pr/{pr_num}"
             refs_q.compare_and_swap(conn, repo.id, ref, None, head)
         oid, new = _build(hub, conn, repo, head, req, _author(principal))
@@ -320,23 +343,11 @@ def _commit_once(
             raise _RefMoved
         if ref == f"refs/heads/{DEFAULT_BRANCH}":
             search_q.change_sort_keys(conn, repo.id, last_modified=now)
+        if ref.startswith("refs/pr/"):
+            note_commit(conn, repo, ref, oid, req.summary, principal.account_id)
         old = None if create_pr else head
         event = new_event(hub, conn, repo.id, "ref", ref, old, oid, principal.account_id)
-        return CommitResult(oid, pr_num, repo.id, event)
-
-
-def _new_pr(conn: Connection, repo: Repo, principal: Principal, title: str) -> int:
-    from sqlalchemy import func, insert, select
-
-    current = conn.execute(
-        select(func.max(discussions.c.num)).where(discussions.c.repo_id == repo.id)
-    ).scalar()
-    num = int(current or 0) + 1
-    conn.execute(insert(discussions).values(
-        repo_id=repo.id, num=num, title=title[:512], is_pull_request=True, status="draft",
-        author_id=principal.account_id, created_at=utcnow(),
-    ))
-    return num
+        return CommitResult(oid, pr_num, repo.id, event, opened)
 
 
 def _used_storage(reader: ObjectReader, conn: Connection, repo: Repo, tree: Oid) -> int:

@@ -21,7 +21,14 @@ from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog.repos import Repo
 from modelyard.errors import AuthenticationError, RepoNotFoundError
-from modelyard.services.auth import REPO_NOT_FOUND, Principal, check_read, check_write, principal_of
+from modelyard.services.auth import (
+    REPO_NOT_FOUND,
+    Principal,
+    check_contribute,
+    check_read,
+    check_write,
+    principal_of,
+)
 from modelyard.services.hub import Hub
 
 
@@ -64,9 +71,13 @@ class Grant:
 
     repo: Repo
     principal: Principal | None
+    contributor: bool = False  # issued to a contributor, not a writer (a pull request's files)
 
     def claims(self) -> dict[str, Any]:
-        return claims(self.principal, self.repo)
+        found = claims(self.principal, self.repo)
+        if self.contributor:
+            found["c"] = 1
+        return found
 
 
 def check_grant(hub: Hub, payload: dict[str, Any], write: bool = False) -> Grant:
@@ -88,6 +99,10 @@ def check_grant(hub: Hub, payload: dict[str, Any], write: bool = False) -> Grant
             orgs = accounts_q.org_roles(conn, found[1].id)
             principal = principal_of(found[0], found[1], lambda: orgs)
     check_read(principal, repo)
-    if write:
+    if write and payload.get("c"):
+        # Issued to a contributor (a pull request's files): they still need read access and a
+        # write token; the commit decides which ref they may change.
+        check_contribute(principal, repo)
+    elif write:
         check_write(principal, repo)
-    return Grant(repo, principal)
+    return Grant(repo, principal, bool(payload.get("c")))

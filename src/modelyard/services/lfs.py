@@ -18,7 +18,7 @@ from modelyard.catalog import repos as repos_q
 from modelyard.catalog import xet as xet_q
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.ids import validate_sha256
-from modelyard.services.auth import Principal, check_write
+from modelyard.services.auth import Principal, can_write, check_contribute
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.lfs_files import purged_message
@@ -70,7 +70,9 @@ def batch(
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         if operation == "upload":
-            check_write(principal, repo)
+            # The batch request does not say whether the files are for a pull request: anyone who
+            # may open one may upload (the commit then decides which ref they may change).
+            check_contribute(principal, repo)
         held = {sha: size for sha, size in lfs_q.repo_objects(conn, repo.id)}
         xet_held: dict[str, tuple[str, int]] = {}
         purged: set[str] = set()
@@ -79,6 +81,8 @@ def batch(
             xet_held = xet_q.repo_files_by_sha256(conn, repo.id, [o for o in oids if o not in held])
             purged = lfs_files_q.purged(conn, repo.id, [o for o in oids if o not in held and o not in xet_held])
     grant = claims(principal, repo)
+    if operation == "upload" and not can_write(principal, repo):
+        grant["c"] = 1  # a contributor's grant: re-checked as such on use (services/grants.py)
     out: list[BatchObject] = []
     expires = time.time() + hub.settings.upload_url_ttl
     parts_left = hub.settings.max_multipart_parts

@@ -33,7 +33,8 @@ from modelyard.errors import (
     RangeNotSatisfiableError,
 )
 from modelyard.ranges import parse_range
-from modelyard.services.auth import Principal, check_write, visible_owner_ids
+from modelyard.services.auth import Principal, visible_owner_ids
+from modelyard.services.contributions import check_push
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.pools import long_work_executor
@@ -89,7 +90,8 @@ class XetToken:
 
 
 def issue_token(
-    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, mode: str, base_url: str
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, mode: str, base_url: str,
+    revision: str = "main", create_pr: bool = False,
 ) -> XetToken:
     """A CAS token for one repository: ``read`` needs read access, ``write`` write access.
 
@@ -97,12 +99,15 @@ def issue_token(
     new pull request); the token is scoped to the repository, and the commit checks the ref.
     The token is a grant (``services/grants.py``): every CAS call re-checks it.
     """
+    contributor = False
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        if mode == "write":
-            check_write(principal, repo)
+        if mode == "write":  # a reader may upload the files of their own (or a new) pull request
+            ref = revision if revision.startswith("refs/") else f"refs/heads/{revision}"
+            contributor = check_push(conn, principal, repo, ref, create_pr)
     exp = int(time.time()) + hub.settings.xet_token_ttl
-    token = sign(hub, {"k": "xet", **claims(principal, repo), "w": mode == "write", "exp": exp})
+    grant = claims(principal, repo) | ({"c": 1} if contributor else {})
+    token = sign(hub, {"k": "xet", **grant, "w": mode == "write", "exp": exp})
     return XetToken(token, exp, base_url + CAS_PATH)
 
 

@@ -41,14 +41,16 @@ COMMITS_PAGE = 50
 
 
 async def preupload(ctx: Ctx) -> Response:
-    await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "write")
+    create_pr = flag(ctx.request.query_params.get("create_pr"))
+    await ctx.call(commits_svc.authorize_preupload, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"],
+                   create_pr)
     body = await json_body(ctx)
     files = body.get("files")
     if not isinstance(files, list):
         raise InvalidInputError("'files' must be a list")
     result = await ctx.call(
         commits_svc.preupload, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], files,
-        body.get("gitIgnore"),
+        body.get("gitIgnore"), create_pr,
     )
     return json_response({"files": result})
 
@@ -176,9 +178,9 @@ async def read_commit(ctx: Ctx) -> CommitRequest:
 
 async def commit(ctx: Ctx) -> Response:
     rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
-    await ctx.call(commits_svc.authorize_commit, rtype, rid, ctx.params["rev"])
-    req = await read_commit(ctx)
     create_pr = flag(ctx.request.query_params.get("create_pr"))
+    await ctx.call(commits_svc.authorize_commit, rtype, rid, ctx.params["rev"], create_pr)
+    req = await read_commit(ctx)
     result = await ctx.call(commits_svc.create_commit, rtype, rid, ctx.params["rev"], req, create_pr)
     url = repo_url(ctx.base_url(), rtype, rid)
     body: dict[str, Any] = {

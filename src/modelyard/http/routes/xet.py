@@ -18,6 +18,7 @@ from modelyard.http.routes.common import (
     API_REPO,
     bounded_stream,
     declared_length,
+    flag,
     follows_moves,
     json_response,
     read_body,
@@ -35,7 +36,8 @@ PFX = r"(?P<prefix>[^/]+)"
 async def token(ctx: Ctx) -> Response:
     """``xet-read-token`` / ``xet-write-token``: the JSON body for hf_xet, headers for huggingface_hub."""
     found = await ctx.call(
-        xet_svc.issue_token, repo_type(ctx.params), repo_id(ctx.params), ctx.params["mode"], ctx.base_url()
+        xet_svc.issue_token, repo_type(ctx.params), repo_id(ctx.params), ctx.params["mode"], ctx.base_url(),
+        ctx.params["rev"], flag(ctx.request.query_params.get("create_pr")),
     )
     headers = {
         "X-Xet-Cas-Url": found.cas_url,

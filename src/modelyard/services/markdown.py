@@ -1,0 +1,47 @@
+"""Markdown of discussion bodies and comments to sanitized HTML (a pure function).
+
+The raw text is kept as written and served as ``raw``; ``html`` is rendered by markdown-it
+(CommonMark, tables, strikethrough; inline HTML allowed so that ``<details>`` or ``<audio>``
+embeds survive) and then cleaned by nh3 (ammonia) with an allow-list: only presentational tags,
+only ``href``/``src``/``alt``/``title`` and a few table attributes, only http(s) and mailto URLs
+(relative ones stay, they point at this hub). Nothing executable survives: no ``<script>``,
+``<style>``, ``<iframe>``, no ``on*`` handler, no ``javascript:`` or ``data:`` URL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+
+TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span",
+    "strong", "sub", "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul", "audio", "video",
+    "source",
+})
+ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "audio": {"src", "controls"},
+    "video": {"src", "controls", "width", "height"},
+    "source": {"src", "type"},
+    "td": {"align"},
+    "th": {"align"},
+    "ol": {"start"},
+    "code": {"class"},  # language-xyz from fenced code blocks: plain text to a browser
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def render(raw: str) -> str:
+    """Sanitized HTML of a Markdown text."""
+    html = _parser().render(raw)
+    return nh3.clean(html, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
+                     url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer nofollow")
