@@ -9,7 +9,19 @@ if TYPE_CHECKING:
 
 
 def register(router: Router) -> None:
-    from modelyard.http.routes import commits, discovery, files, lfs, lfs_files, misc, repos, spaces, xet
+    from modelyard.http.routes import (
+        collections,
+        commits,
+        discovery,
+        files,
+        lfs,
+        lfs_files,
+        misc,
+        people,
+        repos,
+        spaces,
+        xet,
+    )
 
-    for module in (misc, discovery, repos, files, commits, lfs, lfs_files, xet, spaces):
+    for module in (misc, discovery, repos, files, commits, lfs, lfs_files, xet, spaces, collections, people):
         module.register(router)
