@@ -134,7 +134,8 @@ async def settings_repositories(ctx: Ctx) -> Response:
     page = await ctx.call(people.repo_storage, namespace, offset, size)
     items = [
         {"id": f"{ns}/{name}", "type": rtype, "updatedAt": iso(updated),
-         "visibility": "private" if private else "public", "storage": storage, "storagePercent": round(100 * storage / page.total, 2) if page.total else 0}
+         "visibility": "private" if private else "public", "storage": storage,
+         "storagePercent": round(100 * storage / page.total, 2) if page.total else 0}
         for rtype, ns, name, updated, private, storage in page.repos
     ]
     path = f"/api/organizations/{namespace}/settings/repositories" if namespace else "/api/settings/repositories"
