@@ -227,3 +227,29 @@ def test_permission_matrix_user_collection(
     with pytest.raises(HfHubHTTPError) as info:
         api_as(None).create_collection(f"Y {repo_name}", namespace="alice")
     assert info.value.response.status_code == 401
+
+
+def test_positions_and_visibility_changes(api_as: Callable[[str | None], HfApi], repo_name: str) -> None:
+    bob = api_as("bob")
+    first = bob.create_collection(f"First {repo_name}").slug
+    second = bob.create_collection(f"Second {repo_name}").slug
+    before = {c: bob.get_collection(c).position for c in (first, second)}
+    assert before[second] == before[first] + 1  # a new collection goes last in its owner's list
+    assert bob.update_collection_metadata(second, position=0).position == 0
+    assert bob.get_collection(first).position == before[first] + 1
+    with pytest.raises(BadRequestError):
+        bob.update_collection_metadata(second, position=-1)
+
+    # turning a collection private hides it at once, and public again shows it
+    assert api_as("carol").get_collection(first).private is False
+    assert bob.update_collection_metadata(first, private=True).private is True
+    assert status_of(lambda: api_as("carol").get_collection(first)) == 404
+    assert first not in {c.slug for c in api_as(None).list_collections(owner="bob")}
+    assert first in {c.slug for c in bob.list_collections(owner="bob")}
+    bob.update_collection_metadata(first, private=False)
+    assert api_as("carol").get_collection(first).private is False
+    # a title another of bob's collections has: 409, nothing changed
+    assert status_of(lambda: bob.update_collection_metadata(first, title=f"Second {repo_name}")) == 409
+    assert bob.get_collection(first).title == f"First {repo_name}"
+    for slug in (first, second):
+        bob.delete_collection(slug)
