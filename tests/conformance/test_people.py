@@ -138,7 +138,7 @@ def test_list_user_repos_with_storage(
     assert len(first.json()) == 1 and "next" in first.links
 
 
-def test_avatars_are_generated_inert_images(api: HfApi, server: LiveServer) -> None:
+def test_avatars_are_generated_inert_images(api: HfApi, server: LiveServer, repo_name: str) -> None:
     first = httpx.get(f"{server.url}/avatars/alice.svg")
     assert first.status_code == 200
     assert first.headers["content-type"] == "image/svg+xml"
@@ -152,6 +152,14 @@ def test_avatars_are_generated_inert_images(api: HfApi, server: LiveServer) -> N
     # every avatarUrl the API hands out is served here
     urls = {api.get_user_overview("alice").avatar_url, *(o.avatar_url for o in api.get_user_overview("alice").orgs)}
     urls |= {m.avatar_url for m in api.list_organization_members("acme")}
+    urls.add(api.whoami()["avatarUrl"])
+    liked = api.create_repo(repo_name).repo_id
+    assert httpx.post(f"{server.url}/api/models/{liked}/like", headers=auth("bob")).status_code == 200
+    likers = {u.username: u.avatar_url for u in api.list_repo_likers(liked)}
+    assert likers == {"bob": "/avatars/bob.svg"}
+    urls |= set(likers.values())
+    slug = api.create_collection(f"Avatar {repo_name}").slug
+    urls.add(api.get_collection(slug).owner["avatarUrl"])  # type: ignore[index]
     for url in urls:
         assert httpx.get(server.url + url).status_code == 200, url
 
