@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -253,3 +257,23 @@ def test_positions_and_visibility_changes(api_as: Callable[[str | None], HfApi],
     assert bob.get_collection(first).title == f"First {repo_name}"
     for slug in (first, second):
         bob.delete_collection(slug)
+
+
+def test_hf_cli_collections(api: HfApi, hf_env: dict[str, str], repo_name: str) -> None:
+    """The ``hf collections`` commands, run as a user would, against this hub."""
+    hf = str(Path(sys.executable).parent / "hf")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([hf, "collections", *args], env=hf_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    model = api.create_repo(repo_name).repo_id
+    run("create", f"Cli {repo_name}", "--description", "from the cli")
+    slug = next(c.slug for c in api.list_collections(owner="alice") if c.title == f"Cli {repo_name}")
+    run("add-item", slug, model, "model", "--note", "cli note")
+    assert model in run("info", slug, "--json")
+    listed = json.loads(run("ls", "--item", f"models/{model}", "--json"))
+    assert [c["slug"] for c in listed] == [slug]
+    run("delete", slug)
+    assert status_of(lambda: api.get_collection(slug)) == 404
