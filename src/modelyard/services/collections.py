@@ -257,8 +257,16 @@ def create_collection(hub: Hub, principal: Principal | None, body: dict[str, Any
         if existing is not None:
             raise CollectionExistsError(f"A collection titled {title!r} exists already", slug_of(existing))
         oid = secrets.token_hex(12)
-        collections_q.create(conn, oid=oid, owner_id=owner.id, title=title, title_key=key,
-                             description=description or None, private=private, theme=DEFAULT_THEME, now=utcnow())
+        try:
+            with conn.begin_nested():
+                collections_q.create(conn, oid=oid, owner_id=owner.id, title=title, title_key=key,
+                                     description=description or None, private=private, theme=DEFAULT_THEME,
+                                     now=utcnow())
+        except IntegrityError as exc:  # the same title created meanwhile (PostgreSQL: no write lock)
+            raced = collections_q.by_title_key(conn, owner.id, key)
+            if raced is None:
+                raise
+            raise CollectionExistsError(f"A collection titled {title!r} exists already", slug_of(raced)) from exc
         created = collections_q.by_oid(conn, oid)
         assert created is not None
         return CollectionView(created, [])
