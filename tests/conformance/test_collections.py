@@ -115,6 +115,10 @@ def test_collections_hold_collections_and_follow_repo_lifetimes(api: HfApi, repo
     assert [(i.item_id, i.item_type) for i in items] == [(inner, "collection"), (model, "model")]
     assert [c.slug for c in api.list_collections(item=f"collections/{inner}")] == [outer]
 
+    api.move_repo(model, f"{model}-moved")  # a moved repo is shown under its new id
+    assert [i.item_id for i in api.get_collection(outer).items] == [inner, f"{model}-moved"]
+    assert [c.slug for c in api.list_collections(item=f"models/{model}-moved")] == [outer]
+    model = f"{model}-moved"
     api.delete_repo(model)  # a deleted repo leaves every collection that held it
     api.delete_collection(inner)
     assert api.get_collection(outer).items == []
