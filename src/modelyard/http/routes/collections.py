@@ -35,7 +35,7 @@ def item_json(view: ItemView) -> dict[str, Any]:
         out.update({"id": target.oid, "slug": slug_of(target), "title": target.title, "private": target.private,
                     "lastUpdated": iso(target.updated_at)})
     if item.note:
-        out["note"] = {"text": item.note, "html": ""}
+        out["note"] = {"text": item.note}
     return out
 
 
