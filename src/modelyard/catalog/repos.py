@@ -167,3 +167,10 @@ def add_lfs_object(db: Database, conn: Connection, repo_id: int, sha256: str, si
         db.insert_ignore(repo_lfs_objects),
         [{"repo_id": repo_id, "sha256": sha256, "size": size, "pushed_at": now}],
     )
+
+
+def by_ids(conn: Connection, repo_ids: list[int]) -> dict[int, Repo]:
+    """Many repos by id in one statement (the items of a page of collections)."""
+    if not repo_ids:
+        return {}
+    return {row.id: _repo(row) for row in conn.execute(select(repos).where(repos.c.id.in_(set(repo_ids))))}

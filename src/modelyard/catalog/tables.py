@@ -167,6 +167,55 @@ likes = Table(
     Index("ix_likes_repo_id", "repo_id"),
 )
 
+# -- collections and follows (catalog/collections.py, catalog/people.py) --------------------------
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The Hub's 24-hex object id: the stable end of the slug (``owner/title-slug-<oid>``).
+    Column("oid", String(24), nullable=False, unique=True),
+    Column("owner_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("title_key", String(256), nullable=False),  # the title's slug: one collection per title per owner
+    Column("description", Text, nullable=True),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("theme", String(16), nullable=False),
+    Column("position", Integer, nullable=False),  # in the owner's list of collections
+    Column("upvotes", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("owner_id", "title_key"),
+)
+
+collection_items = Table(
+    "collection_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("oid", String(24), nullable=False, unique=True),  # the item's ``_id``
+    Column("collection_id", Integer, ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("item_type", String(16), nullable=False),  # model | dataset | space | collection
+    # What the item points at; deleting that repo or collection deletes the item with it.
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=True),
+    Column("target_id", Integer, ForeignKey("collections.id", ondelete="CASCADE"), nullable=True),
+    Column("item_key", String(32), nullable=False),  # "repo:<id>" | "collection:<id>": no duplicates
+    Column("position", Integer, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("collection_id", "item_key"),
+    Index("ix_collection_items_repo_id", "repo_id"),
+    Index("ix_collection_items_target_id", "target_id"),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("followed_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_follows_followed_id", "followed_id"),
+)
+
 download_days = Table(
     "download_days",
     metadata,

@@ -94,6 +94,9 @@ def error_response(exc: HubError, head: bool = False, request_id: str | None = N
     url = getattr(exc, "url", None)
     if url:
         body["url"] = url
+    slug = getattr(exc, "slug", None)  # a collection that exists already: create_collection(exists_ok) reads it
+    if slug:
+        body["slug"] = slug
     if request_id is not None:
         body["requestId"] = request_id
     content = b"" if head else json.dumps(body).encode()

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 def register(router: Router) -> None:
     from modelyard.http.routes import (
+        collections,
         commits,
         discovery,
         discussions,
@@ -17,10 +18,12 @@ def register(router: Router) -> None:
         lfs,
         lfs_files,
         misc,
+        people,
         repos,
         spaces,
         xet,
     )
 
-    for module in (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces):
+    modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people)
+    for module in modules:
         module.register(router)
