@@ -157,12 +157,23 @@ def update(page: str, results: dict[str, dict[str, Any] | str], when: str) -> st
     lines = page.splitlines()
     for name in results:
         row = next(i for i, line in enumerate(fresh) if line.startswith(f"| {name} |"))
-        old_row = next(i for i, line in enumerate(lines) if line.startswith((f"| {name} |", f"| {name} (re-measured ")))
-        lines[old_row] = fresh[row].replace(f"| {name} |", f"| {name} (re-measured {when}) |", 1)
+        new_row = fresh[row].replace(f"| {name} |", f"| {name} (re-measured {when}) |", 1)
+        old_row = next((i for i, line in enumerate(lines)
+                        if line.startswith((f"| {name} |", f"| {name} (re-measured "))), None)
+        if old_row is None:  # a benchmark new to the page: its row ends the summary table
+            summary = lines.index("| benchmark | target | result | met |")
+            old_row = next(i for i in range(summary, len(lines)) if not lines[i].startswith("|"))
+            lines.insert(old_row, new_row)
+        else:
+            lines[old_row] = new_row
         title = BENCHES[name][0]
         start = next(i for i, line in enumerate(fresh) if line.startswith("## ") and line.endswith(title))
         end = next((i for i in range(start + 1, len(fresh)) if fresh[i].startswith("## ")), len(fresh))
-        old_start = next(i for i, line in enumerate(lines) if line.startswith("## ") and line.endswith(title))
+        old_start = next((i for i, line in enumerate(lines) if line.startswith("## ") and line.endswith(title)), None)
+        if old_start is None:  # and its section ends the page, numbered after the others
+            number = sum(1 for line in lines if line.startswith("## ") and line[3:4].isdigit()) + 1
+            lines += ["", f"## {number}. {title}"]
+            old_start = len(lines) - 1
         old_end = next((i for i in range(old_start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         section = [lines[old_start], "", f"*Re-measured {when}, apart from the rest of this page.*",
                    *fresh[start + 1 : end]]
