@@ -48,6 +48,15 @@ def test_user_overview_counts_only_what_the_viewer_may_see(
     assert api_as("carol").get_user_overview("carol").num_likes == likes_before["carol"] + 1  # type: ignore[operator]
     assert api_as("bob").get_user_overview("carol").num_likes == likes_before["bob"]
 
+    # discussions count only on repos the viewer can read
+    public = api.create_repo(f"acme/{repo_name}-open").repo_id
+    opened_before = {who: api_as(who).get_user_overview("carol").num_discussions for who in ("bob", "carol")}
+    api_as("carol").create_discussion(public, "A question")
+    api_as("carol").create_discussion(secret, "A private question")
+    opened = {who: api_as(who).get_user_overview("carol").num_discussions for who in ("bob", "carol")}
+    assert opened["carol"] == opened_before["carol"] + 2  # type: ignore[operator]
+    assert opened["bob"] == opened_before["bob"] + 1  # type: ignore[operator]
+
     assert status_of(lambda: api.get_user_overview("nobody-here")) == 404
     assert status_of(lambda: api.get_user_overview("acme")) == 404  # an org is not a user
 
