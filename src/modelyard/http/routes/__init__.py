@@ -15,6 +15,7 @@ def register(router: Router) -> None:
         discovery,
         discussions,
         files,
+        gating,
         lfs,
         lfs_files,
         misc,
@@ -24,6 +25,7 @@ def register(router: Router) -> None:
         xet,
     )
 
-    modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people)
+    modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
+               gating)
     for module in modules:
         module.register(router)
