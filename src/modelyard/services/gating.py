@@ -9,12 +9,14 @@ was accepted (or who were granted access). Everyone else gets ``GatedRepo``: 401
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from dulwich.objects import Blob, Commit
 from sqlalchemy import Connection
 
 from modelyard.catalog import access_requests as requests_q
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import refs as refs_q
 from modelyard.catalog.access_requests import STATUSES
 from modelyard.catalog.access_requests import AccessRequest as AccessRequest  # re-exported for the http layer
 from modelyard.catalog.repos import Repo
@@ -25,9 +27,13 @@ from modelyard.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from modelyard.ids import Oid
+from modelyard.metadata.cards import parse_card
 from modelyard.services.auth import Principal, check_read, check_write
 from modelyard.services.hub import Hub, utcnow
-from modelyard.services.repos import find_repo
+from modelyard.services.repos import DEFAULT_BRANCH, find_repo
+from modelyard.versioning.objects import commit_info
+from modelyard.versioning.trees import lookup
 
 #: The Hub's documented bound on a rejection reason (``reject_access_request``).
 MAX_REJECTION_REASON = 200
@@ -103,7 +109,7 @@ def _parse_request_id(value: str) -> int:
         parsed = int(value, 16) if 0 < len(value) <= 24 else -1
     except ValueError:
         parsed = -1
-    if parsed < 0:
+    if not 0 <= parsed < 2**31:  # the id column is a 32-bit integer on PostgreSQL
         raise AccessRequestNotFoundError(f"No access request {value!r} on this repo")
     return parsed
 
@@ -157,9 +163,24 @@ def grant_access(hub: Hub, principal: Principal | None, repo_type: str, repo_id:
             raise ConflictError("The access request changed meanwhile: try again")
 
 
-def declared_fields(repo: Repo) -> dict[str, Any]:
-    """The form a gated repo's card declares (``extra_gated_fields``): field name -> its type."""
-    declared = (repo.card_data or {}).get("extra_gated_fields")
+#: A card larger than this is not read for its form (cards are a few KiB; the indexer bounds them too).
+MAX_CARD_BYTES = 1 << 20
+
+
+def declared_fields(hub: Hub, conn: Connection, repo: Repo) -> dict[str, Any]:
+    """The form a gated repo's card declares (``extra_gated_fields``: field name -> its type),
+    read from the README of the default branch now: the catalog's copy of the card is refreshed
+    by a job after each commit, and a request must be checked against the card just committed."""
+    head = refs_q.get(conn, repo.id, f"refs/heads/{DEFAULT_BRANCH}")
+    if head is None:
+        return {}
+    item = lookup(hub.objects, commit_info(cast(Commit, hub.objects.get(Oid(head)))).tree, "README.md")
+    if item is None or item.is_dir:
+        return {}
+    raw = cast(Blob, hub.objects.get(item.oid)).as_raw_string()
+    if len(raw) > MAX_CARD_BYTES:
+        return {}
+    declared = parse_card(raw.decode("utf-8", "replace")).data.get("extra_gated_fields")
     return {str(k): v for k, v in declared.items()} if isinstance(declared, dict) else {}
 
 
@@ -169,14 +190,13 @@ def _field_type(spec: Any) -> str:
     return str(spec)
 
 
-def validate_fields(repo: Repo, fields: Any) -> dict[str, Any]:
+def validate_fields(declared: dict[str, Any], fields: Any) -> dict[str, Any]:
     """The submitted form checked against the card's: every declared field answered (a checkbox
     checked: on the Hub each one is an agreement), no undeclared field, plain bounded values."""
     if fields is None:
         fields = {}
     if not isinstance(fields, dict):
         raise InvalidInputError("'fields' must be an object of field name -> value")
-    declared = declared_fields(repo)
     unknown = sorted(str(k)[:MAX_FIELD_NAME] for k in fields if k not in declared)
     if unknown:
         raise InvalidInputError(f"Unknown fields {unknown}: this repo's form has {sorted(declared)}")
@@ -218,7 +238,7 @@ def request_access(hub: Hub, principal: Principal | None, repo_type: str, repo_i
         found = requests_q.get(conn, repo.id, principal.account_id)
         if found is not None:
             raise ConflictError(f"You already asked for access to {repo.repo_id}: your request is {found.status}")
-        answers = validate_fields(repo, fields)
+        answers = validate_fields(declared_fields(hub, conn, repo), fields)
         status = "accepted" if repo.gated == "auto" else "pending"
         requests_q.add(conn, repo.id, principal.account_id, status, answers, utcnow())
     return status
