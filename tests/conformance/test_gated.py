@@ -265,3 +265,17 @@ def test_permission_matrix(api: HfApi, api_as: ApiAs, server: LiveServer, repo_n
     api.accept_access_request(acme, "bob")
     assert read_status(api_as("bob"), acme) == 200
     assert manage_status(api_as("bob"), acme) == 403  # access to the files is not management
+
+
+def test_pull_request_diff_only_to_who_may_download(api: HfApi, api_as: ApiAs, repo_name: str) -> None:
+    repo_id = f"alice/{repo_name}"
+    make_gated(api, repo_id)
+    pr = api.upload_file(path_or_fileobj=b"secret weights v2", path_in_repo="model.bin", repo_id=repo_id,
+                         create_pr=True)
+    num = int(pr.pr_num)  # type: ignore[arg-type]
+    assert "model.bin" in (api.get_discussion_details(repo_id, num).diff or "")
+    bob = api_as("bob")
+    seen = bob.get_discussion_details(repo_id, num)  # the thread is visible, its diff is not
+    assert seen.is_pull_request and seen.diff is None
+    api.grant_access(repo_id, "bob")
+    assert "model.bin" in (bob.get_discussion_details(repo_id, num).diff or "")
