@@ -279,3 +279,16 @@ def test_pull_request_diff_only_to_who_may_download(api: HfApi, api_as: ApiAs, r
     assert seen.is_pull_request and seen.diff is None
     api.grant_access(repo_id, "bob")
     assert "model.bin" in (bob.get_discussion_details(repo_id, num).diff or "")
+
+
+def test_requests_die_with_their_repo(api: HfApi, api_as: ApiAs, repo_name: str) -> None:
+    """A repo deleted and created again under the same name (SQLite may even reuse its row id)
+    starts with no accepted users."""
+    repo_id = f"alice/{repo_name}"
+    make_gated(api, repo_id)
+    api.grant_access(repo_id, "bob")
+    api_as("bob").hf_hub_download(repo_id, "model.bin", cache_dir=fresh())
+    api.delete_repo(repo_id)
+    make_gated(api, repo_id)
+    assert users(api.list_accepted_access_requests(repo_id)) == []
+    assert gated_status(api_as("bob"), repo_id) == 403

@@ -29,7 +29,7 @@ from modelyard.errors import (
 )
 from modelyard.ids import Oid
 from modelyard.metadata.cards import parse_card
-from modelyard.services.auth import Principal, check_read, check_write
+from modelyard.services.auth import Principal, check_write
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
 from modelyard.versioning.objects import commit_info
@@ -230,7 +230,6 @@ def request_access(hub: Hub, principal: Principal | None, repo_type: str, repo_i
         raise AuthenticationError("Log in to ask for access to a gated repo")
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
-        check_read(principal, repo)
         if repo.gated is None:
             raise InvalidInputError(f"{repo.repo_id} is not gated: its files need no access request")
         if has_access(conn, principal, repo):
