@@ -75,3 +75,11 @@ def claim_stale(conn: Connection, now: datetime, retry_after: timedelta, limit: 
             claimed.append(event_id)
     return claimed
 
+
+
+def pending_for_repo(conn: Connection, repo_id: int) -> list[Event]:
+    """A repo's events whose job has not finished, oldest first."""
+    rows = conn.execute(select(events).where(events.c.repo_id == repo_id, events.c.done_at.is_(None))
+                        .order_by(events.c.id)).all()
+    return [Event(row.id, row.repo_id, row.kind, row.ref, row.old, row.new, row.actor_id, row.created_at,
+                  row.done_at, row.attempts, None if row.data is None else json.loads(row.data)) for row in rows]

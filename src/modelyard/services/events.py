@@ -55,5 +55,8 @@ def handle_event(hub: Hub, event_id: int) -> None:
             log.warning("event %s of repo %s: refreshing the catalog failed (attempt %s); it is retried",
                         event_id, event.repo_id, event.attempts + 1, exc_info=True)
             raise
+    from modelyard.services.webhooks import deliver_event
+
+    deliver_event(hub, event)  # webhook deliveries: idempotent (one per event and webhook)
     with hub.db.write() as conn:
         events_q.done(conn, event_id, utcnow())
