@@ -17,7 +17,6 @@ from modelyard.ids import Oid
 from modelyard.services.jobs import Jobs
 from modelyard.services.tallies import Tallies
 from modelyard.services.webhook_sender import WebhookSender
-from modelyard.services.webhook_sender import WebhookSender
 from modelyard.storage import BlobStore, open_store
 from modelyard.versioning.objects import BLOB, parse
 
@@ -123,7 +122,6 @@ class Hub:
         self.histories: LruCache[str, tuple[Any, ...]] = LruCache(256)
         self.tallies = Tallies(self)
         self.jobs = Jobs(self)
-        self.webhook_sender = WebhookSender(self)
         self.webhook_sender = WebhookSender(self)
         self._secret: bytes | None = None
 

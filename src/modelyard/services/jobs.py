@@ -116,7 +116,6 @@ class Jobs:
         )
         consumer.start()
         self._consumer = consumer
-        self._hub.webhook_sender.start()  # deliveries the jobs fan out (services/webhook_sender.py)
         self._hub.webhook_sender.start()  # posts the deliveries the event jobs make
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="modelyard-sweeper", daemon=True)

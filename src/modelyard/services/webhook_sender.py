@@ -15,6 +15,7 @@ thread ever waits on a target. A failed attempt is retried after ``retry_delay *
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import threading
@@ -95,10 +96,8 @@ class WebhookSender:
                 await self._start_lanes()
             except Exception:
                 log.exception("looking for webhook deliveries failed; retrying later")
-            try:
+            with contextlib.suppress(TimeoutError):  # a timeout is the poll
                 await asyncio.wait_for(self._wake.wait(), poll)
-            except TimeoutError:
-                pass
             self._wake.clear()
         lanes = list(self._lanes.values())
         for task in lanes:
@@ -116,7 +115,14 @@ class WebhookSender:
             if webhook_id not in self._lanes:
                 task = asyncio.create_task(self._lane(webhook_id))
                 self._lanes[webhook_id] = task
-                task.add_done_callback(lambda _t, w=webhook_id: self._lanes.pop(w, None))
+                task.add_done_callback(self._lane_ended)
+
+    def _lane_ended(self, task: asyncio.Task[None]) -> None:
+        for webhook_id, lane in list(self._lanes.items()):
+            if lane is task:
+                del self._lanes[webhook_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a webhook delivery lane failed; the next poll starts it again", exc_info=task.exception())
 
     async def _lane(self, webhook_id: int) -> None:
         """Send the webhook's due deliveries in order until none is due; then the lane ends."""
