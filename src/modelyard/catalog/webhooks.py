@@ -152,6 +152,25 @@ def readers(conn: Connection, owner_ids: set[int], repo_owner_id: int) -> set[in
     return found
 
 
+def add_many(conn: Connection, rows: list[tuple[str, int, str]], now: datetime) -> int:
+    """Pending deliveries (event key, webhook id, payload JSON) of several events in one insert,
+    leaving out those that exist already (a job run twice); how many were made."""
+    if not rows:
+        return 0
+    keys = sorted({key for key, _, _ in rows})
+    have = {(r.event_key, r.webhook_id) for r in conn.execute(select(
+        webhook_deliveries.c.event_key, webhook_deliveries.c.webhook_id).where(
+        webhook_deliveries.c.event_key.in_(keys)))}
+    new = [(key, wid, body) for key, wid, body in rows if (key, wid) not in have]
+    if new:
+        conn.execute(insert(webhook_deliveries), [
+            {"webhook_id": wid, "event_key": key, "payload": body, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "lease_until": None, "created_at": now, "finished_at": None}
+            for key, wid, body in new
+        ])
+    return len(new)
+
+
 def add_deliveries(conn: Connection, event_key: str, payloads: dict[int, str], now: datetime) -> list[int]:
     """One pending delivery per webhook (id -> payload JSON) for the event, in one insert; the
     webhooks that have one for this event already (a job run twice) are left alone. The ids of

@@ -318,14 +318,24 @@ def event_payload(hub: Hub, conn: Connection, repo: Repo, event: Event) -> tuple
     return None
 
 
-def fan_out(hub: Hub, conn: Connection, repo: Repo, event_key: str, domain: str, payload: dict[str, Any]) -> list[int]:
-    """One delivery per matching webhook (in the caller's transaction); the webhooks that got one."""
+def _hooks(conn: Connection, repo: Repo, domain: str) -> list[Webhook]:
+    """The enabled webhooks an event of ``repo`` in ``domain`` goes to."""
     owner = accounts_q.by_id(conn, repo.owner_id)
     hooks = webhooks_q.matching(conn, repo.type, repo.repo_id, owner.name if owner else repo.namespace, domain)
     if repo.private:  # only to webhooks whose owner may read the repo (checked now, not at creation)
         allowed = webhooks_q.readers(conn, {h.owner_id for h in hooks}, repo.owner_id)
         hooks = [h for h in hooks if h.owner_id in allowed]
-    bodies = {h.id: json.dumps({**payload, "webhook": {"id": h.uid, "version": PAYLOAD_VERSION}}) for h in hooks}
+    return hooks
+
+
+def _body(payload: dict[str, Any], hook: Webhook) -> str:
+    return json.dumps({**payload, "webhook": {"id": hook.uid, "version": PAYLOAD_VERSION}})
+
+
+def fan_out(hub: Hub, conn: Connection, repo: Repo, event_key: str, domain: str, payload: dict[str, Any]) -> list[int]:
+    """One delivery per matching webhook (in the caller's transaction); the webhooks that got one."""
+    hooks = _hooks(conn, repo, domain)
+    bodies = {h.id: _body(payload, h) for h in hooks}
     return webhooks_q.add_deliveries(conn, event_key, bodies, utcnow())
 
 
@@ -335,28 +345,27 @@ def event_key(event: Event) -> str:
     return f"event:{event.id}:{event.created_at.isoformat()}"
 
 
-def deliver_event(hub: Hub, event: Event) -> None:
-    """The webhook part of an event's job: fan out (idempotent), then wake the sender."""
-    with hub.db.write() as conn:
-        repo = repos_q.get_by_id(conn, event.repo_id)
-        if repo is None:
-            return
+def fan_out_events(hub: Hub, conn: Connection, repo: Repo, events: list[Event]) -> bool:
+    """The deliveries of several events of one repo, in order, in the caller's transaction: the
+    matching webhooks are looked up once per domain and all rows go in one insert (idempotent:
+    an event already fanned out gets nothing new). Whether any were made."""
+    hooks: dict[str, list[Webhook]] = {}
+    rows: list[tuple[str, int, str]] = []
+    for event in events:
         built = event_payload(hub, conn, repo, event)
         if built is None:
-            return
-        new = fan_out(hub, conn, repo, event_key(event), built[0], built[1])
-    if new:
-        hub.webhook_sender.wake()
+            continue
+        domain, payload = built
+        if domain not in hooks:
+            hooks[domain] = _hooks(conn, repo, domain)
+        rows += [(event_key(event), h.id, _body(payload, h)) for h in hooks[domain]]
+    return webhooks_q.add_many(conn, rows, utcnow()) > 0
 
 
 def deliver_deletion(hub: Hub, conn: Connection, repo: Repo) -> bool:
     """In a repo's delete transaction, before the repo row goes: the deliveries of its events
     whose job has not run yet (they are deleted with the repo), then its ``repo`` delete
     deliveries, in that order. Whether any were made (then wake the sender)."""
-    made = False
-    for event in events_q.pending_for_repo(conn, repo.id):
-        built = event_payload(hub, conn, repo, event)
-        if built is not None:
-            made |= bool(fan_out(hub, conn, repo, event_key(event), built[0], built[1]))
+    made = fan_out_events(hub, conn, repo, events_q.pending_for_repo(conn, repo.id))
     payload = {"event": {"action": "delete", "scope": "repo"}, "repo": repo_payload(hub, conn, repo)}
     return bool(fan_out(hub, conn, repo, f"delete:{repo.uid or repo.id}", "repo", payload)) or made
