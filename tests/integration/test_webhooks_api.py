@@ -3,6 +3,8 @@ delete), its refusals, and who may see what (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -162,3 +164,20 @@ def test_delivery_log_is_private_and_paged(api: HfApi, server: LiveServer) -> No
     assert response.status_code == 200 and isinstance(response.json(), list)
     bad = httpx.get(url, params={"limit": "x"}, headers={"authorization": f"Bearer {TOKENS['alice']}"})
     assert bad.status_code == 400
+
+
+def test_target_address_is_checked_again_at_delivery(strict_server: LiveServer) -> None:
+    """A name that does not resolve is let through at creation (it may resolve later); each
+    attempt checks the address again, here refusing to post."""
+    api = HfApi(endpoint=strict_server.url, token=TOKENS["alice"])
+    repo_id = api.create_repo(f"r-{uuid.uuid4().hex[:10]}").repo_id
+    strict_server.settle()
+    hook = api.create_webhook(url="http://nothing-here.invalid/hook", watched=[{"type": "model", "name": repo_id}])
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id)
+    url = f"{strict_server.url}/api/settings/webhooks/{hook.id}/deliveries"
+    headers = {"authorization": f"Bearer {TOKENS['alice']}"}
+    deadline = time.monotonic() + 60
+    while not (log := [a for d in httpx.get(url, headers=headers).json() for a in d["log"]]):
+        assert time.monotonic() < deadline, "no attempt logged"
+        time.sleep(0.1)
+    assert log[0]["statusCode"] is None and log[0]["error"].startswith("refused:")
