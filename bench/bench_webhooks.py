@@ -144,7 +144,8 @@ def round_trip(live: LiveServer, database_url: str, rx: Receivers, count: int, t
     got = [c - b for c, b in zip(rx.counts, before, strict=True)]
     return {"events": count, "receivers": n, "posts": sum(got), "complete": min(got) >= count,
             "queue_s": round(queued, 2),
-            "jobs_done_s": None if handled is None else round(handled, 2), "received_s": round(received, 2), "settled_s": round(done, 2)}
+            "jobs_done_s": None if handled is None else round(handled, 2),
+            "received_s": round(received, 2), "settled_s": round(done, 2)}
 
 
 def run_backend(backend: str, count: int, receivers: int, timeout: float) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from modelyard.catalog.tables import accounts, members, webhook_attempts, webhook_deliveries, webhook_watches, webhooks
 
@@ -240,6 +240,10 @@ def record(conn: Connection, attempts: list[Attempt], outcomes: dict[int, tuple[
            now: datetime) -> None:
     """Log attempts and settle their deliveries: ``outcomes`` maps a delivery to
     (succeeded | failed | pending, next attempt time for pending)."""
+    if attempts:  # a webhook deleted meanwhile took its deliveries with it: nothing to log
+        alive = {r.id for r in conn.execute(select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.id.in_([a.delivery_id for a in attempts])))}
+        attempts = [a for a in attempts if a.delivery_id in alive]
     if attempts:
         conn.execute(insert(webhook_attempts), [
             {"delivery_id": a.delivery_id, "attempt": a.attempt, "started_at": a.started_at,
@@ -296,6 +300,3 @@ def deliveries(conn: Connection, webhook_id: int, offset: int, size: int) -> tup
     return [LoggedDelivery(r.id, r.event_key, json.loads(r.payload), r.status, r.attempts, r.next_attempt_at,
                            r.created_at, r.finished_at, log[r.id]) for r in rows], more
 
-
-def count_pending(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(webhook_deliveries).where(_PENDING)).scalar_one())
