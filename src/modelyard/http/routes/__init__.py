@@ -21,9 +21,11 @@ def register(router: Router) -> None:
         people,
         repos,
         spaces,
+        webhooks,
         xet,
     )
 
-    modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people)
+    modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
+               webhooks)
     for module in modules:
         module.register(router)
