@@ -44,6 +44,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "catalog": ("Catalog search on a 100,000-repo catalog (SQLite and PostgreSQL)", 1800),
     "metadata": ("Metadata extraction of a 10-shard 5 GB safetensors model", 900),
     "discussions": ("Discussion listing (1,000 threads) and details (500 events), SQLite and PostgreSQL", 900),
+    "webhooks": ("Webhook delivery: 1,000 events to 10 receivers, with and without a hanging one", 900),
 }
 
 TARGETS = {
@@ -59,6 +60,7 @@ TARGETS = {
     "catalog": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
     "metadata": "< 1 s and < 1 MB read per shard",
     "discussions": "list a page and details of a 500-event thread: p99 < 50 ms each",
+    "webhooks": "10,000 posts delivered < 10 s, also with a hanging receiver among them",
 }
 
 

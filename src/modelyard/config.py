@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     job_lease: float = Field(
         default=300.0, description="Seconds a job may run (or wait) before its event is enqueued again"
     )
+    # -- webhooks (services/webhooks.py, services/webhook_sender.py) --
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhooks post to loopback, link-local and private addresses (refused by default)",
+    )
+    webhook_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to a webhook target")
+    webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds one webhook delivery attempt may take")
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery before it is given up")
+    webhook_retry_delay: float = Field(
+        default=1.0, gt=0, description="Seconds before a failed delivery's first retry (doubled each time)"
+    )
+    webhook_retry_cap: float = Field(default=600.0, gt=0, description="Longest wait between two delivery attempts")
+    webhook_poll_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between looks for due or orphaned webhook deliveries"
+    )
     access_log: bool = Field(
         default=True, description="One line per request on stderr, with its X-Request-Id"
     )

@@ -89,6 +89,8 @@ class LiveServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELYARD_", "HF_"))}
         env["MODELYARD_DATA_DIR"] = str(self.data_dir)
         env["MODELYARD_TALLY_INTERVAL"] = "0.2"  # download counts folded quickly for the tests
+        # Webhook receivers in the tests listen on loopback, which a hub refuses by default.
+        env["MODELYARD_WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"
         if self.database_url:
             env["MODELYARD_DATABASE_URL"] = self.database_url
         env.update(self.extra_env)

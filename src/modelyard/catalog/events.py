@@ -75,3 +75,16 @@ def claim_stale(conn: Connection, now: datetime, retry_after: timedelta, limit: 
             claimed.append(event_id)
     return claimed
 
+
+
+def pending_for_repo(conn: Connection, repo_id: int, limit: int | None = None) -> list[Event]:
+    """A repo's events whose job has not finished, oldest first."""
+    rows = conn.execute(select(events).where(events.c.repo_id == repo_id, events.c.done_at.is_(None))
+                        .order_by(events.c.id).limit(limit)).all()
+    return [Event(row.id, row.repo_id, row.kind, row.ref, row.old, row.new, row.actor_id, row.created_at,
+                  row.done_at, row.attempts, None if row.data is None else json.loads(row.data)) for row in rows]
+
+
+def done_many(conn: Connection, event_ids: list[int], now: datetime) -> None:
+    if event_ids:
+        conn.execute(update(events).where(events.c.id.in_(event_ids), events.c.done_at.is_(None)).values(done_at=now))

@@ -486,3 +486,67 @@ xet_dedup_chunks = Table(
     Column("xorb_hash", String(64), ForeignKey("xet_xorbs.hash", ondelete="CASCADE"), nullable=False),
     Index("ix_xet_dedup_chunks_xorb_hash", "xorb_hash"),
 )
+
+# Webhooks: a user's subscription to the events of watched repos, users and orgs
+# (services/webhooks.py). ``uid`` is the id the API shows (24 hex digits, like the Hub's).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(24), nullable=False, unique=True),
+    Column("owner_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(256), nullable=True),
+    Column("domains", String(64), nullable=False),  # JSON list: repo, discussion
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_webhooks_owner_id", "owner_id"),
+)
+
+# What a webhook watches, by name as the Hub does: kind model|dataset|space (name "ns/repo"),
+# user or org; ``name_key`` is the lower-cased name the fan-out matches on.
+webhook_watches = Table(
+    "webhook_watches",
+    metadata,
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("name_key", String(200), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Index("ix_webhook_watches_kind_name_key", "kind", "name_key"),
+)
+
+# One POST of one event to one webhook, durable until it succeeds or is given up. No foreign key
+# to the repo or the event: deliveries of a deleted repo's last events still go out. Unique per
+# (event, webhook) so a job that runs twice never sends an event twice.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_key", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON body, built when the event was handled
+    Column("status", String(10), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    # A sender that claimed the delivery holds it until then; past it, any sender may take it.
+    Column("lease_until", DateTime, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+    UniqueConstraint("event_key", "webhook_id"),
+    Index("ix_webhook_deliveries_webhook_id_status_id", "webhook_id", "status", "id"),
+    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+# Every attempt of a delivery: the delivery log the API shows.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+)

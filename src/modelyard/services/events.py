@@ -15,10 +15,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from modelyard.catalog import events as events_q
+from modelyard.catalog import repos as repos_q
 from modelyard.services.hub import Hub, utcnow
 
 log = logging.getLogger("modelyard.events")
 DEFAULT_REF = "refs/heads/main"
+#: Pending events of a repo fanned out into webhook deliveries together (services/webhooks.py).
+FAN_OUT_BATCH = 200
 
 
 def new_event(
@@ -38,22 +41,53 @@ def record_and_enqueue(hub: Hub, event_id: int | None) -> None:
 
 
 def handle_event(hub: Hub, event_id: int) -> None:
-    """Do what an event calls for, then mark it done; raises (so the queue retries) on failure."""
+    """Do what an event calls for, then mark it done; raises (so the queue retries) on failure.
+    Webhook deliveries are made in the transaction that marks it done."""
     with hub.db.write() as conn:
         event = events_q.get(conn, event_id)
         if event is None or event.done_at is not None:
             return  # done already, or its repo was deleted
-        events_q.started(conn, event_id, utcnow(), timedelta(seconds=hub.settings.job_lease))
-    if event.kind == "repo" or event.ref == DEFAULT_REF:
-        from modelyard.services.commits import refresh_used_storage
-        from modelyard.services.indexer import index_repo
+        indexing = _indexing(event)
+        if not indexing:  # webhooks only: the whole job is this one transaction
+            hooked = _deliver(hub, conn, event)
+        else:
+            events_q.started(conn, event_id, utcnow(), timedelta(seconds=hub.settings.job_lease))
+    if not indexing:
+        if hooked:
+            hub.webhook_sender.wake()
+        return
+    from modelyard.services.commits import refresh_used_storage
+    from modelyard.services.indexer import index_repo
 
-        try:
-            index_repo(hub, event.repo_id, force=event.kind == "repo")
-            refresh_used_storage(hub, event.repo_id)
-        except Exception:
-            log.warning("event %s of repo %s: refreshing the catalog failed (attempt %s); it is retried",
-                        event_id, event.repo_id, event.attempts + 1, exc_info=True)
-            raise
+    try:
+        index_repo(hub, event.repo_id, force=event.kind == "repo")
+        refresh_used_storage(hub, event.repo_id)
+    except Exception:
+        log.warning("event %s of repo %s: refreshing the catalog failed (attempt %s); it is retried",
+                    event_id, event.repo_id, event.attempts + 1, exc_info=True)
+        raise
     with hub.db.write() as conn:
-        events_q.done(conn, event_id, utcnow())
+        hooked = _deliver(hub, conn, event)
+    if hooked:
+        hub.webhook_sender.wake()
+
+
+def _indexing(event: events_q.Event) -> bool:
+    return event.kind == "repo" or event.ref == DEFAULT_REF
+
+
+def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> bool:
+    """The webhook deliveries of ``event`` and, in the same go, of its repo's other pending events
+    (oldest first, so every webhook gets them in order): fan-out costs a few statements per batch
+    rather than per event. The event is marked done, and so are the pending events that call for
+    nothing but webhooks (their own jobs then find them done): a kind that gets more work here
+    must be added to ``_indexing``. Whether deliveries were made (wake the sender after commit)."""
+    from modelyard.services.webhooks import fan_out_events
+
+    repo = repos_q.get_by_id(conn, event.repo_id)
+    batch = events_q.pending_for_repo(conn, event.repo_id, FAN_OUT_BATCH)
+    if event.id not in {e.id for e in batch}:
+        batch.append(event)
+    hooked = repo is not None and fan_out_events(hub, conn, repo, batch)
+    events_q.done_many(conn, [e.id for e in batch if e.id == event.id or not _indexing(e)], utcnow())
+    return hooked

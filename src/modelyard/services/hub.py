@@ -16,6 +16,7 @@ from modelyard.config import Settings
 from modelyard.ids import Oid
 from modelyard.services.jobs import Jobs
 from modelyard.services.tallies import Tallies
+from modelyard.services.webhook_sender import WebhookSender
 from modelyard.storage import BlobStore, open_store
 from modelyard.versioning.objects import BLOB, parse
 
@@ -121,6 +122,7 @@ class Hub:
         self.histories: LruCache[str, tuple[Any, ...]] = LruCache(256)
         self.tallies = Tallies(self)
         self.jobs = Jobs(self)
+        self.webhook_sender = WebhookSender(self)
         self._secret: bytes | None = None
 
     def signing_key(self) -> bytes:
@@ -139,6 +141,7 @@ class Hub:
 
     def close(self) -> None:
         self.jobs.close()
+        self.webhook_sender.close()
         self.tallies.close()
         self.db.dispose()
 

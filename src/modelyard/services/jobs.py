@@ -116,6 +116,7 @@ class Jobs:
         )
         consumer.start()
         self._consumer = consumer
+        self._hub.webhook_sender.start()  # posts the deliveries the event jobs make
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="modelyard-sweeper", daemon=True)
         self._sweeper.start()
@@ -128,10 +129,12 @@ class Jobs:
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="modelyard-sweeper", daemon=True)
         self._sweeper.start()
+        self._hub.webhook_sender.start()
         try:
             consumer.run()
         finally:
             self._stop.set()
+            self._hub.webhook_sender.close()
 
     def sweep(self) -> int:
         """Enqueue again the events whose job should have finished by now; how many."""
@@ -153,6 +156,7 @@ class Jobs:
 
     def close(self) -> None:
         self._stop.set()
+        self._hub.webhook_sender.close()
         if self._sweeper is not None:
             self._sweeper.join(10)
             self._sweeper = None

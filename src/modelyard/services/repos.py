@@ -35,6 +35,7 @@ from modelyard.services.auth import (
 )
 from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.hub import Hub, utcnow
+from modelyard.services.webhooks import deliver_deletion
 from modelyard.versioning.lfs import DEFAULT_GITATTRIBUTES
 from modelyard.versioning.objects import CommitInfo, Signature, commit_info, make_blob, make_commit, raw
 from modelyard.versioning.trees import TreeEditor
@@ -192,9 +193,13 @@ def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_admin(principal, repo)
+        # The repo's events go with it: its webhook deliveries are made here, before the row goes.
+        hooked = deliver_deletion(hub, conn, repo)
         search_q.delete_search_text(hub.db, conn, repo.id)
         redirects_q.remove_repo(conn, repo.id)
         repos_q.delete_repo(conn, repo.id)
+    if hooked:
+        hub.webhook_sender.wake()
 
 
 def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: str, to_id: str) -> Repo:
@@ -220,7 +225,8 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
             redirects_q.add(conn, repo_type, repo.namespace, repo.name, repo, utcnow())
         moved = repos_q.get_by_id(conn, repo.id)
         # The name is part of the search text: the catalog entry follows as a job.
-        event = new_event(hub, conn, repo.id, "repo", actor_id=principal.account_id if principal else None)
+        event = new_event(hub, conn, repo.id, "repo", actor_id=principal.account_id if principal else None,
+                          data={"moved_from": repo.repo_id})  # a ``repo`` move webhook delivery follows
     assert moved is not None
     record_and_enqueue(hub, event)
     return moved

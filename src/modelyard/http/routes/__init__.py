@@ -22,10 +22,11 @@ def register(router: Router) -> None:
         people,
         repos,
         spaces,
+        webhooks,
         xet,
     )
 
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating)
+               gating, webhooks)
     for module in modules:
         module.register(router)
