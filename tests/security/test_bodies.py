@@ -100,6 +100,9 @@ def bounded_routes(repo_id: str) -> list[tuple[str, str, int]]:
         ("POST", f"{api}/discussions/1/comment/{'0' * 24}/edit", 401),
         ("POST", f"{api}/discussions/1/comment/{'0' * 24}/hide", 401),
         ("POST", "/uploads", 401),
+        ("POST", f"{api}/user-access-request", 401),
+        ("POST", f"{api}/user-access-request/handle", 401),
+        ("POST", f"{api}/user-access-request/grant", 401),
         ("POST", f"{api}/paths-info/main", 413),  # readable: refused for its declared size
         ("POST", f"/{repo_id}.git/info/lfs/objects/batch", 413),
         ("POST", f"/{repo_id}.git/info/lfs/objects/verify", 413),

@@ -207,6 +207,23 @@ collection_items = Table(
     Index("ix_collection_items_target_id", "target_id"),
 )
 
+#: Requests for access to a gated repo (``services/gating.py``): one per user and repo, its
+#: status moved by the repo's writers; ``fields`` is the JSON of the card's form as submitted.
+repo_access_requests = Table(
+    "repo_access_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(8), nullable=False),  # pending | accepted | rejected
+    Column("fields", Text, nullable=True),
+    Column("rejection_reason", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("repo_id", "user_id"),
+    Index("ix_repo_access_requests_user_id", "user_id"),
+)
+
 follows = Table(
     "follows",
     metadata,

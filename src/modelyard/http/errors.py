@@ -26,6 +26,7 @@ from modelyard.errors import (
 from modelyard.services.attachments import UnsupportedMediaTypeError
 from modelyard.services.contributions import PullRequestClosedError
 from modelyard.services.discussions import DiscussionNotFoundError, ThreadStateError
+from modelyard.services.gating import GatedRepoAnonymousError, GatedRepoError
 from modelyard.services.lfs_files import EntryPurgedError
 from modelyard.services.merges import MergeConflictError
 
@@ -38,6 +39,9 @@ class MethodNotAllowedError(HubError):
 #: specific class wins. The first three codes are the ones the Hub clients map to exceptions.
 ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     RepoNotFoundError: (404, "RepoNotFound"),
+    # A gated repo's files: 401 to the anonymous, 403 to the logged-in (the client raises GatedRepoError).
+    GatedRepoAnonymousError: (401, "GatedRepo"),
+    GatedRepoError: (403, "GatedRepo"),
     RevisionNotFoundError: (404, "RevisionNotFound"),
     # 410 Gone, with the code that makes the client raise RemoteEntryNotFoundError (our message in it).
     EntryPurgedError: (410, "EntryNotFound"),

@@ -30,6 +30,7 @@ from modelyard.services.contributions import (
     open_thread,
 )
 from modelyard.services.events import new_event, record_and_enqueue
+from modelyard.services.gating import has_access
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
 
@@ -167,6 +168,8 @@ def details(
         for version in discussions_q.versions(conn, thread.id):
             history.setdefault(version.event_id, []).append(version)
         heads = refs_q.all_refs(conn, repo.id) if thread.is_pull_request else {}
+        # A diff shows file contents: on a gated repo only to who may download them (no "diff").
+        with_diff = with_diff and has_access(conn, principal, repo)
     if not thread.is_pull_request:
         return Details(thread, events, history)
     conflicts, diff = pr_state(hub, thread, heads, events, with_diff)

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
+from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub
 from modelyard.services.lfs_files import check_not_purged
 from modelyard.services.repos import RepoSnapshot, find_repo, resolve_revision, snapshot
@@ -105,6 +106,7 @@ def resolve_file(
     """
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
+        check_download(conn, principal, repo)
         commit, _ref = resolve_revision(conn, repo, revision)
         tree = commit_info(cast(Commit, hub.objects.get(commit))).tree
         try:

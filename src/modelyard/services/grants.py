@@ -29,6 +29,7 @@ from modelyard.services.auth import (
     check_write,
     principal_of,
 )
+from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub
 
 
@@ -98,7 +99,9 @@ def check_grant(hub: Hub, payload: dict[str, Any], write: bool = False) -> Grant
                 raise AuthenticationError("The token this URL was issued to has been revoked")
             orgs = accounts_q.org_roles(conn, found[1].id)
             principal = principal_of(found[0], found[1], lambda: orgs)
-    check_read(principal, repo)
+        check_read(principal, repo)
+        if not write:  # a download URL or read token dies with the caller's access to a gated repo
+            check_download(conn, principal, repo)
     if write and payload.get("c"):
         # Issued to a contributor (a pull request's files): they still need read access and a
         # write token; the commit decides which ref they may change.

@@ -19,6 +19,7 @@ from modelyard.catalog import xet as xet_q
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.ids import validate_sha256
 from modelyard.services.auth import Principal, can_write, check_contribute
+from modelyard.services.gating import check_download
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.lfs_files import purged_message
@@ -76,6 +77,8 @@ def batch(
         held = {sha: size for sha, size in lfs_q.repo_objects(conn, repo.id)}
         xet_held: dict[str, tuple[str, int]] = {}
         purged: set[str] = set()
+        if operation == "download":  # a gated repo's bytes only to who has access
+            check_download(conn, principal, repo)
         if operation == "download":  # files that came through Xet download rebuilt from xorbs
             oids = [str(o["oid"]) for o in objects if isinstance(o, dict) and isinstance(o.get("oid"), str)]
             xet_held = xet_q.repo_files_by_sha256(conn, repo.id, [o for o in oids if o not in held])

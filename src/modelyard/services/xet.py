@@ -35,6 +35,7 @@ from modelyard.errors import (
 from modelyard.ranges import parse_range
 from modelyard.services.auth import Principal, visible_owner_ids
 from modelyard.services.contributions import check_push
+from modelyard.services.gating import check_download
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.pools import long_work_executor
@@ -102,6 +103,8 @@ def issue_token(
     contributor = False
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
+        if mode == "read":  # a read token reaches every file's bytes
+            check_download(conn, principal, repo)
         if mode == "write":  # a reader may upload the files of their own (or a new) pull request
             ref = revision if revision.startswith("refs/") else f"refs/heads/{revision}"
             contributor = check_push(conn, principal, repo, ref, create_pr)

@@ -15,6 +15,7 @@ def register(router: Router) -> None:
         discovery,
         discussions,
         files,
+        gating,
         lfs,
         lfs_files,
         misc,
@@ -26,6 +27,6 @@ def register(router: Router) -> None:
     )
 
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               webhooks)
+               gating, webhooks)
     for module in modules:
         module.register(router)
