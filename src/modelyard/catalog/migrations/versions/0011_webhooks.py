@@ -1,7 +1,7 @@
 """Webhooks, what they watch, their deliveries and the attempts of each
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0009'  # the brief said 0007; main already has 0008 and 0009 (one head needed)
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
