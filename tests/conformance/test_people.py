@@ -169,6 +169,12 @@ def test_avatars_are_generated_inert_images(api: HfApi, server: LiveServer, repo
     urls |= set(likers.values())
     slug = api.create_collection(f"Avatar {repo_name}").slug
     urls.add(api.get_collection(slug).owner["avatarUrl"])  # type: ignore[index]
+    num = api.create_discussion(liked, title="Avatars", description="hello").num
+    thread = httpx.get(f"{server.url}/api/models/{liked}/discussions/{num}", headers=auth("alice")).json()
+    authors = [thread["author"], *(e["author"] for e in thread["events"])]
+    assert {a["avatarUrl"] for a in authors} == {"/avatars/alice.svg"}
+    listed = httpx.get(f"{server.url}/api/models/{liked}/discussions", headers=auth("alice")).json()
+    assert listed["discussions"][0]["author"]["avatarUrl"] == "/avatars/alice.svg"
     for url in urls:
         assert httpx.get(server.url + url).status_code == 200, url
 

@@ -22,6 +22,7 @@ from modelyard.http.routes.common import (
     repo_id,
     repo_type,
 )
+from modelyard.http.routes.people import avatar_url
 from modelyard.services import attachments as attachments_svc
 from modelyard.services import discussions as discussions_svc
 from modelyard.services import merges as merges_svc
@@ -32,7 +33,8 @@ COMMENT = r"(?P<comment>[^/]+)"
 
 
 def _author(name: str | None) -> dict[str, Any]:
-    return {"author": {"name": name, "type": "user"}} if name else {}
+    # The Hub's author objects carry the picture too (its pages and other clients show it).
+    return {"author": {"name": name, "type": "user", "avatarUrl": avatar_url(name)}} if name else {}
 
 
 def thread_json(thread: Thread, rtype: str, rid: str) -> dict[str, Any]:
