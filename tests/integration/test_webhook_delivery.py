@@ -208,3 +208,44 @@ def test_a_hanging_receiver_holds_up_nobody(alice: HfApi, hook_server: LiveServe
         wait_until(lambda: any(d["log"] for d in deliveries(hook_server, stuck.id)))
         logged = [a for d in deliveries(hook_server, stuck.id) for a in d["log"]]
         assert logged[0]["statusCode"] is None and "timeout" in logged[0]["error"].lower()
+
+
+def test_the_issue_session_with_a_pull_request(alice: HfApi, hook_server: LiveServer, hook: Receiver) -> None:
+    """One webhook on both domains gets, in order: create, push, PR opened, comment, merge,
+    settings change, delete (each step once the previous one's deliveries arrived)."""
+    made = alice.create_webhook(url=hook.url, watched=[{"type": "user", "name": "alice"}],
+                                domains=["repo", "discussion"], secret=SECRET)
+    steps: list[int] = []
+
+    def step(action: Callable[[], object]) -> None:
+        action()
+        hook_server.settle()  # the events handled: their deliveries exist
+        wait_until(lambda: all(d["status"] == "succeeded" for d in deliveries(hook_server, made.id, limit=100)))
+        steps.append(len(deliveries(hook_server, made.id, limit=100)))
+        hook.wait_for(steps[-1])
+
+    repo_id = f"alice/{unique()}"
+    step(lambda: alice.create_repo(repo_id))
+    step(lambda: alice.create_commit(repo_id, [CommitOperationAdd("a.txt", b"a")], commit_message="push"))
+    step(lambda: alice.create_commit(repo_id, [CommitOperationAdd("p.txt", b"p")], commit_message="p",
+                                     create_pr=True))
+    step(lambda: alice.comment_discussion(repo_id, 1, "looks good"))
+    step(lambda: alice.merge_pull_request(repo_id, 1))
+    step(lambda: alice.update_repo_settings(repo_id, private=True))
+    step(lambda: alice.delete_repo(repo_id))
+    payloads = parsed(hook.wait_for(steps[-1]))
+    assert all(p.headers["x-webhook-secret"] == SECRET for p in hook.received)
+    got = [[(p.event.action, p.event.scope, (p.updatedRefs or [None])[0] and p.updatedRefs[0].ref)  # type: ignore[index]
+            for p in payloads[start:end]] for start, end in zip([0, *steps], steps, strict=False)]
+    assert got == [
+        [("create", "repo", None)],
+        [("update", "repo.content", "refs/heads/main")],
+        [("create", "discussion", None), ("update", "repo.content", "refs/pr/1")],
+        [("create", "discussion.comment", None)],
+        [("update", "repo.content", "refs/heads/main"), ("update", "discussion", None)],
+        [("update", "repo.config", None)],
+        [("delete", "repo", None)],
+    ]
+    merged = payloads[steps[3] + 1].discussion
+    assert merged is not None and merged.status == "merged" and merged.changes is not None
+    assert merged.changes.mergeCommitId == payloads[steps[3]].updatedRefs[0].newSha  # type: ignore[index]
