@@ -78,6 +78,8 @@ def check_url(hub: Hub, url: object) -> str:
     """A target URL the hub may post to, or ``InvalidInputError`` saying why not."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL:
         raise InvalidInputError(f"url must be an http(s) URL of at most {MAX_URL} characters")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in url):  # it goes into a request line as it is
+        raise InvalidInputError("url must not contain spaces or control characters (percent-encode them)")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -101,8 +103,9 @@ def _domains(value: object) -> list[str]:
 def _secret(value: object) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > MAX_SECRET or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInputError(f"secret must be a string of at most {MAX_SECRET} printable characters")
+    if not isinstance(value, str) or len(value) > MAX_SECRET or any(not 32 <= ord(c) < 127 for c in value):
+        # sent as the X-Webhook-Secret header: printable ASCII only
+        raise InvalidInputError(f"secret must be a string of at most {MAX_SECRET} printable ASCII characters")
     return value
 
 
