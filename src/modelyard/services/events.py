@@ -43,6 +43,13 @@ def record_and_enqueue(hub: Hub, event_id: int | None) -> None:
 def handle_event(hub: Hub, event_id: int) -> None:
     """Do what an event calls for, then mark it done; raises (so the queue retries) on failure.
     Webhook deliveries are made in the transaction that marks it done."""
+    # A job handles its repo's pending events together, so the jobs queued for the others often
+    # find them done: a read says so without waiting for the write lock. (Not cached by id: a
+    # deleted repo's events go with it and SQLite may hand their ids out again.)
+    with hub.db.read() as conn:
+        seen = events_q.get(conn, event_id)
+    if seen is None or seen.done_at is not None:
+        return
     with hub.db.write() as conn:
         event = events_q.get(conn, event_id)
         if event is None or event.done_at is not None:

@@ -18,16 +18,15 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import threading
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
-
-import httpcore
 
 from modelyard.catalog import webhooks as webhooks_q
 from modelyard.catalog.webhooks import Attempt, Delivery, LeaseLostError, Target
+from modelyard.services.webhook_http import Http1Connection, WebhookHttpError
 
 if TYPE_CHECKING:
     from modelyard.services.hub import Hub
@@ -126,9 +125,11 @@ class WebhookSender:
 
     async def _lane(self, webhook_id: int) -> None:
         """Send the webhook's due deliveries in order until none is due; then the lane ends."""
-        # httpcore (httpx's own transport) rather than an httpx client: a third of the CPU per
-        # POST, and the sender's one thread is what bounds the throughput of every lane.
-        async with httpcore.AsyncConnectionPool(max_connections=1, keepalive_expiry=30) as client:
+        # One kept-alive connection per lane through a client made for this (webhook_http.py):
+        # the sender's one thread is what bounds the throughput of every lane.
+        client: Http1Connection | None = None
+        client_url = ""
+        try:
             while not self._stopping:
                 claimed = await asyncio.to_thread(self._claim, webhook_id)
                 if claimed is None:
@@ -136,7 +137,14 @@ class WebhookSender:
                 target, batch = claimed
                 if not batch:
                     return
+                if client is None or client_url != target.url:
+                    if client is not None:
+                        client.close()
+                    client, client_url = Http1Connection(target.url, USER_AGENT), target.url
                 await self._send_batch(client, target, batch)
+        finally:
+            if client is not None:
+                client.close()
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=2 * self._hub.settings.webhook_timeout + 5)
@@ -154,7 +162,7 @@ class WebhookSender:
         except LeaseLostError:
             return None
 
-    async def _send_batch(self, client: httpcore.AsyncConnectionPool, target: Target, batch: list[Delivery]) -> None:
+    async def _send_batch(self, client: Http1Connection, target: Target, batch: list[Delivery]) -> None:
         """Post the batch in order; stop at the first failure (its retry keeps the order)."""
         from modelyard.services.hub import utcnow
 
@@ -213,52 +221,51 @@ class WebhookSender:
             webhooks_q.record(conn, attempts, outcomes, utcnow())
             webhooks_q.release(conn, unsent)
 
-    async def _post(self, client: httpcore.AsyncConnectionPool, target: Target, delivery: Delivery) -> Attempt:
-        """One attempt: the address is checked again now (DNS may have changed since creation)."""
+    async def _post(self, client: Http1Connection, target: Target, delivery: Delivery) -> Attempt:
+        """One attempt: the address is resolved and checked again now (DNS may have changed since
+        creation), and the connection goes to the address that was checked."""
         from modelyard.services.hub import utcnow
 
         started_at = utcnow()
         start = time.monotonic()
         status: int | None = None
         error: str | None = None
+        settings = self._hub.settings
         try:
-            why = await self._refused(target.url)
-            if why:
+            address, why = await self._address(client.host)
+            if why or address is None:
                 error = f"refused: {why}"
             else:
-                body = delivery.payload.encode()
-                headers = [(b"Content-Type", b"application/json"), (b"User-Agent", USER_AGENT.encode()),
-                           (b"Content-Length", str(len(body)).encode())]
+                headers = {"Content-Type": "application/json"}
                 if target.secret:
-                    headers.append((b"X-Webhook-Secret", target.secret.encode()))
-                settings = self._hub.settings
-                timeouts = {"connect": settings.webhook_connect_timeout, "read": settings.webhook_timeout,
-                            "write": settings.webhook_timeout, "pool": settings.webhook_timeout}
-                response = await asyncio.wait_for(  # the whole attempt, however the target trickles
-                    client.request("POST", target.url, headers=headers, content=body,
-                                   extensions={"timeout": timeouts}),
-                    settings.webhook_timeout)
-                status = response.status
-                if not 200 <= status < 300:
-                    error = f"HTTP {status}: {response.content[:200].decode(errors='replace')}"
-        except (TimeoutError, httpcore.TimeoutException) as exc:
-            error = f"timeout: {type(exc).__name__} after at most {self._hub.settings.webhook_timeout:g} s"
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, OSError,
-                ValueError) as exc:
+                    headers["X-Webhook-Secret"] = target.secret
+                code, content = await asyncio.wait_for(  # the whole attempt, however the target trickles
+                    client.post(address, delivery.payload.encode(), headers), settings.webhook_timeout)
+                status = code
+                if not 200 <= code < 300:
+                    error = f"HTTP {code}: {content[:200].decode(errors='replace')}"
+        except TimeoutError:
+            client.close()  # the answer may still come: never read it as the next one's
+            error = f"timeout: no answer within {settings.webhook_timeout:g} s"
+        except (OSError, asyncio.IncompleteReadError, WebhookHttpError, ValueError) as exc:
+            client.close()
             error = f"{type(exc).__name__}: {exc}"[:500]
         latency = int((time.monotonic() - start) * 1000)
         return Attempt(delivery.id, delivery.attempts + 1, started_at, status, latency, error)
 
-    async def _refused(self, url: str) -> str | None:
-        if self._hub.settings.webhook_allow_private_targets:
-            return None
-        host = urlsplit(url).hostname or ""
+    async def _address(self, host: str) -> tuple[str | None, str | None]:
+        """(the address to connect to, None) or (None, why it is refused)."""
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError as exc:
-            return f"{host} does not resolve: {exc}"
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-            if not address.is_global or address.is_multicast:
-                return f"{host} resolves to {address}, a loopback, link-local or private address"
-        return None
+            infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM),
+                                           self._hub.settings.webhook_connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            return None, f"{host} does not resolve: {exc}"
+        addresses = [str(info[4][0]).split("%", 1)[0] for info in infos]
+        if not addresses:
+            return None, f"{host} does not resolve"
+        if not self._hub.settings.webhook_allow_private_targets:
+            for text in addresses:
+                address = ipaddress.ip_address(text)
+                if not address.is_global or address.is_multicast:
+                    return None, f"{host} resolves to {address}, a loopback, link-local or private address"
+        return addresses[0], None
