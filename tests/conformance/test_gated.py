@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -224,13 +225,16 @@ def read_status(api: HfApi, repo_id: str) -> int | str:
 @pytest.mark.parametrize("private", [False, True])
 def test_permission_matrix(api: HfApi, api_as: ApiAs, server: LiveServer, repo_name: str, private: bool) -> None:
     acme = f"acme/{repo_name}"  # alice admin, carol read
-    org = f"g{repo_name[2:]}"  # alice admin, carol write
-    server.cli("orgs", "create", org)
-    server.cli("orgs", "add-member", org, "alice", "--role", "admin")
-    server.cli("orgs", "add-member", org, "carol", "--role", "write")
-    team = f"{org}/{repo_name}"
+    # The team's admin is a user of this test's own: the hub is shared, and alice's orgs are
+    # compared whole elsewhere.
+    org, owner, owner_token = f"g{repo_name[2:]}", f"u{repo_name[2:]}", f"hf_{uuid.uuid4().hex}"
+    server.seed({
+        "users": [{"name": owner, "tokens": [{"value": owner_token, "role": "write", "name": "t"}]}],
+        "orgs": [{"name": org, "members": {owner: "admin", "carol": "write"}}],
+    })
+    team = f"{org}/{repo_name}"  # its admin, carol write
     make_gated(api, acme, private=private)
-    make_gated(api, team, private=private)
+    make_gated(HfApi(endpoint=api.endpoint, token=owner_token), team, private=private)
     hidden: int | str = 404 if private else "gated 403"
     hidden_anon: int | str = 404 if private else "gated 401"
     assert read_status(api_as(None), acme) == hidden_anon

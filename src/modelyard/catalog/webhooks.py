@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from modelyard.catalog.tables import accounts, members, webhook_attempts, webhook_deliveries, webhook_watches, webhooks
 
@@ -152,41 +153,34 @@ def readers(conn: Connection, owner_ids: set[int], repo_owner_id: int) -> set[in
     return found
 
 
+def _insert_pending(conn: Connection, rows: list[tuple[str, int, str]], now: datetime) -> list[int]:
+    """Insert pending deliveries (event key, webhook id, payload JSON), skipping those that exist:
+    ``ON CONFLICT DO NOTHING`` on (event, webhook), so two transactions fanning out the same event
+    at once (a job run twice, an event job beside its repo's deletion) never clash. The webhook
+    ids of the rows made."""
+    if not rows:
+        return []
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(webhook_deliveries).on_conflict_do_nothing().returning(webhook_deliveries.c.webhook_id)
+    made = conn.execute(stmt, [
+        {"webhook_id": wid, "event_key": key, "payload": body, "status": "pending", "attempts": 0,
+         "next_attempt_at": now, "lease_until": None, "created_at": now, "finished_at": None}
+        for key, wid, body in rows
+    ])
+    return [int(wid) for wid in made.scalars()]
+
+
 def add_many(conn: Connection, rows: list[tuple[str, int, str]], now: datetime) -> int:
     """Pending deliveries (event key, webhook id, payload JSON) of several events in one insert,
     leaving out those that exist already (a job run twice); how many were made."""
-    if not rows:
-        return 0
-    keys = sorted({key for key, _, _ in rows})
-    have = {(r.event_key, r.webhook_id) for r in conn.execute(select(
-        webhook_deliveries.c.event_key, webhook_deliveries.c.webhook_id).where(
-        webhook_deliveries.c.event_key.in_(keys)))}
-    new = [(key, wid, body) for key, wid, body in rows if (key, wid) not in have]
-    if new:
-        conn.execute(insert(webhook_deliveries), [
-            {"webhook_id": wid, "event_key": key, "payload": body, "status": "pending", "attempts": 0,
-             "next_attempt_at": now, "lease_until": None, "created_at": now, "finished_at": None}
-            for key, wid, body in new
-        ])
-    return len(new)
+    return len(_insert_pending(conn, rows, now))
 
 
 def add_deliveries(conn: Connection, event_key: str, payloads: dict[int, str], now: datetime) -> list[int]:
     """One pending delivery per webhook (id -> payload JSON) for the event, in one insert; the
     webhooks that have one for this event already (a job run twice) are left alone. The ids of
     the webhooks that got one."""
-    if not payloads:
-        return []
-    have = {r.webhook_id for r in conn.execute(select(webhook_deliveries.c.webhook_id).where(
-        webhook_deliveries.c.event_key == event_key, webhook_deliveries.c.webhook_id.in_(list(payloads))))}
-    new = [wid for wid in payloads if wid not in have]
-    if new:
-        conn.execute(insert(webhook_deliveries), [
-            {"webhook_id": wid, "event_key": event_key, "payload": payloads[wid], "status": "pending", "attempts": 0,
-             "next_attempt_at": now, "lease_until": None, "created_at": now, "finished_at": None}
-            for wid in new
-        ])
-    return new
+    return _insert_pending(conn, [(event_key, wid, body) for wid, body in payloads.items()], now)
 
 
 # -- sending ----------------------------------------------------------------------------------

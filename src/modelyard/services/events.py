@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from modelyard.catalog import events as events_q
+from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.services.hub import Hub, utcnow
 
@@ -91,6 +92,8 @@ def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> bool:
     must be added to ``_indexing``. Whether deliveries were made (wake the sender after commit)."""
     from modelyard.services.webhooks import fan_out_events
 
+    # The repo's row lock first, as its deletion takes it: the two never fan out one event at once.
+    refs_q.lock(conn, event.repo_id)
     repo = repos_q.get_by_id(conn, event.repo_id)
     batch = events_q.pending_for_repo(conn, event.repo_id, FAN_OUT_BATCH)
     if event.id not in {e.id for e in batch}:

@@ -193,6 +193,7 @@ def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_admin(principal, repo)
+        refs_q.lock(conn, repo.id)  # before anything else: event jobs and writers take it first too
         # The repo's events go with it: its webhook deliveries are made here, before the row goes.
         hooked = deliver_deletion(hub, conn, repo)
         search_q.delete_search_text(hub.db, conn, repo.id)
