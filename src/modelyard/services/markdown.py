@@ -10,6 +10,7 @@ only ``href``/``src``/``alt``/``title`` and a few table attributes, only http(s)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import nh3
@@ -40,8 +41,28 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
-def render(raw: str) -> str:
-    """Sanitized HTML of a Markdown text."""
+#: Rewrites a URL attribute that survived sanitizing: (tag, attribute, value) -> new value.
+Links = Callable[[str, str, str], str]
+URL_ATTRIBUTES = frozenset({"href", "src"})
+
+
+def render(raw: str, links: Links | None = None) -> str:
+    """Sanitized HTML of a Markdown text; ``links`` may point relative URLs somewhere (a card's
+    links at the repo's files). It sees only values the allow-list kept, and nh3 does not check
+    what it returns: anything but the value it got or a path on this hub is dropped."""
+
+    def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if links is None or attribute not in URL_ATTRIBUTES:
+            return value
+        new = links(tag, attribute, value)
+        if new == value or (new.startswith("/") and not new.startswith("//") and "\\" not in new):
+            return new
+        return None
+
     html = _parser().render(raw)
-    return nh3.clean(html, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
-                     url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer nofollow")
+    cleaned: str = nh3.clean(
+        html, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer nofollow",
+        attribute_filter=rewrite if links is not None else None,
+    )
+    return cleaned

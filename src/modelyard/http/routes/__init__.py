@@ -19,6 +19,7 @@ def register(router: Router) -> None:
         lfs,
         lfs_files,
         misc,
+        pages,
         people,
         repos,
         spaces,
@@ -27,6 +28,6 @@ def register(router: Router) -> None:
     )
 
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating, webhooks)
+               gating, webhooks, pages)  # pages last: no API route is ever taken by a page
     for module in modules:
         module.register(router)

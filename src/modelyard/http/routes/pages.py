@@ -1,0 +1,153 @@
+"""The web pages, at the public Hub's URLs (``/``, ``/models``, ``/NS/NAME``, ``.../tree/REV/PATH``,
+``.../blob/REV/PATH``): each parses the URL, calls one service of ``services/pages.py`` and
+renders a template. Registered after every API route, so no API path is ever taken by a page.
+
+Every page goes out with a Content-Security-Policy that allows nothing but this hub (no inline
+or third-party script, no frame around it) and ``nosniff``; errors are pages too, with the
+status and ``X-Error-Code`` of the API's answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+
+from modelyard.errors import HubError, NotFoundError, RepoMovedError
+from modelyard.http.app import Ctx, Router
+from modelyard.http.errors import error_response, header_safe, status_for
+from modelyard.http.routes.common import follows_moves, repo_id, repo_type
+from modelyard.services import pages
+from modelyard.web.render import asset, render, trusted
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+        "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+SORT_LABELS = (("trendingScore", "Trending"), ("likes", "Most likes"), ("downloads", "Most downloads"),
+               ("lastModified", "Recently updated"), ("createdAt", "Recently created"))
+#: First path segments that are never a namespace of a page (the API's and the hub's own).
+RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models)/)"
+PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
+REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
+
+
+def page(html: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(html, status_code=status, media_type="text/html; charset=utf-8",
+                    headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def _context(**values: Any) -> dict[str, Any]:
+    return {"repo_path": pages.repo_path, **values}
+
+
+def error_page(exc: HubError) -> Response:
+    if isinstance(exc, RepoMovedError):
+        return error_response(exc)  # the 307 to the repo's current id, as the API answers
+    status, code = status_for(exc)
+    html = render("error.html", **_context(status=status, message=exc.message))
+    return page(html, status, {"X-Error-Code": code, "X-Error-Message": header_safe(exc.message)})
+
+
+def shows_errors(handler: Callable[[Ctx], Awaitable[Response]]) -> Callable[[Ctx], Awaitable[Response]]:
+    """A page's errors as pages (a redirect for a moved repo's old id)."""
+
+    async def run(ctx: Ctx) -> Response:
+        try:
+            return await handler(ctx)
+        except HubError as exc:
+            return error_page(exc)
+
+    return run
+
+
+async def home(ctx: Ctx) -> Response:
+    view = await ctx.call(pages.home_page)
+    return page(render("home.html", **_context(view=view)))
+
+
+async def search(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    kind = ctx.params["kind"]
+    query, sort, filters = q.get("search", ""), q.get("sort", "trendingScore"), q.getlist("filter")
+    view = await ctx.call(pages.search_page, kind[:-1], query, sort, filters, q.get("cursor"))
+
+    def url(**changes: Any) -> str:
+        state: dict[str, Any] = {"search": query, "sort": sort, "filter": filters, **changes}
+        items = [(k, v) for k, vs in state.items() for v in (vs if isinstance(vs, list) else [vs]) if v]
+        return f"/{kind}?{urlencode(items)}"
+
+    without = {f: url(filter=[g for g in filters if g != f]) for f in filters}
+    next_url = url(cursor=view.next_cursor) if view.next_cursor else None
+    html = render("search.html", **_context(view=view, kind=kind, sorts=SORT_LABELS, filters=filters,
+                                            without_filter=without, next_url=next_url, top_search=query))
+    return page(html)
+
+
+def _snippet(base: str, view: pages.RepoPage) -> str:
+    repo = view.repo
+    if repo.type == "dataset":
+        return (f"# HF_ENDPOINT={base}\nfrom datasets import load_dataset\n\n"
+                f"ds = load_dataset({json.dumps(repo.repo_id)})")
+    lines = [f"# HF_ENDPOINT={base}"]
+    if view.info.facts.library_name == "sentence-transformers":
+        lines += ["from sentence_transformers import SentenceTransformer", "",
+                  f"model = SentenceTransformer({json.dumps(repo.repo_id)})"]
+    elif view.info.facts.library_name == "transformers" or view.info.facts.config:
+        lines += ["from transformers import AutoModel", "",
+                  f"model = AutoModel.from_pretrained({json.dumps(repo.repo_id)})"]
+    else:
+        lines += ["from huggingface_hub import snapshot_download", "",
+                  f"path = snapshot_download({json.dumps(repo.repo_id)})"]
+    lines += ["", f"# hf download {repo.repo_id}", f"# git clone {base}{pages.repo_path(repo.type, repo.repo_id)}"]
+    return "\n".join(lines)
+
+
+async def repo_page(ctx: Ctx) -> Response:
+    rev = ctx.params.get("rev", "main")
+    view = await ctx.call(pages.repo_page, repo_type(ctx.params), repo_id(ctx.params), rev)
+    card_data = view.info.facts.card_data or {}
+    license_ = card_data.get("license") if isinstance(card_data.get("license"), str) else None
+    html = render("repo.html", **_context(
+        view=view, facts=view.info.facts, card=trusted(view.card_html or ""), license=license_,
+        file_count=sum(1 for e in view.info.entries if not e.is_dir), snippet=_snippet(ctx.base_url(), view),
+    ))
+    return page(html)
+
+
+async def tree_page(ctx: Ctx) -> Response:
+    view = await ctx.call(pages.tree_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"],
+                          ctx.params.get("path", ""))
+    return page(render("tree.html", **_context(view=view)))
+
+
+async def blob_page(ctx: Ctx) -> Response:
+    view = await ctx.call(pages.blob_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"],
+                          ctx.params["path"])
+    return page(render("blob.html", **_context(view=view)))
+
+
+async def static(ctx: Ctx) -> Response:
+    data = asset(ctx.params["asset"])
+    if data is None:
+        return error_page(NotFoundError(f"No asset named {ctx.params['asset']}"))
+    media = "text/css; charset=utf-8" if ctx.params["asset"].endswith(".css") else "application/octet-stream"
+    return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=3600",
+                                                     "X-Content-Type-Options": "nosniff"})
+
+
+def register(router: Router) -> None:
+    router.add("GET", r"/", shows_errors(home))
+    router.add("GET", r"/(?P<kind>models|datasets)", shows_errors(search))
+    router.add("GET", r"/static/(?P<asset>[A-Za-z0-9_-]+\.css)", static)
+    router.add("GET", PAGE_REPO, shows_errors(follows_moves(repo_page)))
+    router.add("GET", rf"{PAGE_REPO}/tree/{REV}(?:/(?P<path>.*))?", shows_errors(follows_moves(tree_page)))
+    router.add("GET", rf"{PAGE_REPO}/blob/{REV}/(?P<path>.+)", shows_errors(follows_moves(blob_page)))

@@ -1,0 +1,183 @@
+"""What the web pages show, gathered through the same services and access checks as the API.
+
+The pages render these views and decide nothing: a private repo is missing here exactly as it
+is in the API (``RepoNotFound``), a gated file's bytes need the same access as ``/resolve``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import quote, unquote, urlsplit
+
+from dulwich.objects import Blob
+
+from modelyard.catalog.repos import Repo
+from modelyard.metadata.cards import front_matter
+from modelyard.services import markdown
+from modelyard.services.auth import Principal
+from modelyard.services.discovery import ListedRepo, ListParams, RepoInfo, list_page, repo_info
+from modelyard.services.files import FileEntry, list_tree, resolve_file
+from modelyard.services.hub import Hub
+from modelyard.services.repos import RepoSnapshot, find_repo
+
+#: Cards longer than this are not rendered (the file stays downloadable).
+CARD_LIMIT = 512 * 1024
+#: Text files shown inline up to this size; larger ones get a download link.
+TEXT_LIMIT = 1024 * 1024
+PAGE_SIZE = 30
+URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+def repo_path(repo_type: str, repo_id: str) -> str:
+    """The page of a repo, as on the Hub: ``/NS/NAME`` for models, ``/datasets/NS/NAME``."""
+    return f"/{URL_PREFIXES[repo_type]}{quote(repo_id, safe='/')}"
+
+
+def _within_repo(base_dir: str, target: str) -> str:
+    """A relative link's path inside the repo (``..`` never climbs above its root)."""
+    joined = posixpath.normpath(posixpath.join("/", base_dir, target)).lstrip("/")
+    return "" if joined == "." else joined
+
+
+def card_links(repo_type: str, repo_id: str, revision: str, base_dir: str = "") -> markdown.Links:
+    """Relative links of a card lead to the repo's files at the revision shown: images to their
+    bytes (``/resolve``), other links to their page (``/blob``). Absolute and fragment links stay."""
+    root = repo_path(repo_type, repo_id)
+    rev = quote(revision, safe="")
+
+    def link(tag: str, attribute: str, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme or parts.netloc or value.startswith(("/", "#", "?")):
+            return value
+        path = quote(_within_repo(base_dir, unquote(parts.path)), safe="/")
+        kind = "resolve" if tag in ("img", "audio", "video", "source") else "blob"
+        suffix = f"#{parts.fragment}" if parts.fragment else ""
+        return f"{root}/{kind}/{rev}/{path}{suffix}"
+
+    return link
+
+
+@dataclass
+class RepoPage:
+    info: RepoInfo
+    revision: str
+    card_html: str | None  # None: no README.md; "" with ``card_note`` when it is not shown
+    card_note: str | None
+
+    @property
+    def repo(self) -> Repo:
+        return self.info.snap.repo
+
+
+def _text_of(hub: Hub, entry: FileEntry, limit: int) -> str | None:
+    """A regular (not LFS) file's text if it is at most ``limit`` bytes of UTF-8, else None."""
+    if entry.is_dir or entry.lfs_sha256 is not None or entry.size > limit:
+        return None
+    try:
+        return cast(Blob, hub.objects.get(entry.oid)).as_raw_string().decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def repo_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> RepoPage:
+    info = repo_info(hub, principal, repo_type, repo_id, revision)
+    readme = next((e for e in info.entries if e.path == "README.md" and not e.is_dir), None)
+    if readme is None:
+        return RepoPage(info, revision, None, None)
+    text = _text_of(hub, readme, CARD_LIMIT)
+    if text is None:
+        return RepoPage(info, revision, "", "The model card is too large or not UTF-8 text: download README.md.")
+    _yaml, body = front_matter(text)
+    html = markdown.render(body, card_links(repo_type, info.snap.repo.repo_id, revision))
+    return RepoPage(info, revision, html, None)
+
+
+@dataclass
+class TreePage:
+    snap: RepoSnapshot
+    revision: str
+    path: str
+    entries: list[FileEntry]
+
+
+def tree_page(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str
+) -> TreePage:
+    """The entries of one folder (directories first); a file's path lists just the file."""
+    snap, entries = list_tree(hub, principal, repo_type, repo_id, revision, path, recursive=False)
+    entries.sort(key=lambda e: (not e.is_dir, e.path.lower()))
+    return TreePage(snap, revision, path.strip("/"), entries)
+
+
+@dataclass
+class BlobPage:
+    repo: Repo
+    revision: str
+    commit: str
+    entry: FileEntry
+    lines: list[str] | None  # None: shown as a download (large, binary, LFS or Xet)
+    reason: str | None
+
+
+def blob_page(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str
+) -> BlobPage:
+    """A file of a revision: its text by lines when it is small UTF-8, else why not. The same
+    access as a download: a gated repo's files need access granted."""
+    resolved = resolve_file(hub, principal, repo_type, repo_id, revision, path)
+    snap_repo = _repo_of(hub, principal, repo_type, repo_id)
+    entry = resolved.entry
+    if resolved.inline is None:
+        kind = "Xet" if entry.xet_hash is not None else "LFS"
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, f"Stored with {kind}.")
+    if len(resolved.inline) > TEXT_LIMIT:
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "Too large to show.")
+    try:
+        text = resolved.inline.decode("utf-8")
+    except UnicodeDecodeError:
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.")
+    return BlobPage(snap_repo, revision, resolved.commit, entry, text.splitlines(), None)
+
+
+def _repo_of(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:
+    with hub.db.read() as conn:
+        return find_repo(conn, principal, repo_type, repo_id)
+
+
+#: The sorts of the listing API, as the search page offers them.
+SORTS = ("trendingScore", "likes", "downloads", "lastModified", "createdAt")
+
+
+@dataclass
+class SearchPage:
+    repo_type: str
+    query: str
+    sort: str
+    items: list[ListedRepo]
+    next_cursor: str | None
+
+
+def search_page(
+    hub: Hub, principal: Principal | None, repo_type: str, query: str, sort: str, filters: list[str],
+    cursor: str | None,
+) -> SearchPage:
+    params = ListParams(search=[query] if query else [], filters=filters, sort=sort, limit=PAGE_SIZE,
+                        cursor=cursor)
+    items, following = list_page(hub, principal, repo_type, params, full=False, extra=False)
+    return SearchPage(repo_type, query, sort, items, following)
+
+
+@dataclass
+class HomePage:
+    trending_models: list[ListedRepo]
+    trending_datasets: list[ListedRepo]
+    recent: list[ListedRepo]
+
+
+def home_page(hub: Hub, principal: Principal | None) -> HomePage:
+    def top(repo_type: str, sort: str) -> list[ListedRepo]:
+        return list_page(hub, principal, repo_type, ListParams(sort=sort, limit=10), full=False, extra=False)[0]
+
+    return HomePage(top("model", "trendingScore"), top("dataset", "trendingScore"), top("model", "lastModified"))

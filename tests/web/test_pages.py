@@ -1,0 +1,220 @@
+"""The web pages over real HTTP against a live server (SQLite and PostgreSQL): what each shows,
+who may see it, and that hostile input stays text. (No browser here: these read the HTML the
+server sends; the browser-driven tests build on them.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from tests.support.server import TOKENS, LiveServer
+from tests.web.html import active_elements, dangers, parse
+from tests.web.xss import PAYLOADS
+
+CARD = """---
+license: apache-2.0
+pipeline_tag: text-classification
+tags:
+- page-test-tag
+secret_yaml_marker: do-not-show
+---
+
+# The Card Title
+
+Some **bold** text, a [relative link](docs/guide.md), an image ![diagram](./img/plot.png),
+an [outside link](https://example.org/x) and a [jump](#the-card-title).
+
+| metric | value |
+|--------|-------|
+| acc    | 0.91  |
+
+```python
+print("hello")
+```
+"""
+
+
+def get(server: LiveServer, path: str, user: str | None = None, **params: object) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {TOKENS[user]}"} if user else {}
+    return httpx.get(f"{server.url}{path}", params=params, headers=headers, timeout=30)  # type: ignore[arg-type]
+
+
+def assert_page(response: httpx.Response, status: int = 200) -> str:
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    return response.text
+
+
+def test_a_repo_page_renders_its_card(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=CARD.encode(), path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b'{"model_type": "bert"}', path_in_repo="config.json", repo_id=repo_id)
+    server.settle()
+    html = assert_page(get(server, f"/{repo_id}"))
+    page = parse(html)
+    assert "The Card Title" in page.plain and "secret_yaml_marker" not in html  # front matter hidden
+    assert "<strong>bold</strong>" in html and "<table>" in html and 'print("hello")' in html
+    hrefs = {a.get("href") for a in page.all("a")}
+    assert f"/{repo_id}/blob/main/docs/guide.md" in hrefs  # relative links lead to the repo's files
+    assert "https://example.org/x" in hrefs and "#the-card-title" in hrefs
+    assert {i.get("src") for i in page.all("img")} == {f"/{repo_id}/resolve/main/img/plot.png"}
+    assert "/models?filter=page-test-tag" in hrefs  # tag chips are filtered searches
+    assert "apache-2.0" in page.plain and "text-classification" in page.plain
+    snippet = "".join(page.text)
+    assert f'AutoModel.from_pretrained("{repo_id}")' in snippet and f"HF_ENDPOINT={server.url}" in snippet
+    assert f"git clone {server.url}/{repo_id}" in snippet
+    # A dataset's page is under /datasets, its snippet loads it with datasets
+    ds = api.create_repo(f"{repo_name}-ds", repo_type="dataset").repo_id
+    html = assert_page(get(server, f"/datasets/{ds}"))
+    assert f'load_dataset("{ds}")' in parse(html).plain and "No model card yet." in html
+    assert get(server, f"/{ds}").status_code == 404  # not a model
+
+
+def test_files_and_versions(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    api.create_commit(repo_id, commit_message="files", operations=[
+        CommitOperationAdd("src/main.py", b"def f():\n    return '<b>not bold</b>'\n"),
+        CommitOperationAdd("src/deep/x.txt", b"x"),
+        CommitOperationAdd("odd.dat", b"\xff\xfe not utf-8"),
+        CommitOperationAdd("model.safetensors", b"\x00" * 20_000),  # an LFS file (by extension)
+        CommitOperationAdd("a file with spaces.md", b"spaced"),
+    ])
+    api.create_branch(repo_id, branch="feature/x")
+    html = assert_page(get(server, f"/{repo_id}/tree/main"))
+    page = parse(html)
+    hrefs = [a.get("href") for a in page.all("a")]
+    assert f"/{repo_id}/tree/main/src" in hrefs
+    assert f"/{repo_id}/blob/main/a%20file%20with%20spaces.md" in hrefs
+    assert f"/{repo_id}/resolve/main/odd.dat?download=true" in hrefs
+    assert "LFS" in page.plain and "20.0 kB" in page.plain
+    sub = parse(assert_page(get(server, f"/{repo_id}/tree/main/src")))
+    assert f"/{repo_id}/tree/main/src/deep" in [a.get("href") for a in sub.all("a")]
+    assert "main.py" in sub.plain and "odd.dat" not in sub.plain
+
+    blob = assert_page(get(server, f"/{repo_id}/blob/main/src/main.py"))
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in blob and 'id="L2"' in blob and "<b>not bold" not in blob
+    assert "A binary file." in assert_page(get(server, f"/{repo_id}/blob/main/odd.dat"))
+    lfs = assert_page(get(server, f"/{repo_id}/blob/main/model.safetensors"))
+    assert "Stored with LFS." in lfs and "SHA256" in lfs
+    assert "spaced" in assert_page(get(server, f"/{repo_id}/blob/main/a%20file%20with%20spaces.md"))
+    # a branch with a slash, as the API takes it (%2F)
+    assert "main.py" in assert_page(get(server, f"/{repo_id}/tree/feature%2Fx/src"))
+    # what does not exist is a page with the API's status and error code
+    for path, code in ((f"/{repo_id}/tree/nope", "RevisionNotFound"), (f"/{repo_id}/blob/main/nope.txt",
+                       "EntryNotFound"), (f"/alice/{repo_name}-missing", "RepoNotFound")):
+        response = get(server, path)
+        assert_page(response, 404)
+        assert response.headers["x-error-code"] == code
+
+
+def test_home_and_search(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=CARD.encode(), path_in_repo="README.md", repo_id=repo_id)
+    server.settle()
+    assert_page(get(server, "/"))
+    html = assert_page(get(server, "/models", search=repo_name, sort="lastModified"))
+    page = parse(html)
+    assert f"/{repo_id}" in [a.get("href") for a in page.all("a")]
+    assert [o.get("value") for o in page.all("option") if "selected" in o] == ["lastModified"]
+    assert any(i.get("value") == repo_name for i in page.all("input"))  # the query stays in the form
+    filtered = parse(assert_page(get(server, "/models", search=repo_name, filter="page-test-tag")))
+    assert f"/{repo_id}" in [a.get("href") for a in filtered.all("a")]
+    none = parse(assert_page(get(server, "/models", search=repo_name, filter="license:mit")))
+    assert f"/{repo_id}" not in [a.get("href") for a in none.all("a")] and "No repository matches." in none.plain
+    bad = get(server, "/models", sort="nonsense")
+    assert_page(bad, 400)
+    assert bad.headers["x-error-code"] == "BadRequest"
+
+
+def test_private_repos_only_for_who_may_read(
+    api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer, repo_name: str
+) -> None:
+    repo_id = api.create_repo(f"acme/{repo_name}", private=True).repo_id
+    api.upload_file(path_or_fileobj=b"# Secret card", path_in_repo="README.md", repo_id=repo_id)
+    server.settle()
+    pages = {f"/{repo_id}": "Secret card", f"/{repo_id}/tree/main": "README.md",
+             f"/{repo_id}/blob/main/README.md": "Secret card"}
+    for path, shown in pages.items():
+        for outsider in (None, "bob"):
+            response = get(server, path, outsider)
+            assert_page(response, 404)
+            assert response.headers["x-error-code"] == "RepoNotFound" and shown not in response.text
+        assert shown in assert_page(get(server, path, "carol"))  # an org member (read role)
+        assert shown in assert_page(get(server, path, "alice"))
+    for outsider in (None, "bob"):
+        assert f'href="/{repo_id}"' not in get(server, "/models", outsider, search=repo_name).text
+    assert f'href="/{repo_id}"' in get(server, "/models", "carol", search=repo_name).text
+
+
+def test_gated_files_need_access(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=b"# Card", path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"secret text", path_in_repo="notes.txt", repo_id=repo_id)
+    api.update_repo_settings(repo_id, gated="manual")
+    assert_page(get(server, f"/{repo_id}/tree/main", "bob"))  # metadata stays visible, as on the Hub
+    response = get(server, f"/{repo_id}/blob/main/notes.txt", "bob")
+    assert_page(response, 403)
+    assert response.headers["x-error-code"] == "GatedRepo" and "secret text" not in response.text
+    assert "secret text" in assert_page(get(server, f"/{repo_id}/blob/main/notes.txt", "alice"))
+
+
+def test_hostile_input_stays_text(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    """Every payload through the card, a file's name and content, and the search query: nothing
+    active gets into a page (no handler, no script or data URL, no element the template lacks)."""
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=b"# Plain", path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"plain", path_in_repo="plain.txt", repo_id=repo_id)
+    baseline = {path: active_elements(assert_page(get(server, path))) for path in (
+        f"/{repo_id}", f"/{repo_id}/tree/main", f"/{repo_id}/blob/main/plain.txt")}
+    search_baseline = active_elements(assert_page(get(server, "/models", search="plain", filter="plain")))
+
+    card = "\n\n".join(f"{p}\n\n*x* {p}" for p in PAYLOADS)
+    names = [re.sub(r"[/\\\x00-\x1f]", "_", p)[:200] for p in PAYLOADS]
+    api.create_commit(repo_id, commit_message="hostile", operations=[
+        CommitOperationAdd("README.md", card.encode()),
+        *[CommitOperationAdd(f"h{i}-{name}.txt", p.encode())
+          for i, (name, p) in enumerate(zip(names, PAYLOADS, strict=True))],
+    ])
+    found = dangers(assert_page(get(server, f"/{repo_id}")), baseline[f"/{repo_id}"])
+    assert found == [], found
+    tree = assert_page(get(server, f"/{repo_id}/tree/main"))
+    assert dangers(tree, baseline[f"/{repo_id}/tree/main"]) == []
+    assert len(parse(tree).all("tr")) == 1 + len(api.list_repo_files(repo_id)) == 1 + 3 + len(PAYLOADS)
+    links = {a["href"] for a in parse(tree).all("a") if f"/{repo_id}/blob/main/h" in (a.get("href") or "")}
+    assert len(links) == len(PAYLOADS)
+    for href in sorted(links):  # each file's page, by the tree's own link
+        html = assert_page(get(server, href))
+        i = int(unquote(href).rsplit("/h", 1)[1].split("-", 1)[0])
+        assert dangers(html, baseline[f"/{repo_id}/blob/main/plain.txt"]) == [], href
+        assert f"h{i}-{names[i]}.txt" in parse(html).plain and PAYLOADS[i].splitlines()[0] in parse(html).plain
+    for payload in PAYLOADS:
+        html = assert_page(get(server, "/models", search=payload, filter=payload))
+        assert dangers(html, search_baseline) == [], payload
+
+
+def test_pages_never_take_an_api_path(server: LiveServer) -> None:
+    for path in ("/api/nothing-here", "/api/models/alice/none-such", "/avatars/x/y"):
+        response = get(server, path)
+        assert response.headers["content-type"].startswith("application/json"), path
+    css = get(server, "/static/style.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert get(server, "/static/nothing.css").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/models", "/datasets"])
+def test_every_page_links_only_to_this_hub(server: LiveServer, path: str) -> None:
+    page = parse(assert_page(get(server, path)))
+    for tag, attribute in (("a", "href"), ("link", "href"), ("img", "src"), ("form", "action")):
+        for attrs in page.all(tag):
+            value = attrs.get(attribute) or ""
+            assert value.startswith("/") and not value.startswith("//"), (tag, value)
