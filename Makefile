@@ -34,7 +34,12 @@ typecheck:
 layers:
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.dev
+# axe-core (accessibility checks of the browser tests) from npm, beside the venv.
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1
+
+pytest: $(VENV)/.dev $(AXE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: check pytest
