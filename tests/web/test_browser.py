@@ -65,8 +65,14 @@ class Watch:
             self.foreign.append(request.url)
 
 
+@dataclass
+class Showcase:
+    repo_id: str
+    commit: str
+
+
 @pytest.fixture(scope="module")
-def showcase(server: LiveServer) -> str:
+def showcase(server: LiveServer) -> Showcase:
     """A model with a card, folders, text, binary and LFS files, and a dataset beside it."""
     api = HfApi(endpoint=server.url, token=TOKENS["alice"])
     name = f"showcase-{os.urandom(4).hex()}"
@@ -77,12 +83,15 @@ def showcase(server: LiveServer) -> str:
         CommitOperationAdd("src/train.py", b"import torch\n\nprint('training')\n" * 20),
         CommitOperationAdd("model.safetensors", b"\x00" * 30_000),
     ])
+    commit = api.upload_file(path_or_fileobj=b"import torch\n\nprint('trained')\n", path_in_repo="src/train.py",
+                             repo_id=repo_id, commit_message="Print what happened").oid
     api.create_repo(name, repo_type="dataset")
     server.settle()
-    return repo_id
+    return Showcase(repo_id, commit)
 
 
-def main_pages(repo_id: str) -> dict[str, str]:
+def main_pages(showcase: Showcase) -> dict[str, str]:
+    repo_id = showcase.repo_id
     return {
         "home": "/",
         "models": "/models?search=showcase&sort=lastModified",
@@ -92,6 +101,8 @@ def main_pages(repo_id: str) -> dict[str, str]:
         "folder": f"/{repo_id}/tree/main/src",
         "file": f"/{repo_id}/blob/main/src/train.py",
         "lfs-file": f"/{repo_id}/blob/main/model.safetensors",
+        "history": f"/{repo_id}/commits/main",
+        "commit": f"/{repo_id}/commit/{showcase.commit}",
         "dataset": f"/datasets/{repo_id}",
         "not-found": f"/{repo_id}-missing",
     }
@@ -122,7 +133,7 @@ def test_hostile_input_runs_no_script(browser: Browser, server: LiveServer, api:
     context.close()
 
 
-def test_no_serious_accessibility_violations(browser: Browser, server: LiveServer, showcase: str) -> None:
+def test_no_serious_accessibility_violations(browser: Browser, server: LiveServer, showcase: Showcase) -> None:
     """axe-core in the page (the context bypasses CSP only to let the checker's script in)."""
     assert AXE.exists(), "axe-core is missing: `make` installs it from npm"
     context = browser.new_context(bypass_csp=True)
@@ -140,7 +151,7 @@ def test_no_serious_accessibility_violations(browser: Browser, server: LiveServe
     assert found == {}, found
 
 
-def test_search_with_the_keyboard_alone(browser: Browser, server: LiveServer, showcase: str) -> None:
+def test_search_with_the_keyboard_alone(browser: Browser, server: LiveServer, showcase: Showcase) -> None:
     context = browser.new_context()
     page = context.new_page()
     page.goto(server.url + "/")
@@ -149,21 +160,21 @@ def test_search_with_the_keyboard_alone(browser: Browser, server: LiveServer, sh
         if page.evaluate("document.activeElement.id") == "top-search":
             break
     assert page.evaluate("document.activeElement.id") == "top-search"
-    page.keyboard.type(showcase.split("/")[1])
+    page.keyboard.type(showcase.repo_id.split("/")[1])
     page.keyboard.press("Enter")
     page.wait_for_url("**/models?search=*")
     for _ in range(40):  # Tab to the result and follow it with Enter
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.getAttribute('href')") == f"/{showcase}":
+        if page.evaluate("document.activeElement.getAttribute('href')") == f"/{showcase.repo_id}":
             break
     page.keyboard.press("Enter")
-    page.wait_for_url(f"**/{showcase}")
+    page.wait_for_url(f"**/{showcase.repo_id}")
     assert "The Card Title" in page.inner_text("main")
     context.close()
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase: str, width: int) -> None:
+def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase: Showcase, width: int) -> None:
     """No main page scrolls sideways at a desktop's or a phone's width. With MODELYARD_UI_DIR
     set, each is kept as a screenshot there (``docs/ui/`` is made that way, see docs/ui.md)."""
     out = os.environ.get("MODELYARD_UI_DIR")

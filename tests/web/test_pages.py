@@ -218,3 +218,59 @@ def test_every_page_links_only_to_this_hub(server: LiveServer, path: str) -> Non
         for attrs in page.all(tag):
             value = attrs.get(attribute) or ""
             assert value.startswith("/") and not value.startswith("//"), (tag, value)
+
+
+def test_history_and_commit_diffs(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=b"one\ntwo\nthree\n", path_in_repo="a.txt", repo_id=repo_id,
+                    commit_message="first <b>file</b>")
+    second = api.create_commit(repo_id, commit_message="change a, add b\n\nThe long story.", operations=[
+        CommitOperationAdd("a.txt", b"one\nTWO\nthree\n"), CommitOperationAdd("b.txt", b"bee\n")]).oid
+    third = api.delete_file("b.txt", repo_id, commit_message="drop b").oid
+    for i in range(50):  # more than one page of history
+        api.upload_file(path_or_fileobj=f"{i}".encode(), path_in_repo="n.txt", repo_id=repo_id, commit_message=f"n{i}")
+
+    first_page = parse(assert_page(get(server, f"/{repo_id}/commits/main")))
+    links = [a.get("href") or "" for a in first_page.all("a")]
+    commit_links = [h for h in links if "/commit/" in h]
+    assert len(commit_links) == 50 and commit_links[0].endswith(api.list_repo_commits(repo_id)[0].commit_id)
+    assert f"/{repo_id}/commits/main?p=1" in links
+    older = assert_page(get(server, f"/{repo_id}/commits/main", p=1))
+    assert "first &lt;b&gt;file&lt;/b&gt;" in older and f"/{repo_id}/commit/{second}" in older
+    assert "?p=0" in older and "?p=2" not in older
+
+    diff = assert_page(get(server, f"/{repo_id}/commit/{second}"))
+    page = parse(diff)
+    assert "The long story." in page.plain and "2 files changed" in page.plain
+    assert '<tr class="del"><td><pre>-two</pre>' in diff and '<tr class="add"><td><pre>+TWO</pre>' in diff
+    assert '<tr class="add"><td><pre>+bee</pre>' in diff and "added" in page.plain
+    dropped = parse(assert_page(get(server, f"/{repo_id}/commit/{third}")))
+    assert "deleted" in dropped.plain and "b.txt" in dropped.plain and "1 file changed" in dropped.plain
+
+    missing = get(server, f"/{repo_id}/commit/{'0' * 40}")
+    assert_page(missing, 404)
+    assert missing.headers["x-error-code"] == "RevisionNotFound"
+    assert_page(get(server, f"/{repo_id}/commits/main", p="x"), 400)
+
+
+def test_a_gated_commit_shows_its_diff_only_with_access(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    oid = api.upload_file(path_or_fileobj=b"gated words\n", path_in_repo="g.txt", repo_id=repo_id).oid
+    api.update_repo_settings(repo_id, gated="manual")
+    outsider = assert_page(get(server, f"/{repo_id}/commit/{oid}", "bob"))
+    assert "gated words" not in outsider and "have access" in outsider
+    assert "+gated words" in assert_page(get(server, f"/{repo_id}/commit/{oid}", "alice"))
+
+
+def test_hostile_commit_messages_stay_text(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    repo_id = api.create_repo(repo_name).repo_id
+    first = api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id).oid
+    baseline = {p: active_elements(assert_page(get(server, p))) for p in (
+        f"/{repo_id}/commits/main", f"/{repo_id}/commit/{first}")}
+    oids = [api.upload_file(path_or_fileobj=p.encode(), path_in_repo="x.txt", repo_id=repo_id,
+                            commit_message=p[:190], commit_description=p).oid for p in PAYLOADS[:40]]
+    history = assert_page(get(server, f"/{repo_id}/commits/main"))
+    assert dangers(history, baseline[f"/{repo_id}/commits/main"]) == []
+    for oid in oids:
+        commit = assert_page(get(server, f"/{repo_id}/commit/{oid}"))
+        assert dangers(commit, baseline[f"/{repo_id}/commit/{first}"]) == [], oid

@@ -18,9 +18,12 @@ from modelyard.metadata.cards import front_matter
 from modelyard.services import markdown
 from modelyard.services.auth import Principal
 from modelyard.services.discovery import ListedRepo, ListParams, RepoInfo, list_page, repo_info
-from modelyard.services.files import FileEntry, list_tree, resolve_file
+from modelyard.services.files import FileEntry, history, list_tree, resolve_file
+from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub
-from modelyard.services.repos import RepoSnapshot, find_repo
+from modelyard.services.repos import RepoSnapshot, find_repo, snapshot
+from modelyard.versioning.diff import file_diffs, tree_of
+from modelyard.versioning.objects import CommitInfo
 
 #: Cards longer than this are not rendered (the file stays downloadable).
 CARD_LIMIT = 512 * 1024
@@ -181,3 +184,78 @@ def home_page(hub: Hub, principal: Principal | None) -> HomePage:
         return list_page(hub, principal, repo_type, ListParams(sort=sort, limit=10), full=False, extra=False)[0]
 
     return HomePage(top("model", "trendingScore"), top("dataset", "trendingScore"), top("model", "lastModified"))
+
+
+COMMITS_PAGE = 50
+#: A commit page shows at most this much diff text; the files past it are listed without it.
+DIFF_LIMIT = 1024 * 1024
+
+
+@dataclass
+class CommitsPage:
+    repo: Repo
+    revision: str
+    commits: list[CommitInfo]
+    page: int
+    has_next: bool
+
+
+def commits_page(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, page: int
+) -> CommitsPage:
+    """A page of the revision's history, newest first (``page`` from 0)."""
+    snap = snapshot(hub, principal, repo_type, repo_id, revision)
+    commits = history(hub, snap.commit.oid)
+    start = max(page, 0) * COMMITS_PAGE
+    return CommitsPage(snap.repo, revision, commits[start : start + COMMITS_PAGE], max(page, 0),
+                       len(commits) > start + COMMITS_PAGE)
+
+
+@dataclass
+class FileDiff:
+    path: str
+    status: str  # added | deleted | modified
+    lines: list[tuple[str, str]]  # (kind: add | del | hunk | meta | ctx, text)
+
+
+@dataclass
+class CommitPage:
+    repo: Repo
+    commit: CommitInfo
+    files: list[FileDiff]
+    truncated: bool
+    hidden: str | None  # why the diff is not shown (a gated repo's files need access)
+
+
+def _lines(text: str) -> tuple[str, list[tuple[str, str]]]:
+    status, out = "modified", []
+    for line in text.splitlines():
+        if line.startswith("new file mode"):
+            status = "added"
+        elif line.startswith("deleted file mode"):
+            status = "deleted"
+        if line.startswith(("diff --git", "index ", "new file mode", "deleted file mode", "--- ", "+++ ")):
+            continue
+        kind = ("hunk" if line.startswith("@@") else "add" if line.startswith("+") else
+                "del" if line.startswith("-") else "ctx" if line.startswith(" ") else "meta")
+        out.append((kind, line))
+    return status, out
+
+
+def commit_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, oid: str) -> CommitPage:
+    """A commit and its diff against its first parent, file by file (LFS files as their pointer
+    text). The diff shows file contents: a gated repo's need access, as a download does."""
+    snap = snapshot(hub, principal, repo_type, repo_id, oid)
+    try:
+        with hub.db.read() as conn:
+            check_download(conn, principal, snap.repo)
+    except GatedRepoError:
+        return CommitPage(snap.repo, snap.commit, [], False, "The changes of a gated repo's files are shown "
+                          "to those who have access to them.")
+    parent = tree_of(hub.objects, snap.commit.parents[0]) if snap.commit.parents else None
+    diffs, truncated = file_diffs(hub.objects, parent, snap.commit.tree, DIFF_LIMIT)
+    files = []
+    for path, text in diffs:
+        status, lines = _lines(text)
+        files.append(FileDiff(path, status, lines))
+    return CommitPage(snap.repo, snap.commit, files, truncated, None)

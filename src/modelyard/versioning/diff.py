@@ -103,7 +103,7 @@ class _Store:
         return self._reader.get(Oid(sha.decode()))
 
 
-def _diff_pieces(reader: ObjectReader, old: Oid | None, new: Oid | None) -> Iterator[bytes]:
+def _diff_pieces(reader: ObjectReader, old: Oid | None, new: Oid | None) -> Iterator[tuple[str, bytes]]:
     store = _Store(reader)
     for path, (a, b) in sorted(changes(reader, old, new).items()):
         old_file = (path.encode(), a[0], a[1].encode()) if a else (None, None, None)
@@ -111,16 +111,31 @@ def _diff_pieces(reader: ObjectReader, old: Oid | None, new: Oid | None) -> Iter
         out = io.BytesIO()
         # Our reader stands in for dulwich's object store: it only asks ``store[sha]``.
         write_object_diff(out, cast(Any, store), cast(Any, old_file), cast(Any, new_file))
-        yield out.getvalue()
+        yield path, out.getvalue()
 
 
 def unified_diff(reader: ObjectReader, old: Oid | None, new: Oid | None, limit: int) -> str:
     """A git-style unified diff from tree ``old`` to tree ``new`` (LFS files as their pointer
     text), cut at ``limit`` bytes with a note."""
     out = bytearray()
-    for piece in _diff_pieces(reader, old, new):
+    for _path, piece in _diff_pieces(reader, old, new):
         if len(out) + len(piece) > limit:
             out += b"\n[diff truncated]\n"
             break
         out += piece
     return out.decode("utf-8", "replace")
+
+
+def file_diffs(
+    reader: ObjectReader, old: Oid | None, new: Oid | None, limit: int
+) -> tuple[list[tuple[str, str]], bool]:
+    """The same diff file by file: (path, its git diff text), and whether it was cut at ``limit``
+    bytes in all (the files past it are left out)."""
+    out: list[tuple[str, str]] = []
+    used = 0
+    for path, piece in _diff_pieces(reader, old, new):
+        used += len(piece)
+        if used > limit:
+            return out, True
+        out.append((path, piece.decode("utf-8", "replace")))
+    return out, False

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from modelyard.errors import HubError, NotFoundError, RepoMovedError
+from modelyard.errors import HubError, InvalidInputError, NotFoundError, RepoMovedError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.errors import error_response, header_safe, status_for
 from modelyard.http.routes.common import follows_moves, repo_id, repo_type
@@ -135,6 +135,20 @@ async def blob_page(ctx: Ctx) -> Response:
     return page(render("blob.html", **_context(view=view)))
 
 
+async def commits_page(ctx: Ctx) -> Response:
+    try:
+        number = int(ctx.request.query_params.get("p", "0"))
+    except ValueError as exc:
+        raise InvalidInputError("p must be a page number") from exc
+    view = await ctx.call(pages.commits_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], number)
+    return page(render("commits.html", **_context(view=view)))
+
+
+async def commit_page(ctx: Ctx) -> Response:
+    view = await ctx.call(pages.commit_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["oid"])
+    return page(render("commit.html", **_context(view=view)))
+
+
 async def static(ctx: Ctx) -> Response:
     data = asset(ctx.params["asset"])
     if data is None:
@@ -151,3 +165,5 @@ def register(router: Router) -> None:
     router.add("GET", PAGE_REPO, shows_errors(follows_moves(repo_page)))
     router.add("GET", rf"{PAGE_REPO}/tree/{REV}(?:/(?P<path>.*))?", shows_errors(follows_moves(tree_page)))
     router.add("GET", rf"{PAGE_REPO}/blob/{REV}/(?P<path>.+)", shows_errors(follows_moves(blob_page)))
+    router.add("GET", rf"{PAGE_REPO}/commits/{REV}", shows_errors(follows_moves(commits_page)))
+    router.add("GET", rf"{PAGE_REPO}/commit/(?P<oid>[0-9a-f]{{40}})", shows_errors(follows_moves(commit_page)))
