@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import numpy as np
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, sync_playwright
+from safetensors.numpy import save
 
 from tests.support.server import TOKENS, LiveServer
 from tests.web.test_pages import CARD
@@ -81,7 +83,11 @@ def showcase(server: LiveServer) -> Showcase:
         CommitOperationAdd("README.md", CARD.encode()),
         CommitOperationAdd("config.json", b'{"model_type": "bert", "hidden_size": 32}'),
         CommitOperationAdd("src/train.py", b"import torch\n\nprint('training')\n" * 20),
-        CommitOperationAdd("model.safetensors", b"\x00" * 30_000),
+        CommitOperationAdd("model.safetensors", save({
+            "embeddings.word_embeddings.weight": np.zeros((64, 32), dtype=np.float32),
+            "encoder.layer.0.attention.self.query.weight": np.zeros((32, 32), dtype=np.float32),
+            "pooler.dense.bias": np.zeros(32, dtype=np.float16),
+        }, metadata={"format": "pt"})),
     ])
     commit = api.upload_file(path_or_fileobj=b"import torch\n\nprint('trained')\n", path_in_repo="src/train.py",
                              repo_id=repo_id, commit_message="Print what happened").oid
@@ -100,7 +106,7 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "files": f"/{repo_id}/tree/main",
         "folder": f"/{repo_id}/tree/main/src",
         "file": f"/{repo_id}/blob/main/src/train.py",
-        "lfs-file": f"/{repo_id}/blob/main/model.safetensors",
+        "weights": f"/{repo_id}/blob/main/model.safetensors",
         "history": f"/{repo_id}/commits/main",
         "commit": f"/{repo_id}/commit/{showcase.commit}",
         "dataset": f"/datasets/{repo_id}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
@@ -86,7 +87,7 @@ def test_files_and_versions(api: HfApi, server: LiveServer, repo_name: str) -> N
         CommitOperationAdd("src/main.py", b"def f():\n    return '<b>not bold</b>'\n"),
         CommitOperationAdd("src/deep/x.txt", b"x"),
         CommitOperationAdd("odd.dat", b"\xff\xfe not utf-8"),
-        CommitOperationAdd("model.safetensors", b"\x00" * 20_000),  # an LFS file (by extension)
+        CommitOperationAdd("weights.bin", b"\x00" * 20_000),  # an LFS file (by extension)
         CommitOperationAdd("a file with spaces.md", b"spaced"),
     ])
     api.create_branch(repo_id, branch="feature/x")
@@ -104,7 +105,7 @@ def test_files_and_versions(api: HfApi, server: LiveServer, repo_name: str) -> N
     blob = assert_page(get(server, f"/{repo_id}/blob/main/src/main.py"))
     assert "&lt;b&gt;not bold&lt;/b&gt;" in blob and 'id="L2"' in blob and "<b>not bold" not in blob
     assert "A binary file." in assert_page(get(server, f"/{repo_id}/blob/main/odd.dat"))
-    lfs = assert_page(get(server, f"/{repo_id}/blob/main/model.safetensors"))
+    lfs = assert_page(get(server, f"/{repo_id}/blob/main/weights.bin"))
     assert "Stored with LFS." in lfs and "SHA256" in lfs
     assert "spaced" in assert_page(get(server, f"/{repo_id}/blob/main/a%20file%20with%20spaces.md"))
     # a branch with a slash, as the API takes it (%2F)
@@ -274,3 +275,37 @@ def test_hostile_commit_messages_stay_text(api: HfApi, server: LiveServer, repo_
     for oid in oids:
         commit = assert_page(get(server, f"/{repo_id}/commit/{oid}"))
         assert dangers(commit, baseline[f"/{repo_id}/commit/{first}"]) == [], oid
+
+
+def test_weight_files_show_their_tensor_table(api: HfApi, server: LiveServer, repo_name: str, tmp_path: Path) -> None:
+    import gguf
+    import numpy as np
+    from safetensors.numpy import save
+
+    weights = save({"encoder.weight": np.zeros((4, 8), dtype=np.float32), "<b>odd</b>.bias": np.zeros(8, np.float16)},
+                   metadata={"format": "pt", "note": "<script>alert(1)</script>"})
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(2048)
+    writer.add_tensor("token_embd.weight", np.zeros((10, 16), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    repo_id = api.create_repo(repo_name).repo_id
+    api.create_commit(repo_id, commit_message="weights", operations=[
+        CommitOperationAdd("model.safetensors", weights), CommitOperationAdd("tiny.gguf", path.read_bytes()),
+        CommitOperationAdd("broken.safetensors", b"\xff" * 64),
+    ])
+
+    html = assert_page(get(server, f"/{repo_id}/blob/main/model.safetensors"))
+    page = parse(html)
+    cells = page.text  # each cell's text on its own
+    assert "40 parameters (40)" in page.plain and "F32: 32" in page.plain and "F16: 8" in page.plain
+    assert "encoder.weight" in cells and "[4, 8]" in cells and "32" in cells and "&lt;b&gt;odd&lt;/b&gt;.bias" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html  # metadata as text
+    gg = parse(assert_page(get(server, f"/{repo_id}/blob/main/tiny.gguf")))
+    assert "GGUF header" in gg.plain and "token_embd.weight" in gg.plain and "F16" in gg.plain
+    assert "[16, 10]" in gg.text and "general.architecture" in gg.text and "llama" in gg.plain
+    broken = parse(assert_page(get(server, f"/{repo_id}/blob/main/broken.safetensors")))
+    assert "The header could not be read" in broken.plain

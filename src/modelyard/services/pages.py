@@ -7,14 +7,16 @@ is in the API (``RepoNotFound``), a gated file's bytes need the same access as `
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import quote, unquote, urlsplit
 
 from dulwich.objects import Blob
 
 from modelyard.catalog.repos import Repo
+from modelyard.metadata import gguf, safetensors
 from modelyard.metadata.cards import front_matter
+from modelyard.metadata.reader import MetadataError
 from modelyard.services import markdown
 from modelyard.services.auth import Principal
 from modelyard.services.discovery import ListedRepo, ListParams, RepoInfo, list_page, repo_info
@@ -22,6 +24,7 @@ from modelyard.services.files import FileEntry, history, list_tree, resolve_file
 from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub
 from modelyard.services.repos import RepoSnapshot, find_repo, snapshot
+from modelyard.storage.base import BlobStoreError
 from modelyard.versioning.diff import file_diffs, tree_of
 from modelyard.versioning.objects import CommitInfo
 
@@ -114,6 +117,27 @@ def tree_page(
     return TreePage(snap, revision, path.strip("/"), entries)
 
 
+#: A weight file's page lists at most this many tensors.
+TENSOR_ROWS = 2000
+
+
+@dataclass
+class Weights:
+    """What a weight file's header says: its tensors (name, dtype, shape, parameters), the
+    parameters by dtype, and for GGUF its key/value fields. ``problem``: why it could not be read."""
+
+    kind: str  # safetensors | gguf
+    tensors: list[tuple[str, str, tuple[int, ...], int]] = field(default_factory=list)
+    count: int = 0
+    parameters: dict[str, int] = field(default_factory=dict)
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.parameters.values())
+
+
 @dataclass
 class BlobPage:
     repo: Repo
@@ -122,26 +146,60 @@ class BlobPage:
     entry: FileEntry
     lines: list[str] | None  # None: shown as a download (large, binary, LFS or Xet)
     reason: str | None
+    weights: Weights | None = None
+
+
+def _weights(hub: Hub, entry: FileEntry) -> Weights | None:
+    """The header of a ``.safetensors`` or ``.gguf`` file, read by range (never the weights)."""
+    from modelyard.services.indexer import RepoFiles
+
+    kind = "safetensors" if entry.path.endswith(".safetensors") else "gguf" if entry.path.endswith(".gguf") else None
+    if kind is None:
+        return None
+    read, size = RepoFiles(hub, [entry]).reader(entry.path)
+    try:
+        if kind == "safetensors":
+            header = safetensors.parse_header(read, size)
+            tensors = sorted(header.tensors.values(), key=lambda t: t.name)
+            return Weights(kind, [(t.name, t.dtype, t.shape, t.parameters) for t in tensors[:TENSOR_ROWS]],
+                           len(tensors), dict(header.parameters),
+                           [(key, _field_text(value)) for key, value in sorted(header.metadata.items())])
+        parsed = gguf.parse_header(read, size)
+        by_type: dict[str, int] = {}
+        for tensor in parsed.tensors:
+            by_type[tensor.type_name] = by_type.get(tensor.type_name, 0) + tensor.parameters
+        fields = [(key, _field_text(value)) for key, value in sorted(parsed.fields.items())]
+        rows = [(t.name, t.type_name, t.dims, t.parameters) for t in parsed.tensors[:TENSOR_ROWS]]  # ggml order
+        return Weights(kind, rows, len(parsed.tensors), by_type, fields)
+    except (MetadataError, BlobStoreError) as exc:
+        return Weights(kind, problem=str(exc))
+
+
+def _field_text(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def blob_page(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str
 ) -> BlobPage:
-    """A file of a revision: its text by lines when it is small UTF-8, else why not. The same
-    access as a download: a gated repo's files need access granted."""
+    """A file of a revision: its text by lines when it is small UTF-8, else why not; for weight
+    files, the tensor table of their header. The same access as a download: a gated repo's
+    files need access granted."""
     resolved = resolve_file(hub, principal, repo_type, repo_id, revision, path)
     snap_repo = _repo_of(hub, principal, repo_type, repo_id)
     entry = resolved.entry
+    weights = _weights(hub, entry)
     if resolved.inline is None:
         kind = "Xet" if entry.xet_hash is not None else "LFS"
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, f"Stored with {kind}.")
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, f"Stored with {kind}.", weights)
     if len(resolved.inline) > TEXT_LIMIT:
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "Too large to show.")
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "Too large to show.", weights)
     try:
         text = resolved.inline.decode("utf-8")
     except UnicodeDecodeError:
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.")
-    return BlobPage(snap_repo, revision, resolved.commit, entry, text.splitlines(), None)
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.", weights)
+    return BlobPage(snap_repo, revision, resolved.commit, entry, text.splitlines(), None, weights)
 
 
 def _repo_of(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:
