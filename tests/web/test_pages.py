@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from html import unescape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -309,3 +310,69 @@ def test_weight_files_show_their_tensor_table(api: HfApi, server: LiveServer, re
     assert "[16, 10]" in gg.text and "general.architecture" in gg.text and "llama" in gg.plain
     broken = parse(assert_page(get(server, f"/{repo_id}/blob/main/broken.safetensors")))
     assert "The header could not be read" in broken.plain
+
+
+def test_search_facets_count_the_matches(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    """Facet counts over every match a caller may see; a facet's link adds its filter (or takes
+    it away when it is on), and the page then lists just those repos."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    mark = f"fx-{repo_name[2:]}"
+    specs = [  # (repo, private, task, license, languages)
+        (f"alice/{repo_name}-a", False, "text-classification", "mit", ["en"]),
+        (f"alice/{repo_name}-b", False, "text-classification", "apache-2.0", ["en", "fr"]),
+        (f"acme/{repo_name}-c", True, "fill-mask", "mit", ["en"]),
+    ]
+    weights = save({"w": np.zeros((10, 10), dtype=np.float32)})
+    for repo_id, private, task, license_, languages in specs:
+        api.create_repo(repo_id, private=private)
+        card = (f"---\nlicense: {license_}\npipeline_tag: {task}\nlibrary_name: transformers\n"
+                f"language: {languages}\ntags:\n- {mark}\n---\n# {repo_id}\n")
+        api.create_commit(repo_id, commit_message="card", operations=[
+            CommitOperationAdd("README.md", card.encode()), CommitOperationAdd("model.safetensors", weights)])
+    server.settle()
+
+    def facets(html: str) -> dict[str, dict[str, tuple[int, str]]]:
+        """title -> label -> (count, href), read from the facets nav."""
+        out: dict[str, dict[str, tuple[int, str]]] = {}
+        part = html.split('<nav class="facets"', 1)[1].split("</nav>", 1)[0]
+        for block in part.split("<h2>")[1:]:
+            title, rest = block.split("</h2>", 1)
+            item = r'<li><a href="([^"]+)"[^>]*>([^<]+)</a> <span class="n">([^<]+)</span>'
+            for href, label, count in re.findall(item, rest):
+                out.setdefault(title, {})[unescape(label)] = (int(count), unescape(href))
+        return out
+
+    seen = facets(assert_page(get(server, "/models", "alice", filter=mark)))
+    assert {k: v[0] for k, v in seen["Tasks"].items()} == {"text-classification": 2, "fill-mask": 1}
+    assert {k: v[0] for k, v in seen["Licenses"].items()} == {"mit": 2, "apache-2.0": 1}
+    assert {k: v[0] for k, v in seen["Languages"].items()} == {"en": 3, "fr": 1}
+    assert {k: v[0] for k, v in seen["Libraries"].items()} == {"transformers": 3}
+    assert seen["Parameters"] == {"< 100M": (3, seen["Parameters"]["< 100M"][1])}
+    assert seen["Other tags"][mark][0] == 3
+    outsider = facets(assert_page(get(server, "/models", "bob", filter=mark)))
+    assert {k: v[0] for k, v in outsider["Tasks"].items()} == {"text-classification": 2}  # the private one unseen
+    assert {k: v[0] for k, v in outsider["Licenses"].items()} == {"mit": 1, "apache-2.0": 1}
+
+    # follow the task facet, then the licence facet: two facets and a sort, all in the URL
+    href = seen["Tasks"]["text-classification"][1]
+    assert "filter=text-classification" in href and f"filter={mark}" in href
+    narrowed = assert_page(httpx.get(server.url + href + "&sort=lastModified", headers={
+        "Authorization": f"Bearer {TOKENS['alice']}"}))
+    listed = {a.get("href") for a in parse(narrowed).all("a")}
+    assert {f"/{specs[0][0]}", f"/{specs[1][0]}"} <= listed and f"/{specs[2][0]}" not in listed
+    again = facets(narrowed)
+    assert 'aria-current="true"' in narrowed and set(again["Tasks"]) == {"text-classification"}
+    mit = again["Licenses"]["mit"][1]
+    only = assert_page(httpx.get(server.url + mit, headers={"Authorization": f"Bearer {TOKENS['alice']}"}))
+    listed = {a.get("href") for a in parse(only).all("a")}
+    assert f"/{specs[0][0]}" in listed and f"/{specs[1][0]}" not in listed
+    # the active facet's link takes its filter away again
+    off = facets(only)["Tasks"]["text-classification"][1]
+    assert "filter=text-classification" not in off and "filter=license%3Amit" in off
+    # a parameter range from its facet
+    small = seen["Parameters"]["< 100M"][1]
+    assert "num_parameters=max%3A100M" in small
+    assert f"/{specs[0][0]}" in assert_page(httpx.get(server.url + small, headers={
+        "Authorization": f"Bearer {TOKENS['alice']}"}))

@@ -17,7 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, delete, exists, func, literal_column, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.sql import ColumnElement
 
 from modelyard.catalog.database import Database
@@ -237,6 +250,51 @@ def _values_at(conn: Connection, repo_ids: list[int], seq: int) -> dict[int, dic
                 "trendingScore": row.trending_score,
             }
     return out
+
+
+#: Parameter-count buckets of the search page's facet: (label, num_parameters filter, low, high).
+PARAM_BUCKETS: tuple[tuple[str, str, int | None, int | None], ...] = (
+    ("< 100M", "max:100M", None, 100_000_000),
+    ("100M – 1B", "min:100M,max:1B", 100_000_000, 1_000_000_000),
+    ("1B – 10B", "min:1B,max:10B", 1_000_000_000, 10_000_000_000),
+    ("10B – 100B", "min:10B,max:100B", 10_000_000_000, 100_000_000_000),
+    ("> 100B", "min:100B", 100_000_000_000, None),
+)
+
+
+@dataclass(frozen=True)
+class Facets:
+    """How many of a search's matches carry each tag, library and parameter bucket."""
+
+    tags: dict[str, int]
+    libraries: dict[str, int]
+    params: dict[str, int]  # bucket label -> count
+
+
+def facet_counts(db: Database, conn: Connection, q: SearchQuery, top: int = 400) -> Facets:
+    """Counts over every match of ``q`` (its sort and cursor aside): the ``top`` tags, libraries,
+    and the parameter buckets. Three grouped scans of the matches."""
+    conds = _conditions(db, q)
+    matches = select(repos.c.id).where(*conds).subquery()
+    tag_rows = conn.execute(
+        select(repo_tags.c.tag, func.count().label("n"))
+        .where(repo_tags.c.repo_id.in_(select(matches.c.id)))
+        .group_by(repo_tags.c.tag).order_by(func.count().desc(), repo_tags.c.tag).limit(top)
+    )
+    lib_rows = conn.execute(
+        select(repos.c.library_name, func.count()).where(*conds, repos.c.library_name.is_not(None))
+        .group_by(repos.c.library_name)
+    )
+    buckets: list[Any] = []
+    for _label, _filter, low, high in PARAM_BUCKETS:
+        cond = and_(
+            repos.c.num_parameters >= low if low is not None else repos.c.num_parameters.is_not(None),
+            repos.c.num_parameters <= high if high is not None else repos.c.num_parameters.is_not(None),
+        )
+        buckets.append(func.sum(case((cond, 1), else_=0)).label(f"b{len(buckets)}"))
+    row = conn.execute(select(*buckets).where(*conds)).first()
+    params = {label: int((row[i] if row is not None else 0) or 0) for i, (label, *_rest) in enumerate(PARAM_BUCKETS)}
+    return Facets({r.tag: int(r.n) for r in tag_rows}, {r[0]: int(r[1]) for r in lib_rows}, params)
 
 
 def tag_counts(conn: Connection, repo_type: str) -> dict[str, int]:

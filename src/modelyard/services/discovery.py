@@ -90,10 +90,8 @@ def _decode_cursor(raw: str, sort: str) -> search_q.Cursor:
     return search_q.Cursor(seq, parsed, last_id)
 
 
-def list_repos(
-    hub: Hub, principal: Principal | None, repo_type: str, params: ListParams
-) -> tuple[list[Repo], str | None]:
-    """One page of the repos the caller may see, and the cursor of the next page (or None)."""
+def _query(principal: Principal | None, repo_type: str, params: ListParams) -> search_q.SearchQuery | None:
+    """The catalog query of a listing, its parameters checked; None for a type never hosted."""
     sort = SORTS.get(params.sort or "trendingScore")
     if sort is None:
         raise InvalidInputError(
@@ -114,17 +112,36 @@ def list_repos(
         gated = params.gated.lower() == "true"
     min_params, max_params = parse_num_parameters(params.num_parameters)
     if repo_type not in HOSTED_REPO_TYPES:
-        return [], None
-    query = search_q.SearchQuery(
+        return None
+    return search_q.SearchQuery(
         repo_type=repo_type, search=[s for s in params.search if s], author=params.author,
         filters=params.filters, pipeline_tag=params.pipeline_tag, min_params=min_params,
         max_params=max_params, gated=gated, sort=sort, limit=limit,
         cursor=_decode_cursor(params.cursor, sort) if params.cursor else None,
         visible_owner_ids=visible_owner_ids(principal),
     )
+
+
+def list_repos(
+    hub: Hub, principal: Principal | None, repo_type: str, params: ListParams
+) -> tuple[list[Repo], str | None]:
+    """One page of the repos the caller may see, and the cursor of the next page (or None)."""
+    query = _query(principal, repo_type, params)
+    if query is None:
+        return [], None
     with hub.db.read() as conn:
         rows, following = search_q.search(hub.db, conn, query)
-    return rows, (_encode_cursor(following, sort) if following else None)
+    return rows, (_encode_cursor(following, query.sort) if following else None)
+
+
+def facets(hub: Hub, principal: Principal | None, repo_type: str, params: ListParams) -> search_q.Facets:
+    """How many of the repos a listing matches (of those the caller may see) carry each tag,
+    library and parameter-count bucket: the search page's facets."""
+    query = _query(principal, repo_type, params)
+    if query is None:
+        return search_q.Facets({}, {}, {})
+    with hub.db.read() as conn:
+        return search_q.facet_counts(hub.db, conn, query)
 
 
 def facts_of(repo: Repo) -> RepoFacts:

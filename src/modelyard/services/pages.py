@@ -7,6 +7,7 @@ is in the API (``RepoNotFound``), a gated file's bytes need the same access as `
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import quote, unquote, urlsplit
@@ -14,12 +15,15 @@ from urllib.parse import quote, unquote, urlsplit
 from dulwich.objects import Blob
 
 from modelyard.catalog.repos import Repo
+from modelyard.catalog.search import PARAM_BUCKETS, Facets
 from modelyard.metadata import gguf, safetensors
 from modelyard.metadata.cards import front_matter
+from modelyard.metadata.frameworks import FORMAT_ORDER
 from modelyard.metadata.reader import MetadataError
+from modelyard.metadata.vocabulary import PIPELINE_TAGS
 from modelyard.services import markdown
 from modelyard.services.auth import Principal
-from modelyard.services.discovery import ListedRepo, ListParams, RepoInfo, list_page, repo_info
+from modelyard.services.discovery import ListedRepo, ListParams, RepoInfo, facets, list_page, repo_info
 from modelyard.services.files import FileEntry, history, list_tree, resolve_file
 from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub
@@ -212,22 +216,92 @@ SORTS = ("trendingScore", "likes", "downloads", "lastModified", "createdAt")
 
 
 @dataclass
+class FacetItem:
+    label: str
+    count: int
+    kind: str  # "filter": a tag filter; "num_parameters": a parameter range
+    value: str
+    active: bool
+
+
+@dataclass
+class FacetGroup:
+    title: str
+    items: list[FacetItem]
+
+
+FACETS_SHOWN = 10
+FACET_TITLES = ("Tasks", "Libraries", "Parameters", "Languages", "Licenses", "Formats", "Base models", "Datasets",
+                "Other tags")
+_LANGUAGE = re.compile(r"[a-z]{2}")
+
+
+def _facet_title(repo_type: str, tag: str, libraries: dict[str, int]) -> tuple[str, str] | None:
+    """The facet a tag belongs to and how it is labelled there (None: not a facet)."""
+    if tag in PIPELINE_TAGS:
+        return "Tasks", tag
+    if tag.startswith("license:"):
+        return "Licenses", tag.removeprefix("license:")
+    if tag.startswith("language:"):
+        return "Languages", tag.removeprefix("language:")
+    if repo_type == "model" and _LANGUAGE.fullmatch(tag):
+        return "Languages", tag
+    if tag.startswith("base_model:"):
+        base = tag.removeprefix("base_model:")
+        return None if ":" in base else ("Base models", base)  # base_model:finetune:x repeats x
+    if tag.startswith("dataset:"):
+        return "Datasets", tag.removeprefix("dataset:")
+    if tag in FORMAT_ORDER:
+        return "Formats", tag
+    if tag in libraries:
+        return "Libraries", tag
+    if tag.startswith(("arxiv:", "region:")):
+        return None
+    return "Other tags", tag
+
+
+def facet_groups(repo_type: str, facets: Facets, filters: list[str], num_parameters: str | None) -> list[FacetGroup]:
+    """A search's facets, each with its most frequent values (and every active one)."""
+    groups: dict[str, list[FacetItem]] = {title: [] for title in FACET_TITLES}
+    for tag, count in facets.tags.items():
+        placed = _facet_title(repo_type, tag, facets.libraries)
+        if placed is not None:
+            groups[placed[0]].append(FacetItem(placed[1], count, "filter", tag, tag in filters))
+    for label, value, _low, _high in PARAM_BUCKETS:
+        count = facets.params.get(label, 0)
+        if count or value == num_parameters:
+            groups["Parameters"].append(FacetItem(label, count, "num_parameters", value, value == num_parameters))
+    out = []
+    for title in FACET_TITLES:
+        items = groups[title]
+        if title != "Parameters":
+            items.sort(key=lambda i: (-i.count, i.label))
+        shown = [i for n, i in enumerate(items) if n < FACETS_SHOWN or i.active]
+        if shown:
+            out.append(FacetGroup(title, shown))
+    return out
+
+
+@dataclass
 class SearchPage:
     repo_type: str
     query: str
     sort: str
     items: list[ListedRepo]
     next_cursor: str | None
+    facets: list[FacetGroup]
 
 
 def search_page(
     hub: Hub, principal: Principal | None, repo_type: str, query: str, sort: str, filters: list[str],
-    cursor: str | None,
+    num_parameters: str | None, cursor: str | None,
 ) -> SearchPage:
     params = ListParams(search=[query] if query else [], filters=filters, sort=sort, limit=PAGE_SIZE,
-                        cursor=cursor)
+                        num_parameters=num_parameters or None, cursor=cursor)
     items, following = list_page(hub, principal, repo_type, params, full=False, extra=False)
-    return SearchPage(repo_type, query, sort, items, following)
+    counted = facets(hub, principal, repo_type, params)
+    return SearchPage(repo_type, query, sort, items, following,
+                      facet_groups(repo_type, counted, filters, num_parameters or None))
 
 
 @dataclass

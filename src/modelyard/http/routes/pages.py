@@ -78,17 +78,28 @@ async def search(ctx: Ctx) -> Response:
     q = ctx.request.query_params
     kind = ctx.params["kind"]
     query, sort, filters = q.get("search", ""), q.get("sort", "trendingScore"), q.getlist("filter")
-    view = await ctx.call(pages.search_page, kind[:-1], query, sort, filters, q.get("cursor"))
+    params_range = q.get("num_parameters", "")
+    view = await ctx.call(pages.search_page, kind[:-1], query, sort, filters, params_range, q.get("cursor"))
 
     def url(**changes: Any) -> str:
-        state: dict[str, Any] = {"search": query, "sort": sort, "filter": filters, **changes}
+        state: dict[str, Any] = {"search": query, "sort": sort, "filter": filters, "num_parameters": params_range,
+                                 **changes}
         items = [(k, v) for k, vs in state.items() for v in (vs if isinstance(vs, list) else [vs]) if v]
         return f"/{kind}?{urlencode(items)}"
 
+    def toggle(item: pages.FacetItem) -> str:
+        if item.kind == "num_parameters":
+            return url(num_parameters="" if item.active else item.value)
+        return url(filter=[f for f in filters if f != item.value] if item.active else [*filters, item.value])
+
+    facets = [(group.title, [(item, toggle(item)) for item in group.items]) for group in view.facets]
     without = {f: url(filter=[g for g in filters if g != f]) for f in filters}
     next_url = url(cursor=view.next_cursor) if view.next_cursor else None
-    html = render("search.html", **_context(view=view, kind=kind, sorts=SORT_LABELS, filters=filters,
-                                            without_filter=without, next_url=next_url, top_search=query))
+    html = render("search.html", **_context(
+        view=view, kind=kind, sorts=SORT_LABELS, filters=filters, without_filter=without, next_url=next_url,
+        top_search=query, facets=facets, params_range=params_range,
+        without_params=url(num_parameters="") if params_range else None,
+    ))
     return page(html)
 
 
