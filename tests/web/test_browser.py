@@ -91,7 +91,10 @@ def showcase(server: LiveServer) -> Showcase:
     ])
     commit = api.upload_file(path_or_fileobj=b"import torch\n\nprint('trained')\n", path_in_repo="src/train.py",
                              repo_id=repo_id, commit_message="Print what happened").oid
-    api.create_repo(name, repo_type="dataset")
+    dataset = api.create_repo(name, repo_type="dataset").repo_id
+    rows = "".join(f"{i},sentence number {i},{i % 3}\n" for i in range(40))
+    api.upload_file(path_or_fileobj=f"id,text,label\n{rows}".encode(), path_in_repo="train.csv", repo_id=dataset,
+                    repo_type="dataset")
     server.settle()
     return Showcase(repo_id, commit)
 
@@ -110,6 +113,7 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "history": f"/{repo_id}/commits/main",
         "commit": f"/{repo_id}/commit/{showcase.commit}",
         "dataset": f"/datasets/{repo_id}",
+        "viewer": f"/datasets/{repo_id}/viewer",
         "not-found": f"/{repo_id}-missing",
     }
 

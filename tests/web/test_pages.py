@@ -376,3 +376,58 @@ def test_search_facets_count_the_matches(api: HfApi, server: LiveServer, repo_na
     assert "num_parameters=max%3A100M" in small
     assert f"/{specs[0][0]}" in assert_page(httpx.get(server.url + small, headers={
         "Authorization": f"Bearer {TOKENS['alice']}"}))
+
+
+def test_the_dataset_viewer(api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer,
+                            repo_name: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": list(range(60)), "text": [f"row {i} <b>x</b>" for i in range(60)]})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=20)
+    big = "n,word\n" + "".join(f"{i},{'w' * 40}\n" for i in range(30_000))  # over the 1 MiB window
+    repo_id = api.create_repo(repo_name, repo_type="dataset").repo_id
+    api.create_commit(repo_id, repo_type="dataset", commit_message="data", operations=[
+        CommitOperationAdd("data/train.parquet", sink.getvalue().to_pybytes()),
+        CommitOperationAdd("small.csv", b"a,b\n1,<script>alert(1)</script>\n2,two\n"),
+        CommitOperationAdd("big.csv", big.encode()),
+        CommitOperationAdd("rows.jsonl", b'{"q": "hi", "n": 1}\n{"q": "yo", "extra": [1, 2]}\n'),
+        CommitOperationAdd("broken.parquet", b"not parquet at all"),
+        CommitOperationAdd("bad.jsonl", b'{"ok": 1}\nnot json\n'),
+    ])
+    base = f"/datasets/{repo_id}/viewer"
+
+    first = parse(assert_page(get(server, base)))  # the first viewable file: big.csv (sorted)
+    links = [a.get("href") or "" for a in first.all("a")]
+    assert f"{base}?file=data%2Ftrain.parquet&p=0" in links and f"/datasets/{repo_id}/viewer" in links
+    html = assert_page(get(server, base, file="data/train.parquet", p=1))
+    page = parse(html)
+    assert "data/train.parquet: 60 rows, 2 columns" in page.plain and "int64" in page.text
+    assert "row 25 &lt;b&gt;x&lt;/b&gt;" in html and "row 24" not in html and "row 50" not in html
+    assert "Page 2 of 3" in page.plain
+    assert f"{base}?file=data%2Ftrain.parquet&p=2" in [a.get("href") for a in page.all("a")]
+
+    small = assert_page(get(server, base, file="small.csv"))
+    assert "small.csv: 2 rows, 2 columns" in parse(small).plain and "&lt;script&gt;" in small
+    assert "<script>" not in small
+    bigger = parse(assert_page(get(server, base, file="big.csv")))
+    assert "rows (counted in the first megabyte)" in bigger.plain and "+" in bigger.plain
+    rows = parse(assert_page(get(server, base, file="rows.jsonl")))
+    assert "rows.jsonl: 2 rows, 3 columns" in rows.plain and "[1, 2]" in rows.text
+    assert "The file could not be read" in parse(assert_page(get(server, base, file="broken.parquet"))).plain
+    assert "Line 2 is not JSON" in parse(assert_page(get(server, base, file="bad.jsonl"))).plain
+
+    assert_page(get(server, base, file="nope.csv"), 400)
+    assert_page(get(server, base, p="-1"), 400)
+    assert_page(get(server, base, p="lots"), 400)
+
+    api.update_repo_settings(repo_id, repo_type="dataset", gated="manual")
+    gated = get(server, base, "bob", file="small.csv")
+    assert_page(gated, 403)
+    assert gated.headers["x-error-code"] == "GatedRepo" and "two" not in gated.text
+    api.update_repo_settings(repo_id, repo_type="dataset", private=True)
+    hidden = get(server, base, "bob")
+    assert_page(hidden, 404)
+    assert hidden.headers["x-error-code"] == "RepoNotFound"
+    assert "small.csv" in assert_page(get(server, base, "alice"))

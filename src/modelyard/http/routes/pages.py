@@ -20,7 +20,7 @@ from modelyard.errors import HubError, InvalidInputError, NotFoundError, RepoMov
 from modelyard.http.app import Ctx, Router
 from modelyard.http.errors import error_response, header_safe, status_for
 from modelyard.http.routes.common import follows_moves, repo_id, repo_type
-from modelyard.services import pages
+from modelyard.services import pages, viewer
 from modelyard.web.render import asset, render, trusted
 
 PAGE_HEADERS = {
@@ -160,6 +160,22 @@ async def commit_page(ctx: Ctx) -> Response:
     return page(render("commit.html", **_context(view=view)))
 
 
+async def viewer_page(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    try:
+        number = int(q.get("p", "0"))
+    except ValueError as exc:
+        raise InvalidInputError("p must be a page number") from exc
+    rev = q.get("rev", "main")
+    view = await ctx.call(viewer.viewer_page, repo_id(ctx.params), rev, q.get("file") or None, number)
+
+    def url(file: str, p: int = 0) -> str:
+        query = [*([("rev", rev)] if rev != "main" else []), ("file", file), ("p", p)]
+        return f"{pages.repo_path('dataset', view.snap.repo.repo_id)}/viewer?{urlencode(query)}"
+
+    return page(render("viewer.html", **_context(view=view, url=url)))
+
+
 async def static(ctx: Ctx) -> Response:
     data = asset(ctx.params["asset"])
     if data is None:
@@ -176,5 +192,7 @@ def register(router: Router) -> None:
     router.add("GET", PAGE_REPO, shows_errors(follows_moves(repo_page)))
     router.add("GET", rf"{PAGE_REPO}/tree/{REV}(?:/(?P<path>.*))?", shows_errors(follows_moves(tree_page)))
     router.add("GET", rf"{PAGE_REPO}/blob/{REV}/(?P<path>.+)", shows_errors(follows_moves(blob_page)))
+    router.add("GET", rf"/(?P<prefix>datasets/){RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)/viewer",
+               shows_errors(follows_moves(viewer_page)))
     router.add("GET", rf"{PAGE_REPO}/commits/{REV}", shows_errors(follows_moves(commits_page)))
     router.add("GET", rf"{PAGE_REPO}/commit/(?P<oid>[0-9a-f]{{40}})", shows_errors(follows_moves(commit_page)))
