@@ -114,6 +114,8 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "commit": f"/{repo_id}/commit/{showcase.commit}",
         "dataset": f"/datasets/{repo_id}",
         "viewer": f"/datasets/{repo_id}/viewer",
+        "user": "/alice",
+        "org": "/acme",
         "not-found": f"/{repo_id}-missing",
     }
 

@@ -431,3 +431,45 @@ def test_the_dataset_viewer(api: HfApi, api_as: Callable[[str | None], HfApi], s
     assert_page(hidden, 404)
     assert hidden.headers["x-error-code"] == "RepoNotFound"
     assert "small.csv" in assert_page(get(server, base, "alice"))
+
+
+def test_user_and_org_pages(api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer,
+                            repo_name: str) -> None:
+    public = api.create_repo(f"{repo_name}-pub").repo_id
+    secret = api.create_repo(f"acme/{repo_name}-secret", private=True).repo_id
+    data = api.create_repo(f"{repo_name}-data", repo_type="dataset").repo_id
+    api.create_collection(title=f"Shelf {repo_name}")
+    assert httpx.post(f"{server.url}/api/models/{public}/like",
+                      headers={"Authorization": f"Bearer {TOKENS['carol']}"}).status_code == 200
+    assert httpx.post(f"{server.url}/api/models/{secret}/like",
+                      headers={"Authorization": f"Bearer {TOKENS['carol']}"}).status_code == 200
+
+    alice = assert_page(get(server, "/alice", "bob"))
+    page = parse(alice)
+    hrefs = [a.get("href") for a in page.all("a")]
+    assert "Alice A" in page.plain and f"/{public}" in hrefs and f"/datasets/{data}" in hrefs
+    assert "/acme" in hrefs and "/vault" in hrefs and f"Shelf {repo_name}" in page.plain
+    assert {"src": "/avatars/alice.svg", "alt": "", "width": "72", "height": "72"} in [
+        {k: v for k, v in img.items() if k != "class"} for img in page.all("img")]
+
+    for viewer, sees in ((None, False), ("bob", False), ("carol", True), ("alice", True)):
+        org = assert_page(get(server, "/acme", viewer))
+        assert (f'href="/{secret}"' in org) is sees, viewer
+        assert ("admin" in parse(org).plain) is sees, viewer  # roles only for the org's members
+        liked = assert_page(get(server, "/carol", viewer))
+        assert f'href="/{public}"' in liked and (f'href="/{secret}"' in liked) is sees, viewer
+
+    missing = get(server, f"/nobody-{repo_name}")
+    assert_page(missing, 404)
+    assert missing.headers["x-error-code"]
+    # the repo header links its namespace's page
+    assert 'href="/alice"' in assert_page(get(server, f"/{public}"))
+
+
+def test_hostile_account_names_stay_text(server: LiveServer, repo_name: str) -> None:
+    user = f"u{repo_name[2:]}"
+    baseline = active_elements(assert_page(get(server, "/carol")))
+    server.seed({"users": [{"name": f"{user}{i}", "fullname": p[:100]} for i, p in enumerate(PAYLOADS)]})
+    for i, payload in enumerate(PAYLOADS):
+        html = assert_page(get(server, f"/{user}{i}"))
+        assert dangers(html, baseline) == [], payload

@@ -14,6 +14,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from dulwich.objects import Blob
 
+from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog.accounts import Account
+from modelyard.catalog.people import Person
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.search import PARAM_BUCKETS, Facets
 from modelyard.metadata import gguf, safetensors
@@ -23,10 +26,20 @@ from modelyard.metadata.reader import MetadataError
 from modelyard.metadata.vocabulary import PIPELINE_TAGS
 from modelyard.services import markdown
 from modelyard.services.auth import Principal
-from modelyard.services.discovery import ListedRepo, ListParams, RepoInfo, facets, list_page, repo_info
+from modelyard.services.collections import CollectionView, list_collections
+from modelyard.services.discovery import (
+    ListedRepo,
+    ListParams,
+    RepoInfo,
+    facets,
+    liked_by,
+    list_page,
+    repo_info,
+)
 from modelyard.services.files import FileEntry, history, list_tree, resolve_file
 from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub
+from modelyard.services.people import AccountNotFoundError, Overview, members, org_overview, user_overview
 from modelyard.services.repos import RepoSnapshot, find_repo, snapshot
 from modelyard.storage.base import BlobStoreError
 from modelyard.versioning.diff import file_diffs, tree_of
@@ -391,3 +404,40 @@ def commit_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
         status, lines = _lines(text)
         files.append(FileDiff(path, status, lines))
     return CommitPage(snap.repo, snap.commit, files, truncated, None)
+
+
+PROFILE_REPOS = 30
+
+
+@dataclass
+class ProfilePage:
+    overview: Overview
+    models: list[ListedRepo]
+    datasets: list[ListedRepo]
+    members: list[Person]  # an org's
+    collections: list[CollectionView]
+    likes: list[Repo]  # a user's, those the viewer may read
+
+    @property
+    def account(self) -> Account:
+        return self.overview.account
+
+
+def profile_page(hub: Hub, principal: Principal | None, name: str) -> ProfilePage:
+    """A user's or an organization's page: who, their repos, collections and (users) likes,
+    all as the viewer may see them (private ones only for the account and its orgs' members)."""
+    with hub.db.read() as conn:
+        account = accounts_q.by_name(conn, name)
+    if account is None:
+        raise AccountNotFoundError(f"No user or organization named {name!r}")
+    is_org = account.kind == "org"
+    overview = org_overview(hub, principal, account.name) if is_org else user_overview(hub, principal, account.name)
+
+    def repos(repo_type: str) -> list[ListedRepo]:
+        params = ListParams(author=account.name, sort="lastModified", limit=PROFILE_REPOS)
+        return list_page(hub, principal, repo_type, params, full=False, extra=False)[0]
+
+    people = members(hub, principal, account.name) if is_org else []
+    collections, _more = list_collections(hub, principal, [account.name], [], None, 0, 12)
+    likes = [] if is_org else [repo for repo, _when in liked_by(hub, principal, account.name)[:PROFILE_REPOS]]
+    return ProfilePage(overview, repos("model"), repos("dataset"), people, collections, likes)

@@ -37,6 +37,8 @@ SORT_LABELS = (("trendingScore", "Trending"), ("likes", "Most likes"), ("downloa
 #: First path segments that are never a namespace of a page (the API's and the hub's own).
 RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models)/)"
 PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
+#: One-segment paths of the hub's own that are never a user's or an organization's page.
+RESERVED_NAME = r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|login|logout|join)$)"
 REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
 
 
@@ -176,6 +178,11 @@ async def viewer_page(ctx: Ctx) -> Response:
     return page(render("viewer.html", **_context(view=view, url=url)))
 
 
+async def profile_page(ctx: Ctx) -> Response:
+    view = await ctx.call(pages.profile_page, ctx.params["account"])
+    return page(render("profile.html", **_context(view=view)))
+
+
 async def static(ctx: Ctx) -> Response:
     data = asset(ctx.params["asset"])
     if data is None:
@@ -189,6 +196,7 @@ def register(router: Router) -> None:
     router.add("GET", r"/", shows_errors(home))
     router.add("GET", r"/(?P<kind>models|datasets)", shows_errors(search))
     router.add("GET", r"/static/(?P<asset>[A-Za-z0-9_-]+\.css)", static)
+    router.add("GET", rf"/{RESERVED_NAME}(?P<account>[^/]+)", shows_errors(profile_page))
     router.add("GET", PAGE_REPO, shows_errors(follows_moves(repo_page)))
     router.add("GET", rf"{PAGE_REPO}/tree/{REV}(?:/(?P<path>.*))?", shows_errors(follows_moves(tree_page)))
     router.add("GET", rf"{PAGE_REPO}/blob/{REV}/(?P<path>.+)", shows_errors(follows_moves(blob_page)))
