@@ -95,6 +95,12 @@ def showcase(server: LiveServer) -> Showcase:
     rows = "".join(f"{i},sentence number {i},{i % 3}\n" for i in range(40))
     api.upload_file(path_or_fileobj=f"id,text,label\n{rows}".encode(), path_in_repo="train.csv", repo_id=dataset,
                     repo_type="dataset")
+    for suffix, value in (("small", 71.5), ("base", 84.25), ("large", 88.0)):
+        ranked = api.create_repo(f"{name}-{suffix}").repo_id
+        api.upload_file(path_or_fileobj=(
+            "---\nmodel-index:\n- name: m\n  results:\n  - task:\n      type: text-classification\n"
+            "    dataset:\n      type: showcase/bench\n      name: Bench\n    metrics:\n    - type: accuracy\n"
+            f"      value: {value}\n---\n# {suffix}\n").encode(), path_in_repo="README.md", repo_id=ranked)
     server.settle()
     return Showcase(repo_id, commit)
 
@@ -114,6 +120,7 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "commit": f"/{repo_id}/commit/{showcase.commit}",
         "dataset": f"/datasets/{repo_id}",
         "viewer": f"/datasets/{repo_id}/viewer",
+        "leaderboard": "/leaderboard?task=text-classification&dataset=showcase%2Fbench&metric=accuracy",
         "user": "/alice",
         "org": "/acme",
         "not-found": f"/{repo_id}-missing",

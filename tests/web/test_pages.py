@@ -473,3 +473,35 @@ def test_hostile_account_names_stay_text(server: LiveServer, repo_name: str) -> 
     for i, payload in enumerate(PAYLOADS):
         html = assert_page(get(server, f"/{user}{i}"))
         assert dangers(html, baseline) == [], payload
+
+
+def test_leaderboard_page(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    dataset = f"lb/{repo_name}"  # a dataset only this test's models report on
+
+    def card(value: float) -> str:
+        return ("---\nmodel-index:\n- name: m\n  results:\n  - task:\n      type: text-classification\n"
+                f"    dataset:\n      type: {dataset}\n      name: LB\n    metrics:\n    - type: accuracy\n"
+                f"      value: {value}\n---\n# m\n")
+
+    for key, value in (("a", 0.5), ("b", 0.9), ("c", 0.7)):
+        rid = api.create_repo(f"{repo_name}-{key}").repo_id
+        api.upload_file(path_or_fileobj=card(value).encode(), path_in_repo="README.md", repo_id=rid)
+    secret = api.create_repo(f"acme/{repo_name}-s", private=True).repo_id
+    api.upload_file(path_or_fileobj=card(0.99).encode(), path_in_repo="README.md", repo_id=secret)
+    server.settle()
+
+    empty = parse(assert_page(get(server, "/leaderboard")))
+    assert empty.all("table") == [] and empty.all("form") != []  # a form, no board yet
+    query = {"task": "text-classification", "dataset": dataset, "metric": "accuracy"}
+    page = parse(assert_page(get(server, "/leaderboard", "bob", **query)))
+    ranked = [a.get("href") for a in page.all("a") if (a.get("href") or "").startswith(f"/alice/{repo_name}-")]
+    assert ranked == [f"/alice/{repo_name}-b", f"/alice/{repo_name}-c", f"/alice/{repo_name}-a"]
+    widths = [float(r["width"] or 0) for r in page.all("rect")]
+    assert widths == sorted(widths, reverse=True) and len(widths) == 3 and widths[0] == 100.0
+    member = parse(assert_page(get(server, "/leaderboard", "alice", **query)))
+    assert [a.get("href") for a in member.all("a") if repo_name in (a.get("href") or "")][0] == f"/{secret}"
+    low = parse(assert_page(get(server, "/leaderboard", "bob", order="asc", **query)))
+    assert [a.get("href") for a in low.all("a") if repo_name in (a.get("href") or "")][0] == f"/alice/{repo_name}-a"
+    assert "No model reports" in parse(assert_page(get(server, "/leaderboard", task="x", dataset="y",
+                                                       metric="z"))).plain
+    assert_page(get(server, "/leaderboard", order="sideways", **query), 400)

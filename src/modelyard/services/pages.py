@@ -16,6 +16,7 @@ from dulwich.objects import Blob
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.accounts import Account
+from modelyard.catalog.facts import BoardEntry
 from modelyard.catalog.people import Person
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.search import PARAM_BUCKETS, Facets
@@ -32,6 +33,7 @@ from modelyard.services.discovery import (
     ListParams,
     RepoInfo,
     facets,
+    leaderboard,
     liked_by,
     list_page,
     repo_info,
@@ -441,3 +443,34 @@ def profile_page(hub: Hub, principal: Principal | None, name: str) -> ProfilePag
     collections, _more = list_collections(hub, principal, [account.name], [], None, 0, 12)
     likes = [] if is_org else [repo for repo, _when in liked_by(hub, principal, account.name)[:PROFILE_REPOS]]
     return ProfilePage(overview, repos("model"), repos("dataset"), people, collections, likes)
+
+
+@dataclass
+class Bar:
+    entry: BoardEntry
+    width: float  # 0–100: the value's share of the best value's scale (for the chart)
+
+
+@dataclass
+class LeaderboardPage:
+    task: str
+    dataset: str
+    metric: str
+    ascending: bool
+    bars: list[Bar]
+
+
+def leaderboard_page(
+    hub: Hub, principal: Principal | None, task: str, dataset: str, metric: str, ascending: bool
+) -> LeaderboardPage:
+    """Models ranked by a metric on a dataset for a task (their cards' ``model-index``), with
+    bar lengths for the chart; an empty board until all three are given."""
+    if not (task and dataset and metric):
+        return LeaderboardPage(task, dataset, metric, ascending, [])
+    entries = leaderboard(hub, principal, task, dataset, metric, 50, ascending)
+    values = [e.value for e in entries]
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    floor = min(0.0, low)
+    span = (high - floor) or 1.0
+    bars = [Bar(e, max(2.0, 100.0 * (e.value - floor) / span)) for e in entries]
+    return LeaderboardPage(task, dataset, metric, ascending, bars)

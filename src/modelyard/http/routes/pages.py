@@ -38,7 +38,8 @@ SORT_LABELS = (("trendingScore", "Trending"), ("likes", "Most likes"), ("downloa
 RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models)/)"
 PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
 #: One-segment paths of the hub's own that are never a user's or an organization's page.
-RESERVED_NAME = r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|login|logout|join)$)"
+RESERVED_NAME = (r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|login|logout|join"
+                 r"|leaderboard)$)")
 REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
 
 
@@ -183,6 +184,16 @@ async def profile_page(ctx: Ctx) -> Response:
     return page(render("profile.html", **_context(view=view)))
 
 
+async def leaderboard_page(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidInputError("order must be asc or desc")
+    view = await ctx.call(pages.leaderboard_page, q.get("task", "").strip(), q.get("dataset", "").strip(),
+                          q.get("metric", "").strip(), order == "asc")
+    return page(render("leaderboard.html", **_context(view=view)))
+
+
 async def static(ctx: Ctx) -> Response:
     data = asset(ctx.params["asset"])
     if data is None:
@@ -196,6 +207,7 @@ def register(router: Router) -> None:
     router.add("GET", r"/", shows_errors(home))
     router.add("GET", r"/(?P<kind>models|datasets)", shows_errors(search))
     router.add("GET", r"/static/(?P<asset>[A-Za-z0-9_-]+\.css)", static)
+    router.add("GET", r"/leaderboard", shows_errors(leaderboard_page))
     router.add("GET", rf"/{RESERVED_NAME}(?P<account>[^/]+)", shows_errors(profile_page))
     router.add("GET", PAGE_REPO, shows_errors(follows_moves(repo_page)))
     router.add("GET", rf"{PAGE_REPO}/tree/{REV}(?:/(?P<path>.*))?", shows_errors(follows_moves(tree_page)))
