@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     webhook_poll_interval: float = Field(
         default=2.0, gt=0, description="Seconds between looks for due or orphaned webhook deliveries"
     )
+    # -- web sign-in (services/sessions.py) --
+    allow_signup: bool = Field(default=False, description="Let anyone create a user account at /join")
+    session_lifetime: float = Field(
+        default=14 * 24 * 3600.0, gt=0, description="Seconds a browser session lasts after signing in"
+    )
     access_log: bool = Field(
         default=True, description="One line per request on stderr, with its X-Request-Id"
     )

@@ -96,10 +96,10 @@ class LiveServer:
         env.update(self.extra_env)
         return env
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "modelyard"), *args], env=self.env(), capture_output=True, text=True,
-            check=check, timeout=300,
+            check=check, timeout=300, input=stdin,
         )
 
     def seed(self, spec: dict[str, object]) -> None:

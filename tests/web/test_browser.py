@@ -123,6 +123,7 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "leaderboard": "/leaderboard?task=text-classification&dataset=showcase%2Fbench&metric=accuracy",
         "user": "/alice",
         "org": "/acme",
+        "sign-in": "/login",
         "not-found": f"/{repo_id}-missing",
     }
 
@@ -212,3 +213,43 @@ def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase
     context.close()
     assert wide == {}, wide
     assert watch.foreign == [] and watch.violations == []
+
+
+def test_sign_in_make_a_token_and_like_in_the_browser(
+    browser: Browser, server: LiveServer, showcase: Showcase
+) -> None:
+    """The whole flow with the keyboard and the mouse as a person does it; the token made in
+    the page then works with huggingface_hub."""
+    name = f"b{os.urandom(4).hex()}"
+    server.cli("users", "create", name, "--password-stdin", stdin="a long enough password\n")
+    context = browser.new_context()
+    page = context.new_page()
+    watch = Watch(server.url)
+    watch.attach(page)
+    page.goto(server.url + f"/{showcase.repo_id}")
+    page.click("text=Sign in")
+    page.fill("#username", name)
+    page.fill("#password", "a long enough password")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/{showcase.repo_id}")  # back where the person was
+    assert page.inner_text("nav.account").startswith(name)
+
+    page.click("form.like button")
+    page.wait_for_load_state()
+    assert page.get_attribute("form.like button", "aria-pressed") == "true"
+    assert HfApi(endpoint=server.url).model_info(showcase.repo_id).likes >= 1
+
+    page.click("text=Tokens")
+    page.fill("#token-name", "laptop")
+    page.select_option("#token-role", "read")
+    page.click("form.filters button")
+    value = page.input_value("#new-token")
+    assert HfApi(endpoint=server.url, token=value).whoami()["name"] == name
+    page.click("button[aria-label='Revoke laptop']")
+    page.wait_for_url("**/settings/tokens")
+    assert "laptop" not in page.inner_text("main")
+    page.click("nav.account button")  # sign out
+    page.wait_for_url(server.url + "/")
+    assert "Sign in" in page.inner_text("nav.account")
+    context.close()
+    assert watch.dialogs == [] and watch.violations == [] and watch.foreign == []

@@ -192,3 +192,11 @@ def revoke_tokens(conn: Connection, account_id: int, name: str | None, now: date
 
 def touch_token(conn: Connection, token_id: int, now: datetime) -> None:
     conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))
+
+
+def tokens_of(conn: Connection, account_id: int) -> list[Token]:
+    """An account's live tokens (not revoked), oldest first."""
+    rows = conn.execute(
+        select(tokens).where(tokens.c.account_id == account_id, tokens.c.revoked_at.is_(None)).order_by(tokens.c.id)
+    )
+    return [Token(r.id, r.account_id, r.name, r.role, r.created_at, r.last_used_at, r.revoked_at) for r in rows]

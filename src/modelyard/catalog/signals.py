@@ -102,3 +102,9 @@ def count_downloads(db: Database, conn: Connection, repo_id: int, today: date, c
 def trending(week_downloads: int, like_count: int) -> float:
     """Recent activity: downloads of the last 7 days plus likes weighted as 10 downloads."""
     return float(week_downloads + 10 * like_count)
+
+
+def is_liked(conn: Connection, account_id: int, repo_id: int) -> bool:
+    return conn.execute(
+        select(likes.c.repo_id).where(likes.c.account_id == account_id, likes.c.repo_id == repo_id)
+    ).first() is not None

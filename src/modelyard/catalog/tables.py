@@ -42,6 +42,22 @@ accounts = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("default_private", Boolean, nullable=False, default=False),
     Column("created_at", DateTime, nullable=False),
+    # argon2id (services/sessions.py); None: the account cannot sign in with a password
+    Column("password_hash", Text, nullable=True),
+)
+
+#: Browser sessions (services/sessions.py): the cookie's sha256 only, and the session's CSRF
+#: token that every form posted in it must carry.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_web_sessions_account_id", "account_id"),
 )
 
 members = Table(

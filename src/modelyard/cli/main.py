@@ -129,12 +129,19 @@ def users() -> None:
 @click.option("--fullname", default="")
 @click.option("--email", default=None)
 @click.option("--admin", is_flag=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password for signing in to the web pages from stdin")
 @pass_state
-def users_create(state: State, name: str, fullname: str, email: str | None, admin: bool) -> None:
+def users_create(state: State, name: str, fullname: str, email: str | None, admin: bool, password_stdin: bool) -> None:
     from modelyard.services.accounts import create_user
+    from modelyard.services.sessions import check_password_rules, set_password
 
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
+        if password is not None:
+            check_password_rules(password)  # before the account exists: a refusal creates nothing
         create_user(state.hub(), name, fullname, email, admin)
+        if password is not None:
+            set_password(state.hub(), name, password)
     except HubError as exc:
         fail(exc)
     click.echo(f"Created user {name}")

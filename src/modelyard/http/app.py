@@ -98,6 +98,10 @@ class Ctx:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.app.bulk_executor(), functools.partial(fn, *args))
 
+    def authenticate_as(self, principal: Principal | None) -> None:
+        """Who the request acts for, found another way than its token (a page's session)."""
+        self._principal = principal
+
     def client_address(self) -> str:
         """The caller's network address (the first ``X-Forwarded-For`` hop behind a trusted proxy)."""
         if self.hub.settings.trust_proxy_headers:

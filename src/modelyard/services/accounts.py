@@ -115,6 +115,10 @@ def seed(hub: Hub, spec: dict[str, Any]) -> None:
                     email=user.get("email", existing.email),
                     is_admin=bool(user.get("admin", existing.is_admin)),
                 )
+        if user.get("password") is not None:
+            from modelyard.services.sessions import ensure_password
+
+            ensure_password(hub, name, str(user["password"]))
         for token in user.get("tokens", []):
             create_token(hub, name, token.get("name", "seed"), token.get("role", "write"), token.get("value"))
     for org in spec.get("orgs", []):

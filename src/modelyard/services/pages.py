@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 from dulwich.objects import Blob
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import signals as signals_q
 from modelyard.catalog.accounts import Account
 from modelyard.catalog.facts import BoardEntry
 from modelyard.catalog.people import Person
@@ -90,6 +91,7 @@ class RepoPage:
     revision: str
     card_html: str | None  # None: no README.md; "" with ``card_note`` when it is not shown
     card_note: str | None
+    liked: bool = False  # by the viewer
 
     @property
     def repo(self) -> Repo:
@@ -108,15 +110,20 @@ def _text_of(hub: Hub, entry: FileEntry, limit: int) -> str | None:
 
 def repo_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> RepoPage:
     info = repo_info(hub, principal, repo_type, repo_id, revision)
+    liked = False
+    if principal is not None:
+        with hub.db.read() as conn:
+            liked = signals_q.is_liked(conn, principal.account_id, info.snap.repo.id)
     readme = next((e for e in info.entries if e.path == "README.md" and not e.is_dir), None)
     if readme is None:
-        return RepoPage(info, revision, None, None)
+        return RepoPage(info, revision, None, None, liked)
     text = _text_of(hub, readme, CARD_LIMIT)
     if text is None:
-        return RepoPage(info, revision, "", "The model card is too large or not UTF-8 text: download README.md.")
+        return RepoPage(info, revision, "", "The model card is too large or not UTF-8 text: download README.md.",
+                        liked)
     _yaml, body = front_matter(text)
     html = markdown.render(body, card_links(repo_type, info.snap.repo.repo_id, revision))
-    return RepoPage(info, revision, html, None)
+    return RepoPage(info, revision, html, None, liked)
 
 
 @dataclass

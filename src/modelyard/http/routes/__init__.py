@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 def register(router: Router) -> None:
     from modelyard.http.routes import (
+        account_pages,
         collections,
         commits,
         discovery,
@@ -28,6 +29,6 @@ def register(router: Router) -> None:
     )
 
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating, webhooks, pages)  # pages last: no API route is ever taken by a page
+               gating, webhooks, account_pages, pages)  # pages last: no API route is ever taken by a page
     for module in modules:
         module.register(router)

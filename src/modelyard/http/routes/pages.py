@@ -14,15 +14,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelyard.errors import HubError, InvalidInputError, NotFoundError, RepoMovedError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.errors import error_response, header_safe, status_for
 from modelyard.http.routes.common import follows_moves, repo_id, repo_type
-from modelyard.services import pages, viewer
+from modelyard.services import pages, sessions, viewer
+from modelyard.services.sessions import WebSession
 from modelyard.web.render import asset, render, trusted
 
+SESSION_COOKIE = "modelyard_session"
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
@@ -35,7 +38,7 @@ PAGE_HEADERS = {
 SORT_LABELS = (("trendingScore", "Trending"), ("likes", "Most likes"), ("downloads", "Most downloads"),
                ("lastModified", "Recently updated"), ("createdAt", "Recently created"))
 #: First path segments that are never a namespace of a page (the API's and the hub's own).
-RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models)/)"
+RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models|settings|login|logout|join)/)"
 PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
 #: One-segment paths of the hub's own that are never a user's or an organization's page.
 RESERVED_NAME = (r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|login|logout|join"
@@ -48,33 +51,58 @@ def page(html: str, status: int = 200, headers: dict[str, str] | None = None) ->
                     headers={**PAGE_HEADERS, **(headers or {})})
 
 
-def _context(**values: Any) -> dict[str, Any]:
-    return {"repo_path": pages.repo_path, **values}
+def _context(ctx: Ctx, **values: Any) -> dict[str, Any]:
+    """What every template gets: the helpers, and who is signed in (with the CSRF token of
+    the session's forms)."""
+    session = session_of(ctx)
+    return {"repo_path": pages.repo_path, "me": session.principal.name if session else None,
+            "csrf": session.csrf if session else "", "here": ctx.request.url.path, "liked": False, **values}
 
 
-def error_page(exc: HubError) -> Response:
+def session_of(ctx: Ctx) -> WebSession | None:
+    found: WebSession | None = getattr(ctx.request.state, "session", None)
+    return found
+
+
+def error_page(ctx: Ctx, exc: HubError) -> Response:
     if isinstance(exc, RepoMovedError):
         return error_response(exc)  # the 307 to the repo's current id, as the API answers
     status, code = status_for(exc)
-    html = render("error.html", **_context(status=status, message=exc.message))
+    html = render("error.html", **_context(ctx, status=status, message=exc.message))
     return page(html, status, {"X-Error-Code": code, "X-Error-Message": header_safe(exc.message)})
 
 
+async def find_session(ctx: Ctx) -> WebSession | None:
+    """A page request without a bearer token acts for the session its cookie names, if any.
+    (Only pages do this: the API never reads the cookie.)"""
+    if ctx.token:
+        return None
+    cookie = ctx.request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    session = await run_in_threadpool(sessions.session_of, ctx.hub, cookie)
+    if session is not None:
+        ctx.authenticate_as(session.principal)
+    return session
+
+
 def shows_errors(handler: Callable[[Ctx], Awaitable[Response]]) -> Callable[[Ctx], Awaitable[Response]]:
-    """A page's errors as pages (a redirect for a moved repo's old id)."""
+    """A page: its session found first, its errors shown as pages (a redirect for a moved
+    repo's old id)."""
 
     async def run(ctx: Ctx) -> Response:
         try:
+            ctx.request.state.session = await find_session(ctx)
             return await handler(ctx)
         except HubError as exc:
-            return error_page(exc)
+            return error_page(ctx, exc)
 
     return run
 
 
 async def home(ctx: Ctx) -> Response:
     view = await ctx.call(pages.home_page)
-    return page(render("home.html", **_context(view=view)))
+    return page(render("home.html", **_context(ctx, view=view)))
 
 
 async def search(ctx: Ctx) -> Response:
@@ -98,7 +126,7 @@ async def search(ctx: Ctx) -> Response:
     facets = [(group.title, [(item, toggle(item)) for item in group.items]) for group in view.facets]
     without = {f: url(filter=[g for g in filters if g != f]) for f in filters}
     next_url = url(cursor=view.next_cursor) if view.next_cursor else None
-    html = render("search.html", **_context(
+    html = render("search.html", **_context(ctx, 
         view=view, kind=kind, sorts=SORT_LABELS, filters=filters, without_filter=without, next_url=next_url,
         top_search=query, facets=facets, params_range=params_range,
         without_params=url(num_parameters="") if params_range else None,
@@ -130,8 +158,8 @@ async def repo_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.repo_page, repo_type(ctx.params), repo_id(ctx.params), rev)
     card_data = view.info.facts.card_data or {}
     license_ = card_data.get("license") if isinstance(card_data.get("license"), str) else None
-    html = render("repo.html", **_context(
-        view=view, facts=view.info.facts, card=trusted(view.card_html or ""), license=license_,
+    html = render("repo.html", **_context(ctx, 
+        view=view, facts=view.info.facts, card=trusted(view.card_html or ""), license=license_, liked=view.liked,
         file_count=sum(1 for e in view.info.entries if not e.is_dir), snippet=_snippet(ctx.base_url(), view),
     ))
     return page(html)
@@ -140,13 +168,13 @@ async def repo_page(ctx: Ctx) -> Response:
 async def tree_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.tree_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"],
                           ctx.params.get("path", ""))
-    return page(render("tree.html", **_context(view=view)))
+    return page(render("tree.html", **_context(ctx, view=view)))
 
 
 async def blob_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.blob_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"],
                           ctx.params["path"])
-    return page(render("blob.html", **_context(view=view)))
+    return page(render("blob.html", **_context(ctx, view=view)))
 
 
 async def commits_page(ctx: Ctx) -> Response:
@@ -155,12 +183,12 @@ async def commits_page(ctx: Ctx) -> Response:
     except ValueError as exc:
         raise InvalidInputError("p must be a page number") from exc
     view = await ctx.call(pages.commits_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], number)
-    return page(render("commits.html", **_context(view=view)))
+    return page(render("commits.html", **_context(ctx, view=view)))
 
 
 async def commit_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.commit_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["oid"])
-    return page(render("commit.html", **_context(view=view)))
+    return page(render("commit.html", **_context(ctx, view=view)))
 
 
 async def viewer_page(ctx: Ctx) -> Response:
@@ -176,12 +204,12 @@ async def viewer_page(ctx: Ctx) -> Response:
         query = [*([("rev", rev)] if rev != "main" else []), ("file", file), ("p", p)]
         return f"{pages.repo_path('dataset', view.snap.repo.repo_id)}/viewer?{urlencode(query)}"
 
-    return page(render("viewer.html", **_context(view=view, url=url)))
+    return page(render("viewer.html", **_context(ctx, view=view, url=url)))
 
 
 async def profile_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.profile_page, ctx.params["account"])
-    return page(render("profile.html", **_context(view=view)))
+    return page(render("profile.html", **_context(ctx, view=view)))
 
 
 async def leaderboard_page(ctx: Ctx) -> Response:
@@ -191,13 +219,13 @@ async def leaderboard_page(ctx: Ctx) -> Response:
         raise InvalidInputError("order must be asc or desc")
     view = await ctx.call(pages.leaderboard_page, q.get("task", "").strip(), q.get("dataset", "").strip(),
                           q.get("metric", "").strip(), order == "asc")
-    return page(render("leaderboard.html", **_context(view=view)))
+    return page(render("leaderboard.html", **_context(ctx, view=view)))
 
 
 async def static(ctx: Ctx) -> Response:
     data = asset(ctx.params["asset"])
     if data is None:
-        return error_page(NotFoundError(f"No asset named {ctx.params['asset']}"))
+        return error_page(ctx, NotFoundError(f"No asset named {ctx.params['asset']}"))
     media = "text/css; charset=utf-8" if ctx.params["asset"].endswith(".css") else "application/octet-stream"
     return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=3600",
                                                      "X-Content-Type-Options": "nosniff"})
