@@ -130,11 +130,15 @@ def test_list_user_repos_with_storage(
 ) -> None:
     mine = api.create_repo(repo_name, private=True).repo_id
     api.upload_file(path_or_fileobj=b"x" * 5000, path_in_repo="w.bin", repo_id=mine)
+    api.create_repo(f"{repo_name}-2")  # alice has two repos at least: the listing has two pages of one
     org_repo = api.create_repo(f"acme/{repo_name}", private=True).repo_id
     server.settle()  # storage is accounted by the commit's job
     by_id = {r.id: r for r in api.list_user_repos()}
     assert by_id[mine].visibility == "private" and by_id[mine].type == "model"
-    assert by_id[mine].storage >= 5000 and 0 < by_id[mine].storage_percent <= 100
+    # Its share of the namespace's storage (other tests' repos of alice's share the hub)
+    total = sum(r.storage for r in by_id.values())
+    assert by_id[mine].storage >= 5000
+    assert by_id[mine].storage_percent == pytest.approx(round(100 * by_id[mine].storage / total, 2), abs=0.01)
     assert by_id[mine].updated_at is not None
     assert org_repo not in by_id
     assert org_repo in {r.id for r in api_as("carol").list_user_repos(namespace="acme")}

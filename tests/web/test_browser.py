@@ -30,8 +30,10 @@ AXE = Path(sys.executable).parent.parent / "axe" / "node_modules" / "axe-core" /
 WIDTHS = (1280, 390)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for this module only: Playwright's sync API holds an event loop while it runs,
+    and other modules call ``asyncio.run``."""
     assert CHROMIUM.exists(), "Chromium is missing: apt-get install chromium (.ci/run does)"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -95,6 +97,9 @@ def showcase(server: LiveServer) -> Showcase:
     rows = "".join(f"{i},sentence number {i},{i % 3}\n" for i in range(40))
     api.upload_file(path_or_fileobj=f"id,text,label\n{rows}".encode(), path_in_repo="train.csv", repo_id=dataset,
                     repo_type="dataset")
+    api.create_discussion(repo_id, title="How was it trained?", description="Which **data**?")
+    api.upload_file(path_or_fileobj=b"import torch\n\nprint('trained well')\n", path_in_repo="src/train.py",
+                    repo_id=repo_id, commit_message="Say it better", create_pr=True)
     for suffix, value in (("small", 71.5), ("base", 84.25), ("large", 88.0)):
         ranked = api.create_repo(f"{name}-{suffix}").repo_id
         api.upload_file(path_or_fileobj=(
@@ -118,6 +123,9 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "weights": f"/{repo_id}/blob/main/model.safetensors",
         "history": f"/{repo_id}/commits/main",
         "commit": f"/{repo_id}/commit/{showcase.commit}",
+        "community": f"/{repo_id}/discussions",
+        "discussion": f"/{repo_id}/discussions/1",
+        "pull-request": f"/{repo_id}/discussions/2",
         "dataset": f"/datasets/{repo_id}",
         "viewer": f"/datasets/{repo_id}/viewer",
         "leaderboard": "/leaderboard?task=text-classification&dataset=showcase%2Fbench&metric=accuracy",
@@ -231,8 +239,8 @@ def test_sign_in_make_a_token_and_like_in_the_browser(
     page.fill("#username", name)
     page.fill("#password", "a long enough password")
     page.keyboard.press("Enter")
-    page.wait_for_url(f"**/{showcase.repo_id}")  # back where the person was
-    assert page.inner_text("nav.account").startswith(name)
+    page.wait_for_url(server.url + f"/{showcase.repo_id}")  # back where the person was
+    assert name in page.inner_text("nav.account").split()
 
     page.click("form.like button")
     page.wait_for_load_state()
@@ -252,4 +260,67 @@ def test_sign_in_make_a_token_and_like_in_the_browser(
     page.wait_for_url(server.url + "/")
     assert "Sign in" in page.inner_text("nav.account")
     context.close()
+    assert watch.dialogs == [] and watch.violations == [] and watch.foreign == []
+
+
+def test_create_upload_discuss_and_merge_in_the_browser(browser: Browser, server: LiveServer, tmp_path: Path) -> None:
+    """Issue 9's flow in a real browser: create a repo, upload files, see the card, open a pull
+    request by editing the README, open a discussion, comment, merge; the client sees it all."""
+    name = f"c{os.urandom(4).hex()}"
+    server.cli("users", "create", name, "--password-stdin", stdin="a long enough password\n")
+    context = browser.new_context()
+    page = context.new_page()
+    watch = Watch(server.url)
+    watch.attach(page)
+    page.goto(server.url + "/login")
+    page.fill("#username", name)
+    page.fill("#password", "a long enough password")
+    page.click("main button:has-text('Sign in')")
+    page.wait_for_url(server.url + "/")
+
+    page.click("nav.account >> text=New")
+    page.fill("#name", "browser-made")
+    page.click("main button:has-text('Create')")
+    page.wait_for_url(f"**/{name}/browser-made")
+    repo_id = f"{name}/browser-made"
+
+    (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n# Made in Chromium\n\nFirst version.\n")
+    (tmp_path / "notes.txt").write_text("notes\n")
+    page.goto(f"{server.url}/{repo_id}/tree/main")
+    page.click("text=Upload files")
+    page.set_input_files("#files", [str(tmp_path / "README.md"), str(tmp_path / "notes.txt")])
+    page.fill("#summary", "Add the card")
+    page.click("main button:has-text('Upload')")
+    page.wait_for_url(f"**/{repo_id}/tree/main")
+    page.goto(f"{server.url}/{repo_id}")
+    assert "Made in Chromium" in page.inner_text("article.card")
+
+    page.goto(f"{server.url}/{repo_id}/blob/main/README.md")
+    page.click("text=Edit")
+    page.fill("#content", "---\nlicense: mit\n---\n# Made in Chromium\n\nSecond version.\n")
+    page.check("input[name=pr][value='1']")
+    page.click("main form button:has-text('Save')")
+    page.wait_for_url(f"**/{repo_id}/discussions/1")
+    assert "+Second version." in page.inner_text("section.diff")
+
+    page.goto(f"{server.url}/{repo_id}/discussions/new")
+    page.fill("#title", "Where is the training data?")
+    page.fill("#description", "Please link it.")
+    page.click("main button:has-text('Open')")
+    page.wait_for_url(f"**/{repo_id}/discussions/2")
+    page.fill("#comment", "It is coming in the **next** commit.")
+    page.click("button:has-text('Comment')")
+    page.wait_for_url(f"**/{repo_id}/discussions/2")
+    assert "It is coming in the next commit." in page.inner_text("ol.events")
+
+    page.goto(f"{server.url}/{repo_id}/discussions/1")
+    page.click("button:has-text('Merge')")
+    page.wait_for_url(f"**/{repo_id}/discussions/1")
+    assert "merged" in page.inner_text("main")
+    context.close()
+    api = HfApi(endpoint=server.url)
+    assert api.get_discussion_details(repo_id, 1).status == "merged"
+    assert [d.title for d in api.get_repo_discussions(repo_id)] == ["Where is the training data?", "Update README.md"]
+    readme = Path(api.hf_hub_download(repo_id, "README.md", cache_dir=str(tmp_path / "cache"))).read_text()
+    assert "Second version." in readme
     assert watch.dialogs == [] and watch.violations == [] and watch.foreign == []

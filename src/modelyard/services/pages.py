@@ -17,17 +17,19 @@ from dulwich.objects import Blob
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import signals as signals_q
 from modelyard.catalog.accounts import Account
+from modelyard.catalog.discussions import Thread
 from modelyard.catalog.facts import BoardEntry
 from modelyard.catalog.people import Person
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.search import PARAM_BUCKETS, Facets
+from modelyard.errors import InvalidInputError
 from modelyard.metadata import gguf, safetensors
 from modelyard.metadata.cards import front_matter
 from modelyard.metadata.frameworks import FORMAT_ORDER
 from modelyard.metadata.reader import MetadataError
 from modelyard.metadata.vocabulary import PIPELINE_TAGS
 from modelyard.services import markdown
-from modelyard.services.auth import Principal
+from modelyard.services.auth import Principal, can_write
 from modelyard.services.collections import CollectionView, list_collections
 from modelyard.services.discovery import (
     ListedRepo,
@@ -39,6 +41,8 @@ from modelyard.services.discovery import (
     list_page,
     repo_info,
 )
+from modelyard.services.discussions import Details
+from modelyard.services.discussions import details as discussion_details
 from modelyard.services.files import FileEntry, history, list_tree, resolve_file
 from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub
@@ -481,3 +485,54 @@ def leaderboard_page(
     span = (high - floor) or 1.0
     bars = [Bar(e, max(2.0, 100.0 * (e.value - floor) / span)) for e in entries]
     return LeaderboardPage(task, dataset, metric, ascending, bars)
+
+
+@dataclass
+class ThreadPage:
+    repo: Repo
+    details: Details
+    files: list[FileDiff]  # a pull request's changes, file by file (None of them without access)
+    may_write: bool  # merge, and change others' threads
+
+    @property
+    def thread(self) -> Thread:
+        return self.details.thread
+
+
+def diff_by_file(diff: str | None) -> list[FileDiff]:
+    """A unified diff cut at each ``diff --git`` header."""
+    if not diff:
+        return []
+    out = []
+    for piece in re.split(r"(?m)^(?=diff --git )", diff):
+        if not piece.startswith("diff --git "):
+            continue
+        header = piece.split("\n", 1)[0]
+        path = header.split(" b/", 1)[1] if " b/" in header else header.removeprefix("diff --git ")
+        status, lines = _lines(piece)
+        out.append(FileDiff(path, status, lines))
+    return out
+
+
+def thread_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, num: int) -> ThreadPage:
+    """A discussion or pull request with its events, and a pull request's changes (for those who
+    may download the repo's files, as in the API)."""
+    found = discussion_details(hub, principal, repo_type, repo_id, num, with_diff=True)
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+    return ThreadPage(repo, found, diff_by_file(found.diff), can_write(principal, repo))
+
+
+def writable_namespaces(principal: Principal) -> list[str]:
+    """Where the signed-in user may create repos: their own namespace and orgs they write in."""
+    orgs = sorted(name for name, role in principal.orgs.values() if role in ("write", "admin"))
+    return [principal.name, *orgs]
+
+
+def editable_text(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str,
+                  path: str) -> BlobPage:
+    """A text file to edit in the page (a small UTF-8 file kept in git, not LFS): refused otherwise."""
+    found = blob_page(hub, principal, repo_type, repo_id, revision, path)
+    if found.lines is None:
+        raise InvalidInputError(f"{path} cannot be edited in the browser: {found.reason or 'not a small text file'}")
+    return found

@@ -13,6 +13,7 @@ def register(router: Router) -> None:
         account_pages,
         collections,
         commits,
+        contribute_pages,
         discovery,
         discussions,
         files,
@@ -28,7 +29,8 @@ def register(router: Router) -> None:
         xet,
     )
 
+    # The pages last: no API route is ever taken by a page.
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating, webhooks, account_pages, pages)  # pages last: no API route is ever taken by a page
+               gating, webhooks, account_pages, contribute_pages, pages)
     for module in modules:
         module.register(router)

@@ -42,7 +42,7 @@ RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models|settings|login|logou
 PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
 #: One-segment paths of the hub's own that are never a user's or an organization's page.
 RESERVED_NAME = (r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|login|logout|join"
-                 r"|leaderboard)$)")
+                 r"|leaderboard|new)$)")
 REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
 
 
