@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import webhooks as webhooks_q
@@ -62,3 +63,36 @@ def test_the_same_deliveries_from_two_transactions_at_once(hub: Hub) -> None:
         assert conn.execute(select(func.count()).select_from(webhook_deliveries)).scalar() == 3
     with hub.db.write() as conn:  # a webhook that has one keeps it; the one that has none gets it
         assert webhooks_q.add_deliveries(conn, "event:2:t", {hooks[0]: "{}", hooks[1]: "{}"}, utcnow()) == [hooks[1]]
+
+
+def test_rows_pointing_at_a_repo_do_not_wait_for_its_lock(hub: Hub) -> None:
+    """The repo's lock (``refs.lock``: commits, merges, gc, deletions, event jobs) lets rows that
+    point at the repo go in meanwhile (PostgreSQL ``FOR NO KEY UPDATE``): a comment, which holds
+    its thread's lock while it records its event, and a merge, which holds the repo's lock while
+    it waits for the thread, never wait on each other in a cycle (a deadlock, seen in CI)."""
+    from modelyard.catalog import refs as refs_q
+    from modelyard.catalog.tables import repo_tags
+    from modelyard.services.repos import create_repo
+    from modelyard.services.sessions import principal_for
+
+    with hub.db.read() as conn:
+        alice = accounts_q.by_name(conn, "alice")
+    assert alice is not None
+    repo = create_repo(hub, principal_for(hub, alice), "model", None, f"locked-{uuid.uuid4().hex[:8]}", False,
+                       lambda t, rid: rid)
+    inserted = threading.Event()
+
+    def insert_a_row() -> None:
+        with hub.db.write() as conn:
+            conn.execute(insert(repo_tags).values(repo_id=repo.id, tag="while-locked"))
+        inserted.set()
+
+    with hub.db.write() as conn:
+        assert refs_q.lock(conn, repo.id) is not None
+        other = threading.Thread(target=insert_a_row)
+        other.start()
+        done_while_locked = inserted.wait(5 if not hub.db.is_sqlite else 0.5)
+    other.join(30)
+    assert inserted.is_set()
+    if not hub.db.is_sqlite:  # SQLite has one writer at a time: the insert waits for the lock's transaction
+        assert done_while_locked

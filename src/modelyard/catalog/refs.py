@@ -60,8 +60,14 @@ def compare_and_swap(conn: Connection, repo_id: int, name: str, old: str | None,
 def lock(conn: Connection, repo_id: int) -> int | None:
     """Take the repo's row lock for this transaction (PostgreSQL; SQLite has one writer anyway)
     and return its ``refs_version``: commits take it before they check what the repo holds, gc
-    before it lets go of it, so the two never interleave."""
-    row = conn.execute(select(repos.c.refs_version).where(repos.c.id == repo_id).with_for_update()).first()
+    before it lets go of it, so the two never interleave.
+
+    ``FOR NO KEY UPDATE``: the holders of the lock take turns, but a row inserted with a key
+    pointing at the repo (an event of a comment, which holds its thread's lock) does not wait
+    for it, so a comment and a merge of the same pull request never wait on each other in a cycle."""
+    row = conn.execute(
+        select(repos.c.refs_version).where(repos.c.id == repo_id).with_for_update(key_share=True)
+    ).first()
     return None if row is None else int(row.refs_version)
 
 
