@@ -45,6 +45,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "metadata": ("Metadata extraction of a 10-shard 5 GB safetensors model", 900),
     "discussions": ("Discussion listing (1,000 threads) and details (500 events), SQLite and PostgreSQL", 900),
     "webhooks": ("Webhook delivery: 1,000 events to 10 receivers, with and without a hanging one", 900),
+    "pages": ("Web pages on the 100,000-repo catalog: search with two facets, a model page with a large card", 2400),
 }
 
 TARGETS = {
@@ -61,6 +62,7 @@ TARGETS = {
     "metadata": "< 1 s and < 1 MB read per shard",
     "discussions": "list a page and details of a 500-event thread: p99 < 50 ms each",
     "webhooks": "10,000 posts delivered < 10 s, also with a hanging receiver among them",
+    "pages": "search page (2 facets) and model page (large card): p50 < 20 ms, p99 < 60 ms; page < 100 KB",
 }
 
 

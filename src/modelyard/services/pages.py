@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import cast
 from urllib.parse import quote, unquote, urlsplit
 
@@ -112,6 +113,14 @@ def _text_of(hub: Hub, entry: FileEntry, limit: int) -> str | None:
         return None
 
 
+@lru_cache(maxsize=256)
+def _card_html(oid: str, repo_type: str, repo_id: str, revision: str, text: str) -> str:
+    """A card rendered for the page: the same README blob (``oid``) at the same place renders
+    the same, so popular pages are rendered once per process (markdown-it is pure Python)."""
+    _yaml, body = front_matter(text)
+    return markdown.render(body, card_links(repo_type, repo_id, revision))
+
+
 def repo_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> RepoPage:
     info = repo_info(hub, principal, repo_type, repo_id, revision)
     liked = False
@@ -125,8 +134,7 @@ def repo_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: st
     if text is None:
         return RepoPage(info, revision, "", "The model card is too large or not UTF-8 text: download README.md.",
                         liked)
-    _yaml, body = front_matter(text)
-    html = markdown.render(body, card_links(repo_type, info.snap.repo.repo_id, revision))
+    html = _card_html(readme.oid, repo_type, info.snap.repo.repo_id, revision, text)
     return RepoPage(info, revision, html, None, liked)
 
 
