@@ -91,6 +91,11 @@ def run_backend(backend: str, n: int, requests: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 client.get(f"/{repo_id}").raise_for_status()  # the card's first rendering (then cached)
                 cold = round((time.perf_counter() - t0) * 1000, 2)
+                firsts = []
+                for path in SEARCHES:  # facet counts not yet kept: what the first viewer of a query waits
+                    t0 = time.perf_counter()
+                    client.get(path).raise_for_status()
+                    firsts.append((time.perf_counter() - t0) * 1000)
                 search = timings(client, SEARCHES, requests)
                 model = timings(client, [f"/{repo_id}"], requests)
                 html = client.get(f"/{repo_id}").content
@@ -99,7 +104,7 @@ def run_backend(backend: str, n: int, requests: int) -> dict[str, Any]:
         finally:
             live.stop()
         return {"backend": backend, "repos": n, "requests": requests, "search": search, "model": model,
-                "model_first_ms": cold,
+                "model_first_ms": cold, "search_first_ms": round(max(firsts), 2),
                 "card_bytes": len(card), "html_bytes": len(html), "css_bytes": len(css),
                 "weight_bytes": len(html) + len(css), "facet_values": facets}
     finally:
@@ -132,10 +137,11 @@ def markdown(result: dict[str, Any]) -> str:
             ok = t["p50_ms"] < 20 and t["p99_ms"] < 60
             lines.append(f"| {r['backend']} | {r['repos']:,} | {label} | {t['p50_ms']} | {t['p99_ms']} | "
                          f"{t['max_ms']} | {'met' if ok else '**not met**'} |")
-    lines += ["", "| backend | card (Markdown) | first view of the model page | model page HTML | stylesheet | "
-              "page weight | target < 100 KB |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| backend | card (Markdown) | first view of the model page | slowest first view of a search "
+              "| model page HTML | stylesheet | page weight | target < 100 KB |", "|---|---|---|---|---|---|---|---|"]
     for r in result["results"]:
-        lines.append(f"| {r['backend']} | {r['card_bytes']:,} B | {r['model_first_ms']} ms | {r['html_bytes']:,} B | "
+        lines.append(f"| {r['backend']} | {r['card_bytes']:,} B | {r['model_first_ms']} ms | "
+                     f"{r.get('search_first_ms', '–')} ms | {r['html_bytes']:,} B | "
                      f"{r['css_bytes']:,} B | {r['weight_bytes']:,} B | "
                      f"{'met' if r['weight_bytes'] < 100_000 else '**not met**'} |")
     lines += ["", "Search pages (cycled): " + "; ".join(f"`{q}`" for q in SEARCHES)]
@@ -147,7 +153,9 @@ NOTES = """\
 match: three grouped scans of the matches (tags, libraries, parameter buckets), then a Jinja2
 template compiled once per process. A card is rendered (markdown-it, then nh3) on its first view
 and kept per process by README blob, repo and revision (256 cards): the timed views are of a
-rendered card; the first view (template compiling included) is shown beside the page weight."""
+rendered card; the first view (template compiling included) is shown beside the page weight.
+Facet counts are kept 30 s per query and viewer: the timed searches reuse them; the first view of
+each query counts every match (its time is shown too)."""
 
 
 def main() -> None:

@@ -166,17 +166,43 @@ def test_no_serious_accessibility_violations(browser: Browser, server: LiveServe
     assert AXE.exists(), "axe-core is missing: `make` installs it from npm"
     context = browser.new_context(bypass_csp=True)
     page = context.new_page()
-    found = {}
-    for label, url in main_pages(showcase).items():
-        page.goto(server.url + url)
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-               for v in result["violations"] if v["impact"] in ("serious", "critical")]
-        if bad:
-            found[label] = bad
+    found = {label: axe(page, server.url + url) for label, url in main_pages(showcase).items()}
     context.close()
-    assert found == {}, found
+    assert {k: v for k, v in found.items() if v} == {}, found
+
+
+def axe(page: Page, url: str) -> list[str]:
+    """The serious and critical violations axe-core finds on the page at ``url``."""
+    page.goto(url)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_no_serious_accessibility_violations_signed_in(browser: Browser, server: LiveServer,
+                                                       showcase: Showcase) -> None:
+    """The pages of a signed-in person: the header's account links, the forms."""
+    name, token = f"a{os.urandom(4).hex()}", f"hf_{os.urandom(16).hex()}"
+    server.seed({"users": [{"name": name, "password": "a long enough password",
+                            "tokens": [{"value": token, "role": "write", "name": "t"}]}]})
+    repo_id = HfApi(endpoint=server.url, token=token).create_repo("a11y").repo_id
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.goto(server.url + "/login")
+    page.fill("#username", name)
+    page.fill("#password", "a long enough password")
+    page.click("main button:has-text('Sign in')")
+    page.wait_for_url(server.url + "/")
+    pages_ = {
+        "home": "/", "model": f"/{showcase.repo_id}", "tokens": "/settings/tokens", "new": "/new",
+        "upload": f"/{repo_id}/upload/main", "edit": f"/{showcase.repo_id}/edit/main/src/train.py",
+        "new-discussion": f"/{showcase.repo_id}/discussions/new", "discussion": f"/{showcase.repo_id}/discussions/1",
+        "pull-request": f"/{showcase.repo_id}/discussions/2", "settings": f"/{repo_id}/settings",
+    }
+    found = {label: axe(page, server.url + url) for label, url in pages_.items()}
+    context.close()
+    assert {k: v for k, v in found.items() if v} == {}, found
 
 
 def test_search_with_the_keyboard_alone(browser: Browser, server: LiveServer, showcase: Showcase) -> None:

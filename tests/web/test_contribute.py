@@ -118,3 +118,38 @@ def test_private_threads_stay_hidden(api: HfApi, server: LiveServer, user: tuple
     refused = browser.post(f"/{repo_id}/discussions/1/comment", data={"csrf": csrf_of(browser.get("/").text),
                                                                        "comment": "hi"})
     assert_page(refused, 404)
+
+
+def test_repo_settings_from_the_page(api: HfApi, server: LiveServer, user: tuple[str, str], repo_name: str) -> None:
+    name, token = user
+    mine = HfApi(endpoint=server.url, token=token)
+    repo_id = mine.create_repo(repo_name).repo_id
+    browser = sign_in(server, name)
+    page = assert_page(browser.get(f"/{repo_id}/settings"))
+    csrf = csrf_of(page)
+    foreign = browser.get(f"/{api.create_repo(f'{repo_name}-alice').repo_id}/settings")
+    assert_page(foreign, 403)  # alice's repo: bob-like users may read it, not manage it
+
+    assert_page(browser.post(f"/{repo_id}/settings/visibility", data={"visibility": "private"}), 403)
+    assert mine.repo_info(repo_id).private is False  # no CSRF token: nothing changed
+    assert browser.post(f"/{repo_id}/settings/visibility", data={"csrf": csrf, "visibility": "private"}
+                        ).status_code == 303
+    assert mine.repo_info(repo_id).private is True
+    assert_page(browser.post(f"/{repo_id}/settings/visibility", data={"csrf": csrf, "visibility": "secret"}), 400)
+    assert browser.post(f"/{repo_id}/settings/gated", data={"csrf": csrf, "gated": "manual"}).status_code == 303
+    assert mine.repo_info(repo_id).gated == "manual"
+    browser.post(f"/{repo_id}/settings/gated", data={"csrf": csrf, "gated": "false"})
+    assert mine.repo_info(repo_id).gated is False
+
+    moved = browser.post(f"/{repo_id}/settings/move", data={"csrf": csrf, "to": f"{name}/{repo_name}-renamed"})
+    assert moved.status_code == 303 and moved.headers["location"] == f"/{name}/{repo_name}-renamed/settings"
+    new_id = f"{name}/{repo_name}-renamed"
+    assert mine.repo_info(new_id).id == new_id
+    assert_page(browser.post(f"/{new_id}/settings/move", data={"csrf": csrf, "to": f"acme/{repo_name}"}), 403)
+
+    wrong = browser.post(f"/{new_id}/settings/delete", data={"csrf": csrf, "confirm": repo_name})
+    assert_page(wrong, 400)
+    assert mine.repo_exists(new_id)
+    gone = browser.post(f"/{new_id}/settings/delete", data={"csrf": csrf, "confirm": new_id})
+    assert gone.status_code == 303 and gone.headers["location"] == f"/{name}"
+    assert not mine.repo_exists(new_id)

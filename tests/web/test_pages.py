@@ -505,3 +505,31 @@ def test_leaderboard_page(api: HfApi, server: LiveServer, repo_name: str) -> Non
     assert "No model reports" in parse(assert_page(get(server, "/leaderboard", task="x", dataset="y",
                                                        metric="z"))).plain
     assert_page(get(server, "/leaderboard", order="sideways", **query), 400)
+
+
+def test_a_repo_page_shows_what_surrounds_the_model(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    base = api.create_repo(f"{repo_name}-base").repo_id
+    api.upload_file(path_or_fileobj=b"# Base", path_in_repo="README.md", repo_id=base)
+    child = api.create_repo(f"{repo_name}-child").repo_id
+    card = (f"---\nbase_model: {base}\ndatasets:\n- acme/{repo_name}-data\nmodel-index:\n- name: m\n  results:\n"
+            "  - task:\n      type: text-classification\n    dataset:\n      type: glue\n      name: GLUE SST-2\n"
+            "    metrics:\n    - type: accuracy\n      value: 0.931\n---\n# Child\n")
+    api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=child)
+    secret = api.create_repo(f"acme/{repo_name}-secret-child", private=True).repo_id
+    api.upload_file(path_or_fileobj=f"---\nbase_model: {base}\n---\n".encode(), path_in_repo="README.md",
+                    repo_id=secret)
+    shelf = api.create_collection(title=f"Shelf {repo_name}")
+    api.add_collection_item(shelf.slug, item_id=base, item_type="model")
+    server.settle()
+
+    page = parse(assert_page(get(server, f"/{base}", "bob")))
+    hrefs = [a.get("href") for a in page.all("a")]
+    assert f"/{child}" in hrefs and f"/{secret}" not in hrefs  # the private child stays hidden
+    assert f"Shelf {repo_name}" in page.plain
+    points = page.all("polyline")[0]["points"] or ""
+    assert len(points.split()) == 30  # a point a day for the last 30 days
+    assert f"/{secret}" in [a.get("href") for a in parse(assert_page(get(server, f"/{base}", "alice"))).all("a")]
+    child_page = parse(assert_page(get(server, f"/{child}")))
+    assert "GLUE SST-2" in child_page.text and "accuracy" in child_page.text and "0.931" in child_page.text
+    assert f"/datasets/acme/{repo_name}-data" in [a.get("href") for a in child_page.all("a")]
+    assert f"/{base}" in [a.get("href") for a in child_page.all("a")]  # its base model

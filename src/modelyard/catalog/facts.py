@@ -119,11 +119,12 @@ def children_counts(conn: Connection, repo_keys: list[str], visible: frozenset[i
 def children_count(conn: Connection, repo_key: str, visible: frozenset[int] | None = None) -> int:
     """Models that name ``repo_key`` as their base, counting private ones only of the owners in
     ``visible`` (None: all), as ``children`` lists them."""
-    stmt = (
-        select(func.count()).select_from(repo_relations)
-        .join(repos, repos.c.id == repo_relations.c.repo_id)
-        .where(repo_relations.c.base_key == repo_key, repos.c.type == "model")
-    )
+    # The children's ids first (the base_key index), then those rows by primary key: joined in one
+    # statement, SQLite walked every model by its type index instead (30 ms at 30,000 repos).
+    ids = [r[0] for r in conn.execute(select(repo_relations.c.repo_id).where(repo_relations.c.base_key == repo_key))]
+    if not ids:
+        return 0
+    stmt = select(func.count()).select_from(repos).where(repos.c.id.in_(ids), repos.c.type == "model")
     if visible is not None:
         stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
     return int(conn.execute(stmt).scalar_one())

@@ -108,3 +108,12 @@ def is_liked(conn: Connection, account_id: int, repo_id: int) -> bool:
     return conn.execute(
         select(likes.c.repo_id).where(likes.c.account_id == account_id, likes.c.repo_id == repo_id)
     ).first() is not None
+
+
+def daily_downloads(conn: Connection, repo_id: int, since: date) -> dict[date, int]:
+    """A repo's counted downloads per day from ``since`` on (days without any are absent)."""
+    rows = conn.execute(
+        select(download_days.c.day, download_days.c.count)
+        .where(download_days.c.repo_id == repo_id, download_days.c.day >= since)
+    )
+    return {r[0]: int(r[1]) for r in rows}

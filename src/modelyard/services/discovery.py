@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -134,14 +135,28 @@ def list_repos(
     return rows, (_encode_cursor(following, query.sort) if following else None)
 
 
+#: Facet counts are kept this long per query and viewer (``hub.facets``): counting every match is
+#: the costly part of a search page, and the catalog itself follows commits through the job queue.
+FACETS_TTL = 30.0
+
+
 def facets(hub: Hub, principal: Principal | None, repo_type: str, params: ListParams) -> search_q.Facets:
     """How many of the repos a listing matches (of those the caller may see) carry each tag,
-    library and parameter-count bucket: the search page's facets."""
+    library and parameter-count bucket: the search page's facets (at most ``FACETS_TTL``
+    seconds old)."""
     query = _query(principal, repo_type, params)
     if query is None:
         return search_q.Facets({}, {}, {})
+    key = (repo_type, tuple(query.search), query.author, tuple(query.filters), query.pipeline_tag,
+           query.min_params, query.max_params, query.gated, query.visible_owner_ids)
+    now = time.monotonic()
+    found = hub.facets.get(key)
+    if found is not None and found[0] > now:
+        return cast(search_q.Facets, found[1])
     with hub.db.read() as conn:
-        return search_q.facet_counts(hub.db, conn, query)
+        counted = search_q.facet_counts(hub.db, conn, query)
+    hub.facets.put(key, (now + FACETS_TTL, counted))
+    return counted
 
 
 def facts_of(repo: Repo) -> RepoFacts:

@@ -120,6 +120,8 @@ class Hub:
         #: every page, listing and request that needs them (services/files.py).
         self.walks: LruCache[tuple[str, str, bool], tuple[Any, ...]] = LruCache(64)
         self.histories: LruCache[str, tuple[Any, ...]] = LruCache(256)
+        #: Search pages' facet counts, with the time they expire (services/discovery.py).
+        self.facets: LruCache[tuple[Any, ...], tuple[float, Any]] = LruCache(512)
         self.tallies = Tallies(self)
         self.jobs = Jobs(self)
         self.webhook_sender = WebhookSender(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from typing import cast
 from urllib.parse import quote, unquote, urlsplit
@@ -26,6 +27,7 @@ from modelyard.catalog.search import PARAM_BUCKETS, Facets
 from modelyard.errors import InvalidInputError
 from modelyard.metadata import gguf, safetensors
 from modelyard.metadata.cards import front_matter
+from modelyard.metadata.evals import EvalResult, parse_model_index
 from modelyard.metadata.frameworks import FORMAT_ORDER
 from modelyard.metadata.reader import MetadataError
 from modelyard.metadata.vocabulary import PIPELINE_TAGS
@@ -36,6 +38,7 @@ from modelyard.services.discovery import (
     ListedRepo,
     ListParams,
     RepoInfo,
+    children,
     facets,
     leaderboard,
     liked_by,
@@ -46,7 +49,7 @@ from modelyard.services.discussions import Details
 from modelyard.services.discussions import details as discussion_details
 from modelyard.services.files import FileEntry, history, list_tree, resolve_file
 from modelyard.services.gating import GatedRepoError, check_download
-from modelyard.services.hub import Hub
+from modelyard.services.hub import Hub, utcnow
 from modelyard.services.people import AccountNotFoundError, Overview, members, org_overview, user_overview
 from modelyard.services.repos import RepoSnapshot, find_repo, snapshot
 from modelyard.storage.base import BlobStoreError
@@ -97,6 +100,11 @@ class RepoPage:
     card_html: str | None  # None: no README.md; "" with ``card_note`` when it is not shown
     card_note: str | None
     liked: bool = False  # by the viewer
+    evals: list[EvalResult] = field(default_factory=list)  # the card's model-index results
+    datasets: list[str] = field(default_factory=list)  # the datasets the card says it was trained on
+    children: list[tuple[Repo, str]] = field(default_factory=list)  # models built on it, by relation
+    collections: list[CollectionView] = field(default_factory=list)  # those that include it
+    downloads: list[int] = field(default_factory=list)  # per day, the last 30 days, oldest first
 
     @property
     def repo(self) -> Repo:
@@ -111,6 +119,26 @@ def _text_of(hub: Hub, entry: FileEntry, limit: int) -> str | None:
         return cast(Blob, hub.objects.get(entry.oid)).as_raw_string().decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+SPARK_DAYS = 30
+
+
+def _around(hub: Hub, principal: Principal | None, view: RepoPage) -> RepoPage:
+    """What the sidebar shows beside the card: evaluation results, datasets, the models built on
+    this one, the collections that include it (those the viewer may see) and daily downloads."""
+    repo, facts = view.repo, view.info.facts
+    card = facts.card_data or {}
+    view.evals = parse_model_index(card["model-index"]).results[:50] if "model-index" in card else []
+    view.datasets = [t.removeprefix("dataset:") for t in repo.tags if t.startswith("dataset:")][:20]
+    if repo.type == "model":
+        view.children = children(hub, principal, repo.repo_id, None)[:20]
+    view.collections = list_collections(hub, principal, [], [f"{repo.type}s/{repo.repo_id}"], None, 0, 10)[0]
+    today = utcnow().date()
+    with hub.db.read() as conn:
+        days = signals_q.daily_downloads(conn, repo.id, today - timedelta(days=SPARK_DAYS - 1))
+    view.downloads = [days.get(today - timedelta(days=back), 0) for back in range(SPARK_DAYS - 1, -1, -1)]
+    return view
 
 
 @lru_cache(maxsize=256)
@@ -129,13 +157,13 @@ def repo_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: st
             liked = signals_q.is_liked(conn, principal.account_id, info.snap.repo.id)
     readme = next((e for e in info.entries if e.path == "README.md" and not e.is_dir), None)
     if readme is None:
-        return RepoPage(info, revision, None, None, liked)
+        return _around(hub, principal, RepoPage(info, revision, None, None, liked))
     text = _text_of(hub, readme, CARD_LIMIT)
     if text is None:
-        return RepoPage(info, revision, "", "The model card is too large or not UTF-8 text: download README.md.",
-                        liked)
+        return _around(hub, principal, RepoPage(
+            info, revision, "", "The model card is too large or not UTF-8 text: download README.md.", liked))
     html = _card_html(readme.oid, repo_type, info.snap.repo.repo_id, revision, text)
-    return RepoPage(info, revision, html, None, liked)
+    return _around(hub, principal, RepoPage(info, revision, html, None, liked))
 
 
 @dataclass

@@ -189,6 +189,13 @@ def space_readme(name: str, sdk: str | None) -> bytes:
     return (card + f"# {name}\n\nA {sdk} Space. {served}\n").encode()
 
 
+def delete_repo_confirmed(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, typed: str) -> None:
+    """Deletion from a page: the person typed the repo's id to confirm it."""
+    if typed.strip() != repo_id:
+        raise InvalidInputError(f"Type {repo_id} to confirm the deletion: nothing was deleted")
+    delete_repo(hub, principal, repo_type, repo_id)
+
+
 def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> None:
     with hub.db.write() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)

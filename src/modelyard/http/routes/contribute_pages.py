@@ -179,6 +179,34 @@ async def thread_action(ctx: Ctx) -> Response:
     return _see(f"{_base(ctx)}/discussions/{num}")
 
 
+# -- a repo's settings ------------------------------------------------------------------------
+
+
+async def settings_page(ctx: Ctx) -> Response:
+    require_session(ctx)
+    repo = await ctx.call(repos_svc.authorize, repo_type(ctx.params), repo_id(ctx.params), "admin")
+    return page(render("settings.html", **_context(ctx, repo=repo, base=_base(ctx))))
+
+
+async def change_settings(ctx: Ctx) -> Response:
+    fields = await form(ctx)
+    session = require_session(ctx)
+    session.check_csrf(fields.get("csrf"))
+    rtype, rid, what = repo_type(ctx.params), repo_id(ctx.params), ctx.params["what"]
+    if what == "visibility":
+        await ctx.call(repos_svc.update_settings, rtype, rid, {"visibility": fields.get("visibility")})
+    elif what == "gated":
+        gated = fields.get("gated")
+        await ctx.call(repos_svc.update_settings, rtype, rid, {"gated": False if gated == "false" else gated})
+    elif what == "move":
+        moved = await ctx.call(repos_svc.move_repo, rtype, rid, fields.get("to", "").strip())
+        return _see(f"{pages.repo_path(moved.type, moved.repo_id)}/settings")
+    else:
+        await ctx.call(repos_svc.delete_repo_confirmed, rtype, rid, fields.get("confirm", ""))
+        return _see(f"/{session.principal.name}")
+    return _see(f"{_base(ctx)}/settings")
+
+
 def register(router: Router) -> None:
     router.add("GET", r"/new", shows_errors(new_repo_form))
     router.add("POST", r"/new", shows_errors(new_repo))
@@ -191,3 +219,5 @@ def register(router: Router) -> None:
     router.add("POST", rf"{PAGE_REPO}/discussions/new", shows_errors(new_discussion))
     router.add("GET", rf"{PAGE_REPO}/discussions/{NUM}", shows_errors(thread_page))
     router.add("POST", rf"{PAGE_REPO}/discussions/{NUM}/(?P<action>comment|status|merge)", shows_errors(thread_action))
+    router.add("GET", rf"{PAGE_REPO}/settings", shows_errors(settings_page))
+    router.add("POST", rf"{PAGE_REPO}/settings/(?P<what>visibility|gated|move|delete)", shows_errors(change_settings))
