@@ -268,6 +268,11 @@ def test_xet_files_are_listed_and_deleted(
     with pytest.raises(RemoteEntryNotFoundError, match=PURGED):
         download(server, repo_id, "w.safetensors", tmp_path / "c")
     assert fsck_lines_about(server, repo_id, sha(data)) == []
+    # The catalog still follows the repo: indexing skips the purged weights (their bytes are gone
+    # for good) instead of failing, and retrying, on them.
+    api.upload_file(path_or_fileobj=b"---\ntags: [after-purge]\n---\n", path_in_repo="README.md", repo_id=repo_id)
+    server.settle()
+    assert "after-purge" in (api.model_info(repo_id).tags or [])
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,6 +14,7 @@ from typing import Any, cast
 from dulwich.objects import Blob, Commit
 
 from modelyard.catalog import facts as facts_q
+from modelyard.catalog import lfs_files as lfs_files_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import search as search_q
@@ -137,7 +138,9 @@ def index_repo(hub: Hub, repo_pk: int, force: bool = True) -> bool:
         return True
     tree = commit_info(cast(Commit, hub.objects.get(Oid(head)))).tree
     entries = file_entries(hub, list(walk(hub.objects, tree)), repo_pk)
-    files = RepoFiles(hub, entries)
+    with hub.db.read() as conn:  # permanently deleted large files have no bytes to read, ever
+        purged = lfs_files_q.purged(conn, repo_pk, [e.lfs_sha256 for e in entries if e.lfs_sha256])
+    files = RepoFiles(hub, [e for e in entries if e.lfs_sha256 is None or e.lfs_sha256 not in purged])
     facts = compute_facts(hub, repo, files)
     readme = files.text("README.md") or ""
     body = " ".join([readme[:SEARCH_BODY_LIMIT], " ".join(facts.tags)])

@@ -126,8 +126,8 @@ async def search(ctx: Ctx) -> Response:
     facets = [(group.title, [(item, toggle(item)) for item in group.items]) for group in view.facets]
     without = {f: url(filter=[g for g in filters if g != f]) for f in filters}
     next_url = url(cursor=view.next_cursor) if view.next_cursor else None
-    html = render("search.html", **_context(ctx, 
-        view=view, kind=kind, sorts=SORT_LABELS, filters=filters, without_filter=without, next_url=next_url,
+    html = render("search.html", **_context(
+        ctx, view=view, kind=kind, sorts=SORT_LABELS, filters=filters, without_filter=without, next_url=next_url,
         top_search=query, facets=facets, params_range=params_range,
         without_params=url(num_parameters="") if params_range else None,
     ))
@@ -158,7 +158,8 @@ async def repo_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.repo_page, repo_type(ctx.params), repo_id(ctx.params), rev)
     card_data = view.info.facts.card_data or {}
     license_ = card_data.get("license") if isinstance(card_data.get("license"), str) else None
-    html = render("repo.html", **_context(ctx, 
+    html = render("repo.html", **_context(
+        ctx,
         view=view, facts=view.info.facts, card=trusted(view.card_html or ""), license=license_, liked=view.liked,
         file_count=sum(1 for e in view.info.entries if not e.is_dir), snippet=_snippet(ctx.base_url(), view),
     ))
