@@ -13,7 +13,9 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
@@ -55,11 +57,23 @@ def storage(hub: LiveServer) -> dict[str, int]:
     return totals
 
 
-def push(hub: LiveServer, home: Path, repo_id: str, local: Path) -> dict[str, int]:
+def push(hub: LiveServer, home: Path, repo_id: str, local: Path) -> dict[str, Any]:
+    """hf_xet's dedup report of the upload, with the commit it made (``commit``)."""
     result = run_client("xet_client.py", ["upload", repo_id, str(local), "model.safetensors"],
                         client_env(hub, home))
     [metrics] = [m for m in result["metrics"] if m["scope"] == "commit"]
-    return metrics  # type: ignore[no-any-return]
+    return {**metrics, "commit": result["commit"]}
+
+
+def hub_dedup(hub: LiveServer, repo_id: str, commit: str) -> dict[str, int]:
+    """What the hub says Xet deduplicated for a commit (its commit page shows the same)."""
+    response = httpx.get(f"{hub.url}/api/models/{repo_id}/commit/{commit}",
+                         headers={"Authorization": f"Bearer {TOKENS['alice']}"}, timeout=60)
+    assert response.status_code == 200, response.text
+    page = httpx.get(f"{hub.url}/{repo_id}/commit/{commit}", timeout=60).text
+    xet: dict[str, int] = response.json()["xet"]
+    assert f"{xet['files']} new large file" in page and "already stored" in page
+    return xet
 
 
 def test_new_version_and_second_repo_store_only_what_changed(hub: LiveServer, tmp_path: Path) -> None:
@@ -89,6 +103,11 @@ def test_new_version_and_second_repo_store_only_what_changed(hub: LiveServer, tm
     # Server counters and hf_xet's report agree exactly: xorb bodies, and the shard it sent.
     assert stored == second["xorb_bytes_uploaded"]
     assert after_second["shard_bytes"] - after_first["shard_bytes"] == second["shard_bytes_uploaded"]
+    # Each commit's page says what Xet deduplicated: hf_xet's own figure, byte for byte.
+    for metrics in (first, second):
+        assert hub_dedup(hub, "alice/big-model", metrics["commit"]) == {
+            "files": 1, "bytes": metrics["total_bytes"], "reusedBytes": metrics["deduped_bytes"],
+            "newBytes": metrics["total_bytes"] - metrics["deduped_bytes"]}
 
     # The same file to a second repository: from the same machine, then from a fresh one.
     again = push(hub, home, "alice/big-model-copy", v2)
@@ -100,6 +119,9 @@ def test_new_version_and_second_repo_store_only_what_changed(hub: LiveServer, tm
     print(f"second repo: same machine sent {again['total_bytes_uploaded']} bytes, a fresh machine sent "
           f"{fresh['total_bytes_uploaded']} (global dedup found {fresh['deduped_bytes_by_global_dedup']})")
     assert fresh["deduped_bytes_by_global_dedup"] > 0
+    # A first commit of another repo: every chunk was stored before it (for alice/big-model).
+    for repo_id, metrics in (("alice/big-model-copy", again), ("alice/big-model-copy2", fresh)):
+        assert hub_dedup(hub, repo_id, metrics["commit"])["reusedBytes"] == size == metrics["deduped_bytes"]
 
     # Accounting: each repo's logical bytes are its files; physical bytes count shared chunks once.
     repos = {r["repo"]: r for r in after_copies["repos"]}  # type: ignore[index]

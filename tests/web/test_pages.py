@@ -224,8 +224,8 @@ def test_every_page_links_only_to_this_hub(server: LiveServer, path: str) -> Non
 
 def test_history_and_commit_diffs(api: HfApi, server: LiveServer, repo_name: str) -> None:
     repo_id = api.create_repo(repo_name).repo_id
-    api.upload_file(path_or_fileobj=b"one\ntwo\nthree\n", path_in_repo="a.txt", repo_id=repo_id,
-                    commit_message="first <b>file</b>")
+    first = api.upload_file(path_or_fileobj=b"one\ntwo\nthree\n", path_in_repo="a.txt", repo_id=repo_id,
+                            commit_message="first <b>file</b>").oid
     second = api.create_commit(repo_id, commit_message="change a, add b\n\nThe long story.", operations=[
         CommitOperationAdd("a.txt", b"one\nTWO\nthree\n"), CommitOperationAdd("b.txt", b"bee\n")]).oid
     third = api.delete_file("b.txt", repo_id, commit_message="drop b").oid
@@ -253,6 +253,39 @@ def test_history_and_commit_diffs(api: HfApi, server: LiveServer, repo_name: str
     assert_page(missing, 404)
     assert missing.headers["x-error-code"] == "RevisionNotFound"
     assert_page(get(server, f"/{repo_id}/commits/main", p="x"), 400)
+
+    # The API gives the same commit as JSON (no large file: nothing for Xet to say).
+    details = get(server, f"/api/models/{repo_id}/commit/{second}").json()
+    assert details["id"] == second and details["title"] == "change a, add b" and details["xet"] is None
+    assert [(f["path"], f["status"]) for f in details["files"]] == [("a.txt", "modified"), ("b.txt", "added")]
+    assert "-two\n+TWO" in details["files"][0]["diff"]
+
+    # A file's history: the commits that changed it, on its page, its blob page links there, and in the API
+    a_history = parse(assert_page(get(server, f"/{repo_id}/commits/main/a.txt")))
+    a_links = [a.get("href") or "" for a in a_history.all("a") if "/commit/" in (a.get("href") or "")]
+    assert a_links == [f"/{repo_id}/commit/{second}", f"/{repo_id}/commit/{first}"]
+    assert "that changed a.txt" in a_history.plain
+    assert f"/{repo_id}/commits/main/a.txt" in [a.get("href") for a in parse(
+        assert_page(get(server, f"/{repo_id}/blob/main/a.txt"))).all("a")]
+    api_commits = f"{server.url}/api/models/{repo_id}/commits/main"
+    assert [c["id"] for c in httpx.get(api_commits, params={"path": "a.txt"}).json()] == [second, first]
+    n_history = assert_page(get(server, f"/{repo_id}/commits/main/n.txt"))  # 50 commits: one page
+    assert n_history.count(f"/{repo_id}/commit/") == 50 and "?p=1" not in n_history
+    b_history = parse(assert_page(get(server, f"/{repo_id}/commits/main/b.txt")))  # deleted: still has one
+    assert [a.get("href") for a in b_history.all("a") if "/commit/" in (a.get("href") or "")] == [
+        f"/{repo_id}/commit/{third}", f"/{repo_id}/commit/{second}"]
+    never = get(server, f"/{repo_id}/commits/main/never.txt")
+    assert_page(never, 404)
+    assert never.headers["x-error-code"] == "EntryNotFound"
+    assert httpx.get(api_commits, params={"path": "never.txt"}).headers["x-error-code"] == "EntryNotFound"
+    bad = httpx.get(api_commits, params={"path": "../etc"})
+    assert bad.status_code == 422 and "x-error-message" in bad.headers
+
+    # The folder's page names each file's last commit.
+    tree = assert_page(get(server, f"/{repo_id}/tree/main"))
+    row = tree[tree.index(f"/{repo_id}/blob/main/a.txt"):]
+    row = row[: row.index("</tr>")]
+    assert f"/{repo_id}/commit/{second}" in row and "change a, add b" in row
 
 
 def test_a_gated_commit_shows_its_diff_only_with_access(api: HfApi, server: LiveServer, repo_name: str) -> None:

@@ -70,6 +70,12 @@ def repo_has_commit(conn: Connection, repo_id: int, oid: str) -> bool:
     return row is not None
 
 
+def repo_commit_time(conn: Connection, repo_id: int, oid: str) -> datetime | None:
+    """When the repo got the commit (made there, or pushed to it)."""
+    return conn.execute(select(repo_commits.c.created_at).where(
+        repo_commits.c.repo_id == repo_id, repo_commits.c.oid == oid)).scalar()
+
+
 def find_commits_by_prefix(conn: Connection, repo_id: int, prefix: str) -> list[str]:
     rows = conn.execute(
         select(repo_commits.c.oid)

@@ -52,6 +52,17 @@ def xorbs(conn: Connection, hashes: Iterable[str]) -> dict[str, StoredXorb]:
     return out
 
 
+def xorb_times(conn: Connection, hashes: Iterable[str]) -> dict[str, datetime]:
+    """When each xorb was stored."""
+    wanted = sorted(set(hashes))
+    out: dict[str, datetime] = {}
+    for i in range(0, len(wanted), _BATCH):
+        rows = conn.execute(select(xet_xorbs.c.hash, xet_xorbs.c.created_at).where(
+            xet_xorbs.c.hash.in_(wanted[i : i + _BATCH])))
+        out.update({r.hash: r.created_at for r in rows})
+    return out
+
+
 def has_xorb(conn: Connection, xorb_hash: str) -> bool:
     return conn.execute(select(xet_xorbs.c.hash).where(xet_xorbs.c.hash == xorb_hash)).first() is not None
 

@@ -213,6 +213,45 @@ def history(hub: Hub, head: Oid, reader: ObjectReader | None = None) -> list[Com
     return list(found)
 
 
+def path_history(hub: Hub, head: Oid, path: str) -> list[CommitInfo]:
+    """The commits of ``head``'s history that changed ``path`` (a file or a folder), newest first:
+    those where it differs from the first parent's (or that made it, with no parent). Kept in
+    ``hub.histories`` by head and path, as the whole history is."""
+    key = f"{head}:{path}"
+    found = hub.histories.get(key)
+    if found is None:
+        commits = history(hub, head)
+        by_oid = {c.oid: c for c in commits}
+        changed = []
+        for c in commits:
+            mine = lookup(hub.objects, c.tree, path)
+            first = by_oid.get(c.parents[0]) if c.parents else None
+            theirs = lookup(hub.objects, first.tree, path) if first is not None else None
+            if (mine and mine.oid) != (theirs and theirs.oid):
+                changed.append(c)
+        found = tuple(changed)
+        hub.histories.put(key, found)
+    return list(found)
+
+
+def commit_list(hub: Hub, snap: RepoSnapshot, path: str = "") -> list[CommitInfo]:
+    """The snapshot's history, or (with ``path``) the commits that changed that file or folder;
+    EntryNotFoundError for a path no commit of it ever had."""
+    if not path.strip("/"):
+        return history(hub, snap.commit.oid)
+    path = validate_path(path.strip("/"))
+    found = path_history(hub, snap.commit.oid, path)
+    if not found:
+        raise EntryNotFoundError(f"{path} is not in the history of {snap.repo.repo_id}")
+    return found
+
+
+def large_files(hub: Hub, tree: Oid) -> set[str]:
+    """The sha256 of every LFS pointer under ``tree``."""
+    blobs = [e.oid for e in walk(hub.objects, tree) if not e.is_dir]
+    return {sha for _size, sha, _lfs in hub.objects.meta(blobs).values() if sha is not None}
+
+
 LAST_COMMIT_DEPTH = 500
 
 

@@ -14,9 +14,10 @@ from functools import lru_cache
 from typing import cast
 from urllib.parse import quote, unquote, urlsplit
 
-from dulwich.objects import Blob
+from dulwich.objects import Blob, Commit
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import objects as objects_q
 from modelyard.catalog import signals as signals_q
 from modelyard.catalog.accounts import Account
 from modelyard.catalog.discussions import Thread
@@ -24,7 +25,7 @@ from modelyard.catalog.facts import BoardEntry
 from modelyard.catalog.people import Person
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.search import PARAM_BUCKETS, Facets
-from modelyard.errors import InvalidInputError
+from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.metadata import gguf, safetensors
 from modelyard.metadata.cards import front_matter
 from modelyard.metadata.evals import EvalResult, parse_model_index
@@ -47,14 +48,15 @@ from modelyard.services.discovery import (
 )
 from modelyard.services.discussions import Details
 from modelyard.services.discussions import details as discussion_details
-from modelyard.services.files import FileEntry, history, list_tree, resolve_file
+from modelyard.services.files import FileEntry, commit_list, large_files, last_commits, list_tree, resolve_file
 from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.people import AccountNotFoundError, Overview, members, org_overview, user_overview
 from modelyard.services.repos import RepoSnapshot, find_repo, snapshot
+from modelyard.services.xet import CommitDedup, commit_dedup
 from modelyard.storage.base import BlobStoreError
 from modelyard.versioning.diff import file_diffs, tree_of
-from modelyard.versioning.objects import CommitInfo
+from modelyard.versioning.objects import CommitInfo, commit_info
 
 #: Cards longer than this are not rendered (the file stays downloadable).
 CARD_LIMIT = 512 * 1024
@@ -172,15 +174,26 @@ class TreePage:
     revision: str
     path: str
     entries: list[FileEntry]
+    last: dict[str, CommitInfo]  # each entry's last commit (the first TREE_LAST_COMMITS entries)
+
+
+#: A folder's page names the last commit of this many entries (a walk of the history per page).
+TREE_LAST_COMMITS = 100
 
 
 def tree_page(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str
 ) -> TreePage:
-    """The entries of one folder (directories first); a file's path lists just the file."""
+    """The entries of one folder (directories first), with the commit that last changed each;
+    a file's path lists just the file."""
     snap, entries = list_tree(hub, principal, repo_type, repo_id, revision, path, recursive=False)
     entries.sort(key=lambda e: (not e.is_dir, e.path.lower()))
-    return TreePage(snap, revision, path.strip("/"), entries)
+    key = f"last:{snap.commit.oid}:{path.strip('/')}"
+    cached = hub.histories.get(key)
+    if cached is None:
+        cached = tuple(last_commits(hub, snap.commit.oid, [e.path for e in entries[:TREE_LAST_COMMITS]]).items())
+        hub.histories.put(key, cached)
+    return TreePage(snap, revision, path.strip("/"), entries, dict(cached))
 
 
 #: A weight file's page lists at most this many tensors.
@@ -392,17 +405,19 @@ class CommitsPage:
     commits: list[CommitInfo]
     page: int
     has_next: bool
+    path: str = ""  # the history of this file or folder only
 
 
 def commits_page(
-    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, page: int
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, page: int, path: str = ""
 ) -> CommitsPage:
-    """A page of the revision's history, newest first (``page`` from 0)."""
+    """A page of the revision's history, newest first (``page`` from 0); with ``path``, only the
+    commits that changed that file or folder."""
     snap = snapshot(hub, principal, repo_type, repo_id, revision)
-    commits = history(hub, snap.commit.oid)
+    commits = commit_list(hub, snap, path)
     start = max(page, 0) * COMMITS_PAGE
     return CommitsPage(snap.repo, revision, commits[start : start + COMMITS_PAGE], max(page, 0),
-                       len(commits) > start + COMMITS_PAGE)
+                       len(commits) > start + COMMITS_PAGE, path)
 
 
 @dataclass
@@ -419,6 +434,7 @@ class CommitPage:
     files: list[FileDiff]
     truncated: bool
     hidden: str | None  # why the diff is not shown (a gated repo's files need access)
+    dedup: CommitDedup | None = None
 
 
 def _lines(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -452,7 +468,30 @@ def commit_page(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
     for path, text in diffs:
         status, lines = _lines(text)
         files.append(FileDiff(path, status, lines))
-    return CommitPage(snap.repo, snap.commit, files, truncated, None)
+    return CommitPage(snap.repo, snap.commit, files, truncated, None, _dedup(hub, snap.repo, snap.commit))
+
+
+def _dedup(hub: Hub, repo: Repo, commit: CommitInfo) -> CommitDedup | None:
+    """Xet's savings on a commit's new large files (kept per repo and commit: they never change);
+    None when it brings none, or when a file's xorbs are gone (a purge)."""
+    key = f"dedup:{repo.id}:{commit.oid}"
+    cached = hub.histories.get(key)
+    if cached is None:
+        parent = commit.parents[0] if commit.parents else None
+        after = large_files(hub, commit.tree)
+        before = large_files(hub, tree_of(hub.objects, parent)) if parent is not None else set()
+        try:
+            with hub.db.read() as conn:
+                since = repo.created_at
+                if parent is not None:
+                    made = objects_q.repo_commit_time(conn, repo.id, parent)
+                    since = made or commit_info(cast(Commit, hub.objects.get(parent))).date.replace(tzinfo=None)
+                cached = (commit_dedup(conn, before, after, since),)
+        except NotFoundError:
+            cached = (None,)
+        hub.histories.put(key, cached)
+    found: CommitDedup | None = cached[0]
+    return found
 
 
 PROFILE_REPOS = 30

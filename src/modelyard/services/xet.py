@@ -14,9 +14,10 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection
@@ -614,6 +615,43 @@ def repo_usage(conn: Connection, repo_pk: int) -> Usage:
             physical += chunks[cur_e - 1].end - chunks[cur_s].start
             cur_s, cur_e = s, e
     return Usage(len(files), sum(f.size for f in files), physical)
+
+
+@dataclass(frozen=True)
+class CommitDedup:
+    """What Xet saved on the large files a commit adds or changes: ``files`` of them stored as
+    Xet, ``logical`` bytes in all, ``reused`` of those bytes in chunks the hub did not store again:
+    chunks of xorbs it held before the commit's upload began (any repo's), or repeated within it."""
+
+    files: int
+    logical: int
+    reused: int
+
+
+def commit_dedup(conn: Connection, before: Iterable[str], after: Iterable[str], since: datetime) -> CommitDedup | None:
+    """``before``: the sha256 of the parent commit's large files; ``after``: the commit's;
+    ``since``: when the parent commit was made (or the repo, for a first commit): xorbs stored
+    after it came with this commit's upload. None when the commit brings no new Xet file."""
+    added = xet_q.files_by_sha256(conn, sorted(set(after) - set(before)))
+    if not added:
+        return None
+    terms = [t for f in added.values() for t in unpack_terms(f.terms)]
+    indexes = indexes_for(conn, terms)
+    stored_at = xet_q.xorb_times(conn, {hash_to_str(t.xorb) for t in terms})
+    seen: dict[bytes, set[int]] = {}
+    reused = 0
+    for t in terms:
+        chunks = indexes[t.xorb].chunks
+        if stored_at[hash_to_str(t.xorb)] <= since:
+            reused += sum(c.size for c in chunks[t.start : t.end])
+            continue
+        mine = seen.setdefault(t.xorb, set())
+        for i in range(t.start, t.end):
+            if i in mine:
+                reused += chunks[i].size
+            else:
+                mine.add(i)
+    return CommitDedup(len(added), sum(f.size for f in added.values()), reused)
 
 
 def verify_file(hub: Hub, f: StoredFile, deep: bool = True) -> list[str]:

@@ -31,6 +31,7 @@ from modelyard.http.routes.common import (
 from modelyard.ids import validate_folder, validate_path, validate_sha256
 from modelyard.services import commits as commits_svc
 from modelyard.services import files as files_svc
+from modelyard.services import pages as pages_svc
 from modelyard.services import repos as repos_svc
 from modelyard.services.auth import Principal
 from modelyard.services.commits import AddFile, AddLfsFile, CommitRequest, DeleteFile, DeleteFolder
@@ -207,10 +208,10 @@ async def refs(ctx: Ctx) -> Response:
 
 
 def _commits(
-    hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str, offset: int
+    hub: Hub, principal: Principal | None, rtype: str, rid: str, rev: str, offset: int, path: str
 ) -> tuple[str, list[Any], dict[Any, str], bool]:
     snap = snapshot(hub, principal, rtype, rid, rev)
-    items = files_svc.history(hub, snap.commit.oid)
+    items = files_svc.commit_list(hub, snap, path)
     page = items[offset : offset + COMMITS_PAGE]
     return snap.commit.oid, page, commits_svc.commit_authors(hub, page), offset + COMMITS_PAGE < len(items)
 
@@ -223,7 +224,7 @@ async def commits(ctx: Ctx) -> Response:
     except ValueError as exc:
         raise InvalidInputError("Invalid pagination cursor") from exc
     head, items, authors, more = await ctx.call(
-        _commits, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], max(offset, 0)
+        _commits, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], max(offset, 0), q.get("path", "")
     )
     out = []
     for c in items:
@@ -241,6 +242,23 @@ async def commits(ctx: Ctx) -> Response:
             f"{ctx.base_url()}/api/{ctx.params['types']}/{repo_id(ctx.params)}/commits/{head}?{urlencode(params)}"
         )
     return json_response(out, headers=headers)
+
+
+async def commit_details(ctx: Ctx) -> Response:
+    """One commit as its page shows it: message, parents, the diff file by file and what Xet
+    deduplicated of its new large files (a modelyard extension; the public Hub has no such call)."""
+    view = await ctx.call(pages_svc.commit_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["oid"])
+    c = view.commit
+    out: dict[str, Any] = {
+        "id": c.oid, "title": c.title, "message": c.message, "date": iso(c.date), "parents": list(c.parents),
+        "files": [{"path": f.path, "status": f.status, "diff": "\n".join(text for _kind, text in f.lines)}
+                  for f in view.files],
+        "truncated": view.truncated, "hidden": view.hidden, "xet": None,
+    }
+    if view.dedup is not None:
+        d = view.dedup
+        out["xet"] = {"files": d.files, "bytes": d.logical, "reusedBytes": d.reused, "newBytes": d.logical - d.reused}
+    return json_response(out)
 
 
 async def create_branch(ctx: Ctx) -> Response:
@@ -290,6 +308,7 @@ def register(router: Router) -> None:
     router.add("POST", rf"{API_REPO}/commit/{REV}", commit)
     router.add("GET", rf"{API_REPO}/refs", follows_moves(refs))
     router.add("GET", rf"{API_REPO}/commits/{REV}", follows_moves(commits))
+    router.add("GET", rf"{API_REPO}/commit/(?P<oid>[0-9a-f]{{40}})", follows_moves(commit_details))
     router.add("POST", rf"{API_REPO}/branch/(?P<branch>.+)", create_branch)
     router.add("DELETE", rf"{API_REPO}/branch/(?P<branch>.+)", delete_branch)
     router.add("POST", rf"{API_REPO}/tag/{REV}", create_tag)

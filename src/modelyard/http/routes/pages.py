@@ -183,7 +183,8 @@ async def commits_page(ctx: Ctx) -> Response:
         number = int(ctx.request.query_params.get("p", "0"))
     except ValueError as exc:
         raise InvalidInputError("p must be a page number") from exc
-    view = await ctx.call(pages.commits_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], number)
+    view = await ctx.call(pages.commits_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], number,
+                          ctx.params.get("path") or "")
     return page(render("commits.html", **_context(ctx, view=view)))
 
 
@@ -243,5 +244,5 @@ def register(router: Router) -> None:
     router.add("GET", rf"{PAGE_REPO}/blob/{REV}/(?P<path>.+)", shows_errors(follows_moves(blob_page)))
     router.add("GET", rf"/(?P<prefix>datasets/){RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)/viewer",
                shows_errors(follows_moves(viewer_page)))
-    router.add("GET", rf"{PAGE_REPO}/commits/{REV}", shows_errors(follows_moves(commits_page)))
+    router.add("GET", rf"{PAGE_REPO}/commits/{REV}(?:/(?P<path>.+))?", shows_errors(follows_moves(commits_page)))
     router.add("GET", rf"{PAGE_REPO}/commit/(?P<oid>[0-9a-f]{{40}})", shows_errors(follows_moves(commit_page)))
