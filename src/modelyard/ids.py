@@ -62,6 +62,19 @@ def validate_name(name: str, what: str = "repository name") -> str:
     return name
 
 
+#: First path segments of the hub's own (the API's and the pages'): no account may take one.
+HUB_PATHS = frozenset({"api", "avatars", "uploads", "spaces", "static", "models", "datasets", "collections",
+                       "settings", "organizations", "login", "logout", "join", "leaderboard", "new"})
+
+
+def validate_account_name(name: str, what: str) -> str:
+    """A valid user or organization name that is not one of the hub's own paths."""
+    validate_name(name, what)
+    if name.lower() in HUB_PATHS:
+        raise InvalidInputError(f"Invalid {what} {name!r}: the hub uses that name itself")
+    return name
+
+
 def is_commit_id(value: str) -> bool:
     return bool(_HEX40.match(value))
 

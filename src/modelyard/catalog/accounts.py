@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from modelyard.catalog.tables import accounts, members, tokens
 
@@ -135,6 +135,16 @@ def set_member(conn: Connection, org_id: int, user_id: int, role: str) -> None:
             .where(members.c.org_id == org_id, members.c.user_id == user_id)
             .values(role=role)
         )
+
+
+def remove_member(conn: Connection, org_id: int, user_id: int) -> None:
+    conn.execute(delete(members).where(members.c.org_id == org_id, members.c.user_id == user_id))
+
+
+def lock(conn: Connection, account_id: int) -> None:
+    """Hold the account's row until the transaction ends (membership changes of one org take
+    turns: two admins demoting each other cannot leave it with none)."""
+    conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
 
 
 def token_by_hash(conn: Connection, token_hash: str) -> Token | None:

@@ -7,7 +7,7 @@ from typing import Any
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.accounts import Account
 from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
-from modelyard.ids import validate_name
+from modelyard.ids import validate_account_name
 from modelyard.services.auth import Principal, check_token_strength, hash_token, new_token_value
 from modelyard.services.hub import Hub, utcnow
 
@@ -17,7 +17,7 @@ ROLES = ("read", "write", "admin")
 def create_user(
     hub: Hub, name: str, fullname: str = "", email: str | None = None, admin: bool = False
 ) -> Account:
-    validate_name(name, "user name")
+    validate_account_name(name, "user name")
     with hub.db.write() as conn:
         if accounts_q.by_name(conn, name) is not None:
             raise ConflictError(f"The name {name!r} is already taken")
@@ -28,7 +28,7 @@ def create_user(
 
 
 def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = False) -> Account:
-    validate_name(name, "organization name")
+    validate_account_name(name, "organization name")
     with hub.db.write() as conn:
         if accounts_q.by_name(conn, name) is not None:
             raise ConflictError(f"The name {name!r} is already taken")

@@ -140,6 +140,22 @@ def sign_in(hub: Hub, name: str, password: str) -> WebSession:
     return _open(hub, account)
 
 
+def change_password(hub: Hub, session: WebSession, current: str, new: str) -> WebSession:
+    """Set a new password, given the current one: every session of the user ends (on every
+    device), and a new one opens for this browser."""
+    with hub.db.read() as conn:
+        account = accounts_q.by_id(conn, session.principal.account_id)
+        hashed = sessions_q.password_hash(conn, account.id) if account is not None else None
+    try:
+        _hasher().verify(hashed or _dummy_hash(), current[:MAX_PASSWORD])
+    except (VerificationError, InvalidHashError):
+        raise AuthenticationError("The current password is wrong") from None
+    if account is None or hashed is None:
+        raise AuthenticationError("The current password is wrong")
+    set_password(hub, account.name, new)
+    return _open(hub, account)
+
+
 def check_signup_open(hub: Hub) -> None:
     if not hub.settings.allow_signup:
         raise NotFoundError("Sign-up is not open on this hub: ask an administrator for an account")

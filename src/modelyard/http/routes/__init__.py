@@ -24,6 +24,8 @@ def register(router: Router) -> None:
         pages,
         people,
         repos,
+        settings,
+        settings_pages,
         spaces,
         webhooks,
         xet,
@@ -31,6 +33,7 @@ def register(router: Router) -> None:
 
     # The pages last: no API route is ever taken by a page.
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating, webhooks, account_pages, contribute_pages, pages)
+               gating, webhooks, settings, account_pages, settings_pages, contribute_pages,
+               pages)
     for module in modules:
         module.register(router)

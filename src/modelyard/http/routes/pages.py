@@ -38,10 +38,11 @@ PAGE_HEADERS = {
 SORT_LABELS = (("trendingScore", "Trending"), ("likes", "Most likes"), ("downloads", "Most downloads"),
                ("lastModified", "Recently updated"), ("createdAt", "Recently created"))
 #: First path segments that are never a namespace of a page (the API's and the hub's own).
-RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models|settings|login|logout|join)/)"
+RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models|settings|organizations|login|logout|join)/)"
 PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
 #: One-segment paths of the hub's own that are never a user's or an organization's page.
-RESERVED_NAME = (r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|login|logout|join"
+RESERVED_NAME = (r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|organizations|login"
+                 r"|logout|join"
                  r"|leaderboard|new)$)")
 REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
 
