@@ -13,8 +13,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+import httpx
 import numpy as np
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
@@ -187,6 +188,8 @@ def test_no_serious_accessibility_violations_signed_in(browser: Browser, server:
     server.seed({"users": [{"name": name, "password": "a long enough password",
                             "tokens": [{"value": token, "role": "write", "name": "t"}]}]})
     repo_id = HfApi(endpoint=server.url, token=token).create_repo("a11y").repo_id
+    org = f"o{os.urandom(4).hex()}"
+    server.seed({"orgs": [{"name": org, "members": {name: "admin", "bob": "read"}}]})
     context = browser.new_context(bypass_csp=True)
     page = context.new_page()
     page.goto(server.url + "/login")
@@ -199,6 +202,8 @@ def test_no_serious_accessibility_violations_signed_in(browser: Browser, server:
         "upload": f"/{repo_id}/upload/main", "edit": f"/{showcase.repo_id}/edit/main/src/train.py",
         "new-discussion": f"/{showcase.repo_id}/discussions/new", "discussion": f"/{showcase.repo_id}/discussions/1",
         "pull-request": f"/{showcase.repo_id}/discussions/2", "settings": f"/{repo_id}/settings",
+        "profile": "/settings/profile", "webhooks": "/settings/webhooks", "new-org": "/organizations/new",
+        "org-settings": f"/organizations/{org}/settings",
     }
     found = {label: axe(page, server.url + url) for label, url in pages_.items()}
     context.close()
@@ -350,3 +355,161 @@ def test_create_upload_discuss_and_merge_in_the_browser(browser: Browser, server
     readme = Path(api.hf_hub_download(repo_id, "README.md", cache_dir=str(tmp_path / "cache"))).read_text()
     assert "Second version." in readme
     assert watch.dialogs == [] and watch.violations == [] and watch.foreign == []
+
+
+def test_browse_read_and_search_in_the_browser(browser: Browser, server: LiveServer, showcase: Showcase) -> None:
+    """Done-when 1's reading half, clicked as a person does: the tree, a safetensors file's
+    tensor table, the history and a commit's diff, a search with two facets and a sort, a
+    dataset's viewer."""
+    context = browser.new_context()
+    page = context.new_page()
+    watch = Watch(server.url)
+    watch.attach(page)
+    repo_id = showcase.repo_id
+    page.goto(f"{server.url}/{repo_id}")
+    page.click("nav.tabs >> text=Files")
+    page.wait_for_url(f"**/{repo_id}/tree/main")
+    page.click("table.files >> text=model.safetensors")
+    page.wait_for_url(f"**/{repo_id}/blob/main/model.safetensors")
+    tensors = page.inner_text("table.tensors")
+    assert "encoder.layer.0.attention.self.query.weight" in tensors and "[64, 32]" in tensors and "F16" in tensors
+
+    page.click("nav.tabs >> text=History")
+    page.wait_for_url(f"**/{repo_id}/commits/main")
+    page.click("ol.commits >> text=Print what happened")
+    page.wait_for_url(f"**/{repo_id}/commit/{showcase.commit}")
+    diff = page.inner_text("section.diff")
+    assert "src/train.py" in diff and "+print('trained')" in diff and "-print('training')" in diff
+
+    page.goto(f"{server.url}/models")
+    page.fill("#q", repo_id.split("/")[1])
+    page.click("form.filters button")
+    page.wait_for_url("**/models?search=*")
+    page.click("nav.facets >> text=text-classification")
+    page.wait_for_url("**filter=*")
+    page.click("nav.facets >> text=apache-2.0")
+    page.wait_for_url("**filter=*filter=*")
+    page.select_option("#sort", "likes")
+    page.click("form.filters button")
+    page.wait_for_url("**sort=likes*")
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["sort"] == ["likes"] and len(query["filter"]) == 2 and query["search"] == [repo_id.split("/")[1]]
+    results = [a.get_attribute("href") for a in page.query_selector_all("section.results a")]
+    assert f"/{repo_id}" in results and f"/{repo_id}-small" not in results  # the ranked ones have no license
+
+    page.goto(f"{server.url}/datasets/{repo_id}")
+    page.click("nav.tabs >> text=Viewer")
+    page.wait_for_url(f"**/datasets/{repo_id}/viewer**")
+    table = page.inner_text("main table")
+    assert "sentence number 0" in table and "label" in table
+    context.close()
+    assert watch.dialogs == [] and watch.violations == [] and watch.foreign == []
+
+
+#: Every control a form page shows (hidden inputs aside), marked with its order in the page.
+MARK_CONTROLS = """() => {
+  const found = Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button'))
+    .filter(e => e.offsetParent !== null && !e.disabled);
+  return found.map((e, i) => { e.dataset.kb = String(i);
+    const what = e.id || e.name || e.textContent.trim();
+    return e.type === 'radio' ? 'radio:' + e.name : e.tagName.toLowerCase() + '#' + what; });
+}"""
+
+
+def unreachable_by_tab(page: Page) -> list[str]:
+    """The form controls of the page that Tab never reaches (a radio group counts as one stop,
+    as the keyboard moves within it with the arrows)."""
+    controls = page.evaluate(MARK_CONTROLS)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    reached = set()
+    for _ in range(len(controls) + 60):  # the header's links come first
+        page.keyboard.press("Tab")
+        mark = page.evaluate("document.activeElement && document.activeElement.dataset ? "
+                             "document.activeElement.dataset.kb || null : null")
+        if mark is not None:
+            reached.add(controls[int(mark)])
+    return sorted(set(controls) - reached)
+
+
+def keyboard_sign_in(page: Page, server: LiveServer, name: str, password: str) -> None:
+    """Sign in without the mouse: Tab to the user name, type, Tab, type, Enter."""
+    page.goto(server.url + "/login")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "username":
+            break
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/")
+
+
+def tab_to(page: Page, element_id: str) -> None:
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def test_every_form_works_with_the_keyboard_alone(browser: Browser, server: LiveServer, showcase: Showcase) -> None:
+    """Done-when 3's second half: on every page with a form, Tab reaches each control; and whole
+    forms (sign in, a new organization, adding a member with a role, a new token) are filled and
+    sent without the mouse."""
+    name, password = f"k{os.urandom(4).hex()}", "a long enough password"
+    token = f"hf_{os.urandom(16).hex()}"
+    server.seed({"users": [{"name": name, "password": password,
+                            "tokens": [{"value": token, "role": "write", "name": "t"}]}]})
+    api = HfApi(endpoint=server.url, token=token)
+    repo_id = api.create_repo("keys").repo_id
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/login")
+    missing = {"sign-in": unreachable_by_tab(page)}
+    keyboard_sign_in(page, server, name, password)
+
+    org = f"k{os.urandom(4).hex()}"
+    page.goto(server.url + "/organizations/new")
+    tab_to(page, "org-name")
+    page.keyboard.type(org)
+    page.keyboard.press("Tab")
+    page.keyboard.type("Keyboard Org")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/organizations/{org}/settings")
+    tab_to(page, "new-member")
+    page.keyboard.type("bob")
+    page.keyboard.press("Tab")  # the role: read, then the arrow down to write
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Tab")
+    with page.expect_navigation():  # back to the same page, with bob on it
+        page.keyboard.press("Enter")
+    assert "bob" in page.inner_text("table.members")
+    members = httpx.get(f"{server.url}/api/organizations/{org}/settings", headers={"Authorization": f"Bearer {token}"})
+    assert {m["user"]: m["role"] for m in members.json()["members"]} == {name: "admin", "bob": "write"}
+
+    page.goto(server.url + "/settings/tokens")
+    tab_to(page, "token-name")
+    page.keyboard.type("by-keys")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    made = page.input_value("#new-token")
+    assert HfApi(endpoint=server.url, token=made).whoami()["name"] == name
+
+    form_pages = {
+        "search": "/models", "leaderboard": "/leaderboard", "new-repo": "/new", "upload": f"/{repo_id}/upload/main",
+        "edit": f"/{showcase.repo_id}/edit/main/src/train.py", "new-discussion": f"/{showcase.repo_id}/discussions/new",
+        "discussion": f"/{showcase.repo_id}/discussions/1", "pull-request": f"/{showcase.repo_id}/discussions/2",
+        "repo-settings": f"/{repo_id}/settings", "tokens": "/settings/tokens", "profile": "/settings/profile",
+        "webhooks": "/settings/webhooks", "new-org": "/organizations/new",
+        "org-settings": f"/organizations/{org}/settings", "model": f"/{showcase.repo_id}",
+    }
+    for label, url in form_pages.items():
+        page.goto(server.url + url)
+        missing[label] = unreachable_by_tab(page)
+    page.goto(server.url + "/models")  # the check itself: a control taken out of the tab order is found
+    page.evaluate("document.getElementById('sort').tabIndex = -1")
+    assert unreachable_by_tab(page) == ["select#sort"]
+    context.close()
+    assert {k: v for k, v in missing.items() if v} == {}, missing
