@@ -125,7 +125,8 @@ def test_a_lost_job_is_enqueued_again(jobs_server: LiveServer) -> None:
     server.start()
     found = lambda: repo_id in {m.id for m in api.list_models(filter="lostjobtag")}  # noqa: E731
     wait_for(found, 60)
-    assert rows(server, "SELECT count(*) FROM events WHERE done_at IS NULL")[0][0] == 0
+    # The job marks the event done just after the catalog has it: wait for that too.
+    wait_for(lambda: rows(server, "SELECT count(*) FROM events WHERE done_at IS NULL")[0][0] == 0, 30)
 
 
 def drop_queued_jobs(server: LiveServer) -> None:

@@ -254,6 +254,34 @@ def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase
     assert watch.foreign == [] and watch.violations == []
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_signed_in_pages_fit_the_width(browser: Browser, server: LiveServer, showcase: Showcase, width: int) -> None:
+    """The same for the pages with forms a signed-in person sees (kept as ``signed-in-*`` shots)."""
+    out = os.environ.get("MODELYARD_UI_DIR")
+    name, token = f"w{os.urandom(4).hex()}", f"hf_{os.urandom(16).hex()}"
+    org = f"w{os.urandom(4).hex()}"
+    server.seed({"users": [{"name": name, "password": "a long enough password",
+                            "tokens": [{"value": token, "role": "write", "name": "laptop"}]}],
+                 "orgs": [{"name": org, "fullname": "Width Org", "members": {name: "admin", "bob": "write"}}]})
+    repo_id = HfApi(endpoint=server.url, token=token).create_repo("wide").repo_id
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    keyboard_sign_in(page, server, name, "a long enough password")
+    wide = {}
+    for label, url in {"new": "/new", "upload": f"/{repo_id}/upload/main",
+                       "edit": f"/{showcase.repo_id}/edit/main/src/train.py", "repo-settings": f"/{repo_id}/settings",
+                       "tokens": "/settings/tokens", "profile": "/settings/profile", "webhooks": "/settings/webhooks",
+                       "org-settings": f"/organizations/{org}/settings"}.items():
+        page.goto(server.url + url)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        if scroll > width:
+            wide[label] = scroll
+        if out and server.backend == "sqlite":
+            page.screenshot(path=str(Path(out) / f"signed-in-{label}-{width}.png"), full_page=False)
+    context.close()
+    assert wide == {}, wide
+
+
 def test_sign_in_make_a_token_and_like_in_the_browser(
     browser: Browser, server: LiveServer, showcase: Showcase
 ) -> None:
