@@ -11,12 +11,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, insert, inspect, select
+from sqlalchemy import Engine, create_engine, insert, inspect, select, text
 
-from modelyard.catalog.migrate import MIGRATIONS
+from modelyard.catalog import search as search_q
+from modelyard.catalog.migrate import MIGRATIONS, alembic_config
 from modelyard.catalog.tables import accounts, metadata
 from tests.integration.conftest import BACKENDS
 from tests.support.server import LiveServer, postgres_database
@@ -89,3 +91,32 @@ def test_migrated_schema_matches_table_metadata(fresh: tuple[LiveServer, Engine]
         context = MigrationContext.configure(conn, opts={"include_object": _mapped})
         differences = compare_metadata(context, metadata)
     assert differences == []
+
+
+def test_0013_carries_the_full_text_over_with_tag_tokens(tmp_path: Path) -> None:
+    """SQLite's FTS5 table gains a column of tag tokens: the rows of an older database keep their
+    text and get their tags from ``repo_tags``, as ``set_search_text`` writes them now."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    match = "SELECT rowid FROM repo_fts WHERE repo_fts MATCH :m ORDER BY rowid"
+    try:
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(conn), "0012")
+            conn.exec_driver_sql("INSERT INTO repo_fts (rowid, name, body) VALUES "
+                                 "(7, 'acme llama acme/llama', 'a chat model'), (8, 'acme llama2', 'chat')")
+            conn.exec_driver_sql("INSERT INTO repo_tags (repo_id, tag) VALUES (7, 'license:mit'), (7, 'en'), "
+                                 "(8, 'license:apache-2.0')")
+            conn.commit()
+            command.upgrade(alembic_config(conn), "head")
+            conn.commit()
+            mit = f'{{name body}} : ("chat") AND tags : "{search_q.tag_token("license:mit")}"'
+            assert [r[0] for r in conn.execute(text(match), {"m": mit})] == [7]
+            both = f'tags : "{search_q.tag_token("en")}" AND tags : "{search_q.tag_token("license:mit")}"'
+            assert [r[0] for r in conn.execute(text(match), {"m": both})] == [7]
+            assert [r[0] for r in conn.execute(text(match), {"m": '{name body} : ("chat")'})] == [7, 8]
+            # the tokens never match a search word: "mit" is not in anyone's name or body
+            assert [r[0] for r in conn.execute(text(match), {"m": '{name body} : ("mit")'})] == []
+            command.downgrade(alembic_config(conn), "0012")
+            conn.commit()
+            assert [r[0] for r in conn.execute(text(match), {"m": '"chat"'})] == [7, 8]
+    finally:
+        engine.dispose()

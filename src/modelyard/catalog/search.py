@@ -88,12 +88,14 @@ def set_search_text(
     """(Re)index a repo's searchable text: its id (weighted high), card text and tags.
 
     On PostgreSQL the tags also go into the vector as literal lexemes ``t|<tag>``, so that a
-    search with tag filters is one GIN lookup that intersects posting lists.
+    search with tag filters is one GIN lookup that intersects posting lists; on SQLite they go
+    into the FTS5 table's ``tags`` column as one token each (``tag_token``), to the same end.
     """
     if db.is_sqlite:
         conn.execute(text("DELETE FROM repo_fts WHERE rowid = :id"), {"id": repo_id})
-        conn.execute(text("INSERT INTO repo_fts (rowid, name, body) VALUES (:id, :name, :body)"),
-                     {"id": repo_id, "name": name, "body": body})
+        conn.execute(text("INSERT INTO repo_fts (rowid, name, body, tags) VALUES (:id, :name, :body, :tags)"),
+                     {"id": repo_id, "name": name, "body": body,
+                      "tags": " ".join(tag_token(t) for t in sorted(set(tags or [])))})
     else:
         # Lexemes are the same \w+ tokens the query side makes (PostgreSQL's own parser reads
         # "1e84ba" as a number and "r-x-0" as a hyphenated word, which searches would miss).
@@ -105,6 +107,12 @@ def set_search_text(
              "body": sorted(set(search_tokens([body[:200_000]])) - set(search_tokens([name]))),
              "tags": [TAG_LEXEME + t for t in tags or []]},
         )
+
+
+def tag_token(tag: str) -> str:
+    """A tag as one FTS5 token (the unicode61 tokenizer would split ``license:mit`` in three):
+    ``t`` and the hex of its UTF-8 bytes, as migration 0013 writes it with SQL's ``hex()``."""
+    return "t" + tag.encode("utf-8").hex()
 
 
 def delete_search_text(db: Database, conn: Connection, repo_id: int) -> None:
@@ -153,8 +161,11 @@ def _conditions(db: Database, q: SearchQuery) -> list[ColumnElement[bool]]:
         conds.append(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(q.visible_owner_ids))))
     tag_filters = list(q.filters)
     if tokens and db.is_sqlite:
-        match = " ".join(f'"{t}"' + ("*" if len(t) >= PREFIX_MIN else "") for t in tokens)
+        # Words in the name and body, tags in their column: FTS5 intersects the posting lists.
+        words = " AND ".join(f'"{t}"' + ("*" if len(t) >= PREFIX_MIN else "") for t in tokens)
+        match = " AND ".join([f"{{name body}} : ({words})", *(f'tags : "{tag_token(tag)}"' for tag in tag_filters)])
         conds.append(repos.c.id.in_(text("SELECT rowid FROM repo_fts WHERE repo_fts MATCH :m").bindparams(m=match)))
+        tag_filters = []
     elif (tokens or tag_filters) and not db.is_sqlite:
         # One tsquery for words and tags: GIN intersects the posting lists in one index scan.
         def quoted(lexeme: str) -> str:
