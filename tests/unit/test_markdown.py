@@ -62,3 +62,13 @@ def test_safe_urls_stay() -> None:
     html = render("[m](mailto:a@example.com) ![i](https://hub.example/uploads/x.png) [r](/acme/model)")
     assert 'href="mailto:a@example.com"' in html and 'src="https://hub.example/uploads/x.png"' in html
     assert 'href="/acme/model"' in html
+
+
+@pytest.mark.parametrize("text", ["[x](//evil.example/)", "[x](  //evil.example/a)", "<a href='/\\evil.example'>x</a>",
+                                  "<a href='\\\\evil.example'>x</a>", "![i](//evil.example/i.png)"])
+def test_scheme_relative_urls_are_dropped(text: str) -> None:
+    """``//host`` is another host spelled as a path of this one: no link or image keeps it."""
+    html = render(text)
+    assert "evil.example" not in html.split(">", 1)[0] and "href=" not in html and "src=" not in html
+    assert 'href="/docs/a"' in render("[ok](/docs/a)")  # a path of this hub stays
+    assert 'href="/%5Cevil.example"' in render("[x](/\\evil.example)")  # markdown-it encodes it: a path here

@@ -74,6 +74,7 @@ class Watch:
 class Showcase:
     repo_id: str
     commit: str
+    collection: str  # its slug
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +108,11 @@ def showcase(server: LiveServer) -> Showcase:
             "---\nmodel-index:\n- name: m\n  results:\n  - task:\n      type: text-classification\n"
             "    dataset:\n      type: showcase/bench\n      name: Bench\n    metrics:\n    - type: accuracy\n"
             f"      value: {value}\n---\n# {suffix}\n").encode(), path_in_repo="README.md", repo_id=ranked)
+    shelf = api.create_collection(title=f"Showcase shelf {name}", description="What we use for the demo")
+    api.add_collection_item(shelf.slug, item_id=repo_id, item_type="model", note="The model itself")
+    api.add_collection_item(shelf.slug, item_id=dataset, item_type="dataset")
     server.settle()
-    return Showcase(repo_id, commit)
+    return Showcase(repo_id, commit, shelf.slug)
 
 
 def main_pages(showcase: Showcase) -> dict[str, str]:
@@ -130,6 +134,8 @@ def main_pages(showcase: Showcase) -> dict[str, str]:
         "dataset": f"/datasets/{repo_id}",
         "viewer": f"/datasets/{repo_id}/viewer",
         "leaderboard": "/leaderboard?task=text-classification&dataset=showcase%2Fbench&metric=accuracy",
+        "collections": "/collections?owner=alice",
+        "collection": f"/collections/{showcase.collection}",
         "user": "/alice",
         "org": "/acme",
         "sign-in": "/login",
@@ -144,11 +150,16 @@ def test_hostile_input_runs_no_script(browser: Browser, server: LiveServer, api:
         CommitOperationAdd("README.md", card.encode()),
         *[CommitOperationAdd(f"h{i}.txt", p.encode()) for i, p in enumerate(PAYLOADS)],
     ])
+    thread = api.create_discussion(repo_id, title=PAYLOADS[0][:200], description="\n\n".join(PAYLOADS)).num
+    for payload in PAYLOADS[:20]:
+        api.comment_discussion(repo_id, thread, payload)
+    shelf = api.create_collection(title=f"{repo_name} {PAYLOADS[1][:60]}", description=PAYLOADS[2][:150])
     watch = Watch(server.url)
     context = browser.new_context()
     page = context.new_page()
     watch.attach(page)
-    urls = [f"/{repo_id}", f"/{repo_id}/tree/main"]
+    urls = [f"/{repo_id}", f"/{repo_id}/tree/main", f"/{repo_id}/discussions", f"/{repo_id}/discussions/{thread}",
+            f"/collections/{shelf.slug}"]
     urls += [f"/{repo_id}/blob/main/h{i}.txt" for i in range(len(PAYLOADS))]
     urls += [f"/models?search={quote(p, safe='')}&filter={quote(p, safe='')}" for p in PAYLOADS]
     for url in urls:

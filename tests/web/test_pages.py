@@ -4,6 +4,7 @@ server sends; the browser-driven tests build on them.)"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from html import unescape
@@ -202,6 +203,50 @@ def test_hostile_input_stays_text(api: HfApi, server: LiveServer, repo_name: str
     for payload in PAYLOADS:
         html = assert_page(get(server, "/models", search=payload, filter=payload))
         assert dangers(html, search_baseline) == [], payload
+
+
+def test_hostile_threads_metadata_and_descriptions_stay_text(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    """Every payload as a discussion's title and description, as a comment, as card metadata
+    (tags, license, datasets, evaluation names) and as a collection's title and description:
+    nothing active gets into the pages that show them."""
+    repo_id = api.create_repo(repo_name).repo_id
+    api.upload_file(path_or_fileobj=b"---\ntags: [plain]\nlicense: mit\n---\n# Plain", path_in_repo="README.md",
+                    repo_id=repo_id)
+    plain = api.create_discussion(repo_id, title="plain", description="plain").num
+    api.comment_discussion(repo_id, plain, "plain")
+    shelf = api.create_collection(title=f"plain {repo_name}", description="plain")
+    baseline = {path: active_elements(assert_page(get(server, path))) for path in (
+        f"/{repo_id}", f"/{repo_id}/discussions", f"/{repo_id}/discussions/{plain}",
+        f"/collections/{shelf.slug}")}
+
+    hostile = api.create_discussion(repo_id, title=PAYLOADS[0][:200], description="\n\n".join(PAYLOADS)).num
+    for payload in PAYLOADS:
+        api.comment_discussion(repo_id, hostile, payload)
+    for payload in PAYLOADS[1:]:
+        api.create_discussion(repo_id, title=payload.replace("\n", " ")[:200], description=payload)
+    meta = {"tags": PAYLOADS,  # (a license other than the known ones is refused by validate-yaml)
+            "datasets": PAYLOADS[:10], "model-index": [
+        {"name": p, "results": [{"task": {"type": p, "name": p}, "dataset": {"type": p, "name": p},
+                                 "metrics": [{"type": p, "name": p, "value": 1.0}]}]} for p in PAYLOADS[:10]]}
+    api.upload_file(path_or_fileobj=f"---\n{json.dumps(meta)}\n---\n# Card".encode(), path_in_repo="README.md",
+                    repo_id=repo_id)
+    server.settle()
+    found = {}
+    for path, like in ((f"/{repo_id}", f"/{repo_id}"), (f"/{repo_id}/discussions", f"/{repo_id}/discussions"),
+                       (f"/{repo_id}/discussions?p=1", f"/{repo_id}/discussions"),
+                       (f"/{repo_id}/discussions/{hostile}", f"/{repo_id}/discussions/{plain}")):
+        found[path] = dangers(assert_page(get(server, path)), baseline[like])
+    for num in range(hostile + 1, hostile + len(PAYLOADS)):
+        found[str(num)] = dangers(assert_page(get(server, f"/{repo_id}/discussions/{num}")),
+                                  baseline[f"/{repo_id}/discussions/{plain}"])
+    thread = parse(assert_page(get(server, f"/{repo_id}/discussions/{hostile}"))).plain
+    assert "alert" in thread  # the payloads are there, as text
+    for i, payload in enumerate(PAYLOADS[:20]):
+        made = api.create_collection(title=f"{i} {repo_name[-6:]} " + payload.replace("\n", " ")[:60],
+                                     description=payload[:150])
+        found[made.slug] = dangers(assert_page(get(server, f"/collections/{made.slug}")),
+                                   baseline[f"/collections/{shelf.slug}"])
+    assert {k: v for k, v in found.items() if v} == {}
 
 
 def test_pages_never_take_an_api_path(server: LiveServer) -> None:
@@ -409,6 +454,45 @@ def test_search_facets_count_the_matches(api: HfApi, server: LiveServer, repo_na
     assert "num_parameters=max%3A100M" in small
     assert f"/{specs[0][0]}" in assert_page(httpx.get(server.url + small, headers={
         "Authorization": f"Bearer {TOKENS['alice']}"}))
+
+
+def test_collection_pages(api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer,
+                          repo_name: str) -> None:
+    """``/collections/OWNER/SLUG``: title, description, each item the viewer may read with its
+    note; a private collection (or item) only for its owner's members; ``/collections?owner=``
+    lists them; profiles and repo pages link there."""
+    public = api.create_repo(repo_name).repo_id
+    hidden = api.create_repo(f"{repo_name}-hidden", private=True).repo_id
+    data = api.create_repo(repo_name, repo_type="dataset").repo_id
+    shelf = api.create_collection(title=f"Shelf {repo_name}", description="Models & <data> we like")
+    api.add_collection_item(shelf.slug, item_id=public, item_type="model", note="the <b>best</b> one")
+    api.add_collection_item(shelf.slug, item_id=hidden, item_type="model")
+    api.add_collection_item(shelf.slug, item_id=data, item_type="dataset")
+    secret = api.create_collection(title=f"Secret {repo_name}", private=True)
+
+    anonymous = assert_page(get(server, f"/collections/{shelf.slug}"))
+    page = parse(anonymous)
+    hrefs = [a.get("href") for a in page.all("a")]
+    assert f"Shelf {repo_name}" in page.plain and "Models & <data> we like" in page.plain
+    assert "the <b>best</b> one" in page.plain and "<b>best" not in anonymous
+    assert f"/{public}" in hrefs and f"/datasets/{data}" in hrefs and f"/{hidden}" not in hrefs
+    assert f"/{hidden}" in [a.get("href") for a in parse(assert_page(get(server, f"/collections/{shelf.slug}",
+                                                                          "alice"))).all("a")]
+    for who in (None, "bob"):
+        missing = get(server, f"/collections/{secret.slug}", who)
+        assert_page(missing, 404)
+        assert missing.headers["x-error-code"] == "CollectionNotFound" or missing.status_code == 404
+    assert f"Secret {repo_name}" in assert_page(get(server, f"/collections/{secret.slug}", "alice"))
+    assert_page(get(server, f"/collections/alice/nothing-{'0' * 24}"), 404)
+
+    listed = [a.get("href") for a in parse(assert_page(get(server, "/collections", owner="alice"))).all("a")]
+    assert f"/collections/{shelf.slug}" in listed and f"/collections/{secret.slug}" not in listed
+    mine = [a.get("href") for a in parse(assert_page(get(server, "/collections", "alice", owner="alice"))).all("a")]
+    assert f"/collections/{secret.slug}" in mine
+    assert_page(get(server, "/collections", sort="nope"), 400)
+    assert f"/collections/{shelf.slug}" in assert_page(get(server, "/alice"))
+    assert f"/collections/{shelf.slug}" in assert_page(get(server, f"/{public}"))
+    del api_as
 
 
 def test_the_dataset_viewer(api: HfApi, api_as: Callable[[str | None], HfApi], server: LiveServer,

@@ -4,8 +4,9 @@ The raw text is kept as written and served as ``raw``; ``html`` is rendered by m
 (CommonMark, tables, strikethrough; inline HTML allowed so that ``<details>`` or ``<audio>``
 embeds survive) and then cleaned by nh3 (ammonia) with an allow-list: only presentational tags,
 only ``href``/``src``/``alt``/``title`` and a few table attributes, only http(s) and mailto URLs
-(relative ones stay, they point at this hub). Nothing executable survives: no ``<script>``,
-``<style>``, ``<iframe>``, no ``on*`` handler, no ``javascript:`` or ``data:`` URL.
+(relative ones stay, they point at this hub; scheme-relative ``//host`` ones are dropped).
+Nothing executable survives: no ``<script>``, ``<style>``, ``<iframe>``, no ``on*`` handler, no
+``javascript:`` or ``data:`` URL.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def render(raw: str, links: Links | None = None) -> str:
     what it returns: anything but the value it got or a path on this hub is dropped."""
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
-        if links is None or attribute not in URL_ATTRIBUTES:
+        if attribute not in URL_ATTRIBUTES:
+            return value
+        if value.lstrip().startswith(("//", "\\", "/\\")):
+            return None  # scheme-relative: another host, dressed as a path of this one
+        if links is None:
             return value
         new = links(tag, attribute, value)
         if new == value or (new.startswith("/") and not new.startswith("//") and "\\" not in new):
@@ -63,6 +68,6 @@ def render(raw: str, links: Links | None = None) -> str:
     cleaned: str = nh3.clean(
         html, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer nofollow",
-        attribute_filter=rewrite if links is not None else None,
+        attribute_filter=rewrite,
     )
     return cleaned

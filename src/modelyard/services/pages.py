@@ -34,7 +34,7 @@ from modelyard.metadata.reader import MetadataError
 from modelyard.metadata.vocabulary import PIPELINE_TAGS
 from modelyard.services import markdown
 from modelyard.services.auth import Principal, can_write
-from modelyard.services.collections import CollectionView, list_collections
+from modelyard.services.collections import CollectionView, get_collection, list_collections
 from modelyard.services.discovery import (
     ListedRepo,
     ListParams,
@@ -492,6 +492,32 @@ def _dedup(hub: Hub, repo: Repo, commit: CommitInfo) -> CommitDedup | None:
         hub.histories.put(key, cached)
     found: CommitDedup | None = cached[0]
     return found
+
+
+COLLECTIONS_PAGE = 30
+
+
+@dataclass
+class CollectionsPage:
+    owner: str
+    sort: str
+    collections: list[CollectionView]
+    page: int
+    has_next: bool
+
+
+def collections_page(hub: Hub, principal: Principal | None, owner: str, sort: str, page: int) -> CollectionsPage:
+    """A page of the collections the viewer may see (of one owner, if named), each with its
+    first items."""
+    page = max(page, 0)
+    found, more = list_collections(hub, principal, [owner] if owner else [], [], sort, page * COLLECTIONS_PAGE,
+                                   COLLECTIONS_PAGE)
+    return CollectionsPage(owner, sort, found, page, more)
+
+
+def collection_page(hub: Hub, principal: Principal | None, slug: str) -> CollectionView:
+    """One collection with every item the viewer may see (404 for a private one they may not)."""
+    return get_collection(hub, principal, slug)
 
 
 PROFILE_REPOS = 30

@@ -18,7 +18,7 @@ from modelyard.errors import InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.account_pages import form, require_session
 from modelyard.http.routes.common import declared_length, repo_id, repo_type
-from modelyard.http.routes.pages import PAGE_REPO, REV, _context, page, shows_errors
+from modelyard.http.routes.pages import PAGE_REPO, REV, _context, page, page_number, shows_errors
 from modelyard.services import discussions, merges, pages
 from modelyard.services import repos as repos_svc
 from modelyard.services.commits import AddFile, CommitRequest, Operation, create_commit
@@ -130,10 +130,7 @@ async def edit(ctx: Ctx) -> Response:
 
 async def discussions_page(ctx: Ctx) -> Response:
     q = ctx.request.query_params
-    try:
-        number = int(q.get("p", "0"))
-    except ValueError as exc:
-        raise InvalidInputError("p must be a page number") from exc
+    number = page_number(ctx)
     kind, status = q.get("type", "all"), q.get("status", "all")
     threads, total, start = await ctx.call(discussions.list_threads, repo_type(ctx.params), repo_id(ctx.params),
                                            number, kind, status, q.get("author") or None)

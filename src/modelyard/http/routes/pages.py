@@ -38,13 +38,21 @@ PAGE_HEADERS = {
 SORT_LABELS = (("trendingScore", "Trending"), ("likes", "Most likes"), ("downloads", "Most downloads"),
                ("lastModified", "Recently updated"), ("createdAt", "Recently created"))
 #: First path segments that are never a namespace of a page (the API's and the hub's own).
-RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models|settings|organizations|login|logout|join)/)"
+RESERVED = r"(?!(?:api|avatars|uploads|spaces|static|models|collections|settings|organizations|login|logout|join)/)"
 PAGE_REPO = rf"/(?P<prefix>datasets/)?{RESERVED}(?P<ns>[^/]+)/(?P<name>[^/]+)"
 #: One-segment paths of the hub's own that are never a user's or an organization's page.
 RESERVED_NAME = (r"(?!(?:api|avatars|uploads|spaces|static|models|datasets|collections|settings|organizations|login"
                  r"|logout|join"
                  r"|leaderboard|new)$)")
 REV = r"(?P<rev>refs/(?:pr|convert)/[^/]+|[^/]+)"
+
+
+def page_number(ctx: Ctx) -> int:
+    """The ``p`` of a paginated page's URL (0 when absent); 400 for anything but a number."""
+    try:
+        return int(ctx.request.query_params.get("p") or 0)
+    except ValueError as exc:
+        raise InvalidInputError("p must be a page number") from exc
 
 
 def page(html: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -180,10 +188,7 @@ async def blob_page(ctx: Ctx) -> Response:
 
 
 async def commits_page(ctx: Ctx) -> Response:
-    try:
-        number = int(ctx.request.query_params.get("p", "0"))
-    except ValueError as exc:
-        raise InvalidInputError("p must be a page number") from exc
+    number = page_number(ctx)
     view = await ctx.call(pages.commits_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"], number,
                           ctx.params.get("path") or "")
     return page(render("commits.html", **_context(ctx, view=view)))
@@ -196,10 +201,7 @@ async def commit_page(ctx: Ctx) -> Response:
 
 async def viewer_page(ctx: Ctx) -> Response:
     q = ctx.request.query_params
-    try:
-        number = int(q.get("p", "0"))
-    except ValueError as exc:
-        raise InvalidInputError("p must be a page number") from exc
+    number = page_number(ctx)
     rev = q.get("rev", "main")
     view = await ctx.call(viewer.viewer_page, repo_id(ctx.params), rev, q.get("file") or None, number)
 
@@ -225,6 +227,23 @@ async def leaderboard_page(ctx: Ctx) -> Response:
     return page(render("leaderboard.html", **_context(ctx, view=view)))
 
 
+async def collections_page(ctx: Ctx) -> Response:
+    q = ctx.request.query_params
+    number = page_number(ctx)
+    owner, sort = q.get("owner", "").strip(), q.get("sort", "lastModified")
+    view = await ctx.call(pages.collections_page, owner, sort, number)
+
+    def url(p: int) -> str:
+        return "/collections?" + urlencode([*([("owner", owner)] if owner else []), ("sort", sort), ("p", p)])
+
+    return page(render("collections.html", **_context(ctx, view=view, url=url)))
+
+
+async def collection_page(ctx: Ctx) -> Response:
+    view = await ctx.call(pages.collection_page, f"{ctx.params['owner']}/{ctx.params['slug']}")
+    return page(render("collection.html", **_context(ctx, view=view)))
+
+
 async def static(ctx: Ctx) -> Response:
     data = asset(ctx.params["asset"])
     if data is None:
@@ -239,6 +258,8 @@ def register(router: Router) -> None:
     router.add("GET", r"/(?P<kind>models|datasets)", shows_errors(search))
     router.add("GET", r"/static/(?P<asset>[A-Za-z0-9_-]+\.css)", static)
     router.add("GET", r"/leaderboard", shows_errors(leaderboard_page))
+    router.add("GET", r"/collections", shows_errors(collections_page))
+    router.add("GET", r"/collections/(?P<owner>[^/]+)/(?P<slug>[^/]+)", shows_errors(collection_page))
     router.add("GET", rf"/{RESERVED_NAME}(?P<account>[^/]+)", shows_errors(profile_page))
     router.add("GET", PAGE_REPO, shows_errors(follows_moves(repo_page)))
     router.add("GET", rf"{PAGE_REPO}/tree/{REV}(?:/(?P<path>.*))?", shows_errors(follows_moves(tree_page)))
