@@ -42,6 +42,16 @@ print("hello")
 """
 
 
+#: A 1x1 PNG.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cf"
+                    "c0f01f0005000201a5d6c9e60000000049454e44ae426082")
+
+
+def page_text(html: str) -> str:
+    """What a page says, tags left out (a highlighted line is many spans)."""
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
 def get(server: LiveServer, path: str, user: str | None = None, **params: object) -> httpx.Response:
     headers = {"Authorization": f"Bearer {TOKENS[user]}"} if user else {}
     return httpx.get(f"{server.url}{path}", params=params, headers=headers, timeout=30)  # type: ignore[arg-type]
@@ -66,7 +76,10 @@ def test_a_repo_page_renders_its_card(api: HfApi, server: LiveServer, repo_name:
     html = assert_page(get(server, f"/{repo_id}"))
     page = parse(html)
     assert "The Card Title" in page.plain and "secret_yaml_marker" not in html  # front matter hidden
-    assert "<strong>bold</strong>" in html and "<table>" in html and 'print("hello")' in html
+    assert "<strong>bold</strong>" in html and "<table>" in html
+    # the code block, highlighted: token classes only, the text escaped
+    assert '<code class="language-python"><span class="nb">print</span><span class="p">(</span>' in html
+    assert 'print("hello")' in page_text(html)
     hrefs = {a.get("href") for a in page.all("a")}
     assert f"/{repo_id}/blob/main/docs/guide.md" in hrefs  # relative links lead to the repo's files
     assert "https://example.org/x" in hrefs and "#the-card-title" in hrefs
@@ -91,6 +104,8 @@ def test_files_and_versions(api: HfApi, server: LiveServer, repo_name: str) -> N
         CommitOperationAdd("odd.dat", b"\xff\xfe not utf-8"),
         CommitOperationAdd("weights.bin", b"\x00" * 20_000),  # an LFS file (by extension)
         CommitOperationAdd("a file with spaces.md", b"spaced"),
+        CommitOperationAdd("img/dot.png", PNG),
+        CommitOperationAdd("notes.unknownext", b"<plain> text"),
     ])
     api.create_branch(repo_id, branch="feature/x")
     html = assert_page(get(server, f"/{repo_id}/tree/main"))
@@ -106,6 +121,16 @@ def test_files_and_versions(api: HfApi, server: LiveServer, repo_name: str) -> N
 
     blob = assert_page(get(server, f"/{repo_id}/blob/main/src/main.py"))
     assert "&lt;b&gt;not bold&lt;/b&gt;" in blob and 'id="L2"' in blob and "<b>not bold" not in blob
+    assert '<span class="k">def</span>' in blob and '<span class="nf">f</span>' in blob  # highlighted
+    assert "    return '<b>not bold</b>'" in page_text(blob)
+    # an image is shown from /resolve; a file no lexer knows stays plain text
+    png = assert_page(get(server, f"/{repo_id}/blob/main/img/dot.png"))
+    [img] = [i for i in parse(png).all("img") if "/resolve/" in (i.get("src") or "")]
+    assert img["src"].endswith("/img/dot.png") and img["alt"] == "img/dot.png"
+    served = httpx.get(f"{server.url}{img['src']}")
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png" and served.content == PNG
+    plain = assert_page(get(server, f"/{repo_id}/blob/main/notes.unknownext"))
+    assert "<td><pre>&lt;plain&gt; text</pre></td>" in plain
     assert "A binary file." in assert_page(get(server, f"/{repo_id}/blob/main/odd.dat"))
     lfs = assert_page(get(server, f"/{repo_id}/blob/main/weights.bin"))
     assert "Stored with LFS." in lfs and "SHA256" in lfs

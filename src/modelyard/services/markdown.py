@@ -1,8 +1,9 @@
 """Markdown of discussion bodies and comments to sanitized HTML (a pure function).
 
 The raw text is kept as written and served as ``raw``; ``html`` is rendered by markdown-it
-(CommonMark, tables, strikethrough; inline HTML allowed so that ``<details>`` or ``<audio>``
-embeds survive) and then cleaned by nh3 (ammonia) with an allow-list: only presentational tags,
+(CommonMark, tables, strikethrough, fenced code highlighted by ``services/highlight.py``; inline
+HTML allowed so that ``<details>`` or ``<audio>`` embeds survive) and then cleaned by nh3
+(ammonia) with an allow-list: only presentational tags,
 only ``href``/``src``/``alt``/``title`` and a few table attributes, only http(s) and mailto URLs
 (relative ones stay, they point at this hub; scheme-relative ``//host`` ones are dropped).
 Nothing executable survives: no ``<script>``, ``<style>``, ``<iframe>``, no ``on*`` handler, no
@@ -16,6 +17,9 @@ from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+from pygments.token import STANDARD_TYPES
+
+from modelyard.services import highlight
 
 TAGS = frozenset({
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em",
@@ -33,13 +37,19 @@ ATTRIBUTES = {
     "th": {"align"},
     "ol": {"start"},
     "code": {"class"},  # language-xyz from fenced code blocks: plain text to a browser
+    "span": {"class"},  # a highlighted token's type: only Pygments' short names are kept
 }
+TOKEN_CLASSES = frozenset(c for c in STANDARD_TYPES.values() if c)
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
+
+
+def _highlight(code: str, language: str, _attrs: object) -> str:
+    return highlight.code_block(code, language) or ""  # "": markdown-it escapes the code itself
 
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    return MarkdownIt("commonmark", {"html": True, "highlight": _highlight}).enable(["table", "strikethrough"])
 
 
 #: Rewrites a URL attribute that survived sanitizing: (tag, attribute, value) -> new value.
@@ -53,6 +63,8 @@ def render(raw: str, links: Links | None = None) -> str:
     what it returns: anything but the value it got or a path on this hub is dropped."""
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "span" and attribute == "class":
+            return value if set(value.split()) <= TOKEN_CLASSES else None
         if attribute not in URL_ATTRIBUTES:
             return value
         if value.lstrip().startswith(("//", "\\", "/\\")):

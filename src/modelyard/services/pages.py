@@ -32,7 +32,7 @@ from modelyard.metadata.evals import EvalResult, parse_model_index
 from modelyard.metadata.frameworks import FORMAT_ORDER
 from modelyard.metadata.reader import MetadataError
 from modelyard.metadata.vocabulary import PIPELINE_TAGS
-from modelyard.services import markdown
+from modelyard.services import highlight, markdown
 from modelyard.services.auth import Principal, can_write
 from modelyard.services.collections import CollectionView, get_collection, list_collections
 from modelyard.services.discovery import (
@@ -226,6 +226,13 @@ class BlobPage:
     lines: list[str] | None  # None: shown as a download (large, binary, LFS or Xet)
     reason: str | None
     weights: Weights | None = None
+    highlighted: list[str] | None = None  # the lines as HTML (services/highlight.py), if a lexer knows the file
+    image: bool = False  # shown as an image (from /resolve)
+
+
+#: Files shown as an image on their page (SVG is not: /resolve serves it as text, never to render).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".bmp", ".ico")
+IMAGE_LIMIT = 20 * 1000 * 1000
 
 
 def _weights(hub: Hub, entry: FileEntry) -> Weights | None:
@@ -269,16 +276,20 @@ def blob_page(
     snap_repo = _repo_of(hub, principal, repo_type, repo_id)
     entry = resolved.entry
     weights = _weights(hub, entry)
+    image = entry.path.lower().endswith(IMAGE_EXTENSIONS) and entry.size <= IMAGE_LIMIT
     if resolved.inline is None:
         kind = "Xet" if entry.xet_hash is not None else "LFS"
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, f"Stored with {kind}.", weights)
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, f"Stored with {kind}.", weights,
+                        image=image)
     if len(resolved.inline) > TEXT_LIMIT:
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "Too large to show.", weights)
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "Too large to show.", weights,
+                        image=image)
     try:
         text = resolved.inline.decode("utf-8")
     except UnicodeDecodeError:
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.", weights)
-    return BlobPage(snap_repo, revision, resolved.commit, entry, text.splitlines(), None, weights)
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.", weights, image=image)
+    return BlobPage(snap_repo, revision, resolved.commit, entry, text.splitlines(), None, weights,
+                    highlight.file_lines(entry.path, text))
 
 
 def _repo_of(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:

@@ -184,7 +184,8 @@ async def tree_page(ctx: Ctx) -> Response:
 async def blob_page(ctx: Ctx) -> Response:
     view = await ctx.call(pages.blob_page, repo_type(ctx.params), repo_id(ctx.params), ctx.params["rev"],
                           ctx.params["path"])
-    return page(render("blob.html", **_context(ctx, view=view)))
+    code = [trusted(line) for line in view.highlighted] if view.highlighted is not None else None
+    return page(render("blob.html", **_context(ctx, view=view, code=code)))
 
 
 async def commits_page(ctx: Ctx) -> Response:
