@@ -408,6 +408,9 @@ def test_weight_files_show_their_tensor_table(api: HfApi, server: LiveServer, re
     assert "40 parameters (40)" in page.plain and "F32: 32" in page.plain and "F16: 8" in page.plain
     assert "encoder.weight" in cells and "[4, 8]" in cells and "32" in cells and "&lt;b&gt;odd&lt;/b&gt;.bias" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html  # metadata as text
+    server.settle()  # the repo page's sidebar: the catalog's parameters and tensor types
+    sidebar = assert_page(get(server, f"/{repo_id}")).split("<aside", 1)[1]
+    assert "<dt>Tensor types</dt><dd>F16 · F32</dd>" in sidebar
     gg = parse(assert_page(get(server, f"/{repo_id}/blob/main/tiny.gguf")))
     assert "GGUF header" in gg.plain and "token_embd.weight" in gg.plain and "F16" in gg.plain
     assert "[16, 10]" in gg.text and "general.architecture" in gg.text and "llama" in gg.plain
