@@ -621,7 +621,7 @@ def repo_usage(conn: Connection, repo_pk: int) -> Usage:
 class CommitDedup:
     """What Xet saved on the large files a commit adds or changes: ``files`` of them stored as
     Xet, ``logical`` bytes in all, ``reused`` of those bytes in chunks the hub did not store again:
-    chunks of xorbs it held before the commit's upload began (any repo's), or repeated within it."""
+    chunks of xorbs it held before the parent commit was made (any repo's), or repeated within it."""
 
     files: int
     logical: int
