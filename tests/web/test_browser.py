@@ -243,23 +243,30 @@ def test_search_with_the_keyboard_alone(browser: Browser, server: LiveServer, sh
     context.close()
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase: Showcase, width: int) -> None:
-    """No main page scrolls sideways at a desktop's or a phone's width. With MODELYARD_UI_DIR
-    set, each is kept as a screenshot there (``docs/ui/`` is made that way, see docs/ui.md)."""
+def too_wide(page: Page, server: LiveServer, pages: dict[str, str], width: int, prefix: str) -> dict[str, int]:
+    """The pages (label -> path) that scroll sideways at ``width``, with their width; each kept as
+    ``docs/ui``-style screenshot ``PREFIX+LABEL-WIDTH.png`` when MODELYARD_UI_DIR is set (SQLite run)."""
     out = os.environ.get("MODELYARD_UI_DIR")
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    watch = Watch(server.url)
-    watch.attach(page)
     wide = {}
-    for label, url in main_pages(showcase).items():
+    for label, url in pages.items():
         page.goto(server.url + url)
         scroll = page.evaluate("document.documentElement.scrollWidth")
         if scroll > width:
             wide[label] = scroll
         if out and server.backend == "sqlite":
-            page.screenshot(path=str(Path(out) / f"{label}-{width}.png"), full_page=False)
+            page.screenshot(path=str(Path(out) / f"{prefix}{label}-{width}.png"), full_page=False)
+    return wide
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase: Showcase, width: int) -> None:
+    """No main page scrolls sideways at a desktop's or a phone's width. With MODELYARD_UI_DIR
+    set, each is kept as a screenshot there (``docs/ui/`` is made that way, see docs/ui.md)."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    watch = Watch(server.url)
+    watch.attach(page)
+    wide = too_wide(page, server, main_pages(showcase), width, "")
     context.close()
     assert wide == {}, wide
     assert watch.foreign == [] and watch.violations == []
@@ -268,7 +275,6 @@ def test_main_pages_fit_the_width(browser: Browser, server: LiveServer, showcase
 @pytest.mark.parametrize("width", WIDTHS)
 def test_signed_in_pages_fit_the_width(browser: Browser, server: LiveServer, showcase: Showcase, width: int) -> None:
     """The same for the pages with forms a signed-in person sees (kept as ``signed-in-*`` shots)."""
-    out = os.environ.get("MODELYARD_UI_DIR")
     name, token = f"w{os.urandom(4).hex()}", f"hf_{os.urandom(16).hex()}"
     org = f"w{os.urandom(4).hex()}"
     server.seed({"users": [{"name": name, "password": "a long enough password",
@@ -278,17 +284,10 @@ def test_signed_in_pages_fit_the_width(browser: Browser, server: LiveServer, sho
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     keyboard_sign_in(page, server, name, "a long enough password")
-    wide = {}
-    for label, url in {"new": "/new", "upload": f"/{repo_id}/upload/main",
-                       "edit": f"/{showcase.repo_id}/edit/main/src/train.py", "repo-settings": f"/{repo_id}/settings",
-                       "tokens": "/settings/tokens", "profile": "/settings/profile", "webhooks": "/settings/webhooks",
-                       "org-settings": f"/organizations/{org}/settings"}.items():
-        page.goto(server.url + url)
-        scroll = page.evaluate("document.documentElement.scrollWidth")
-        if scroll > width:
-            wide[label] = scroll
-        if out and server.backend == "sqlite":
-            page.screenshot(path=str(Path(out) / f"signed-in-{label}-{width}.png"), full_page=False)
+    wide = too_wide(page, server, {
+        "new": "/new", "upload": f"/{repo_id}/upload/main", "edit": f"/{showcase.repo_id}/edit/main/src/train.py",
+        "repo-settings": f"/{repo_id}/settings", "tokens": "/settings/tokens", "profile": "/settings/profile",
+        "webhooks": "/settings/webhooks", "org-settings": f"/organizations/{org}/settings"}, width, "signed-in-")
     context.close()
     assert wide == {}, wide
 

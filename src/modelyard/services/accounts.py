@@ -27,15 +27,20 @@ def create_user(
         )
 
 
-def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = False) -> Account:
+def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = False,
+               first_admin: int | None = None) -> Account:
+    """A new organization; with ``first_admin`` (a user's id), that user is its admin from the start."""
     validate_account_name(name, "organization name")
     with hub.db.write() as conn:
         if accounts_q.by_name(conn, name) is not None:
             raise ConflictError(f"The name {name!r} is already taken")
-        return accounts_q.create(
+        org = accounts_q.create(
             conn, name=name, kind="org", fullname=fullname or name, email=None,
             is_admin=False, default_private=default_private, now=utcnow(),
         )
+        if first_admin is not None:
+            accounts_q.set_member(conn, org.id, first_admin, "admin")
+        return org
 
 
 def org_memberships(hub: Hub, principal: Principal) -> list[tuple[int, str, str, str]]:

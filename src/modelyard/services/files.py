@@ -221,15 +221,8 @@ def path_history(hub: Hub, head: Oid, path: str) -> list[CommitInfo]:
     found = hub.histories.get(key)
     if found is None:
         commits = history(hub, head)
-        by_oid = {c.oid: c for c in commits}
-        changed = []
-        for c in commits:
-            mine = lookup(hub.objects, c.tree, path)
-            first = by_oid.get(c.parents[0]) if c.parents else None
-            theirs = lookup(hub.objects, first.tree, path) if first is not None else None
-            if (mine and mine.oid) != (theirs and theirs.oid):
-                changed.append(c)
-        found = tuple(changed)
+        at = {c.oid: (e.oid if (e := lookup(hub.objects, c.tree, path)) else None) for c in commits}
+        found = tuple(c for c in commits if at[c.oid] != (at.get(c.parents[0]) if c.parents else None))
         hub.histories.put(key, found)
     return list(found)
 

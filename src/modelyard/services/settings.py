@@ -17,21 +17,13 @@ from modelyard.catalog import people as people_q
 from modelyard.catalog.accounts import Account as Account  # re-exported for the http layer
 from modelyard.catalog.people import Person
 from modelyard.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from modelyard.ids import validate_account_name
+from modelyard.services import accounts
 from modelyard.services.accounts import ROLES
-from modelyard.services.auth import Principal
-from modelyard.services.hub import Hub, utcnow
+from modelyard.services.auth import Principal, require_writer
+from modelyard.services.hub import Hub
 
 FULLNAME_LIMIT = 128
 EMAIL_LIMIT = 254
-
-
-def _writer(principal: Principal | None) -> Principal:
-    if principal is None:
-        raise AuthenticationError("Sign in, or pass a write token")
-    if principal.token_role != "write":
-        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
-    return principal
 
 
 def _fullname(value: object) -> str:
@@ -68,7 +60,7 @@ def profile(hub: Hub, principal: Principal | None) -> Account:
 
 
 def update_profile(hub: Hub, principal: Principal | None, fullname: object, email: object) -> Account:
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     values = {"fullname": _fullname(fullname), "email": _email(email)}
     with hub.db.write() as conn:
         accounts_q.update_account(conn, user.account_id, **values)
@@ -96,18 +88,11 @@ class OrgSettings:
 
 def create_org(hub: Hub, principal: Principal | None, name: object, fullname: object) -> Account:
     """A new organization, its creator its first admin."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     if not isinstance(name, str):
         raise InvalidInputError("name must be a string")
-    validate_account_name(name, "organization name")
-    full = _fullname(fullname) if fullname not in (None, "") else name
-    with hub.db.write() as conn:
-        if accounts_q.by_name(conn, name) is not None:
-            raise ConflictError(f"The name {name!r} is already taken")
-        org = accounts_q.create(conn, name=name, kind="org", fullname=full, email=None, is_admin=False,
-                                default_private=False, now=utcnow())
-        accounts_q.set_member(conn, org.id, user.account_id, "admin")
-    return org
+    full = _fullname(fullname) if fullname not in (None, "") else ""
+    return accounts.create_org(hub, name, full, first_admin=user.account_id)
 
 
 def _org(conn: Connection, name: str, lock: bool = False) -> Account:
@@ -140,7 +125,7 @@ def org_settings(hub: Hub, principal: Principal | None, name: str) -> OrgSetting
 
 
 def update_org(hub: Hub, principal: Principal | None, name: str, fullname: object) -> Account:
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     full = _fullname(fullname)
     with hub.db.write() as conn:
         org = _org(conn, name)
@@ -153,7 +138,7 @@ def update_org(hub: Hub, principal: Principal | None, name: str, fullname: objec
 
 def set_role(hub: Hub, principal: Principal | None, name: str, member: object, role: object) -> None:
     """Add a user to the organization with ``role``, or change a member's role."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     if role not in ROLES:
         raise InvalidInputError(f"Invalid role {role!r}: expected read, write or admin")
     if not isinstance(member, str) or not member.strip():
@@ -172,7 +157,7 @@ def set_role(hub: Hub, principal: Principal | None, name: str, member: object, r
 
 def remove_member(hub: Hub, principal: Principal | None, name: str, member: str) -> None:
     """Take a member out (an admin), or leave (the member themself)."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     with hub.db.write() as conn:
         org = _org(conn, name, lock=True)
         account = accounts_q.by_name(conn, member)
