@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     max_multipart_parts: int = Field(
         default=10_000, description="Most multipart part URLs one LFS batch answer hands out"
     )
+    git_allow_force_push: bool = Field(
+        default=True, description="git pushes may rewrite a branch's history (non-fast-forward), as on the Hub"
+    )
+    git_max_push_size: int = Field(default=2048 * MB, description="Largest git push (its pack, as sent)")
+    git_max_object_size: int = Field(
+        default=64 * MB, description="Largest git object a push may hold (files over the regular-file limit need LFS)"
+    )
+    git_max_push_inflated: int = Field(
+        default=4096 * MB, description="Most bytes a pushed pack may inflate to (refuses zip bombs)"
+    )
+    git_max_push_objects: int = Field(default=2_000_000, description="Most objects in one git push")
+    git_max_fetch_request: int = Field(
+        default=64 * MB, description="Largest git fetch negotiation (the wants and haves a client sends)"
+    )
     heavy_threads: int = Field(
         default=2, description="Threads per process for CPU-heavy parsing (YAML, large JSON bodies)"
     )

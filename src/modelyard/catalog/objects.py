@@ -97,3 +97,13 @@ def forget_repo_commits(conn: Connection, repo_id: int, oids: Iterable[str]) -> 
                 repo_commits.c.repo_id == repo_id, repo_commits.c.oid.in_(oid_list[start : start + 500])
             )
         )
+
+
+def repo_commits_among(conn: Connection, repo_id: int, oids: Sequence[str]) -> set[str]:
+    """Those of ``oids`` that are commits of the repo, 500 per statement."""
+    out: set[str] = set()
+    for start in range(0, len(oids), 500):
+        rows = conn.execute(select(repo_commits.c.oid).where(
+            repo_commits.c.repo_id == repo_id, repo_commits.c.oid.in_(oids[start : start + 500])))
+        out.update(r.oid for r in rows)
+    return out

@@ -1,7 +1,7 @@
 """Client-side script: push, pull and load all-MiniLM-L6-v2 through the hub named by HF_ENDPOINT.
 
 Run as a subprocess (huggingface_hub and transformers read HF_ENDPOINT at import time).
-Usage: minilm.py push|cold|warm REPO_ID; prints one JSON object on the last line.
+Usage: minilm.py push|snapshot|cold|warm REPO_ID, or local FOLDER; prints one JSON object on the last line.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def main() -> None:
         from huggingface_hub import snapshot_download
 
         out["path"] = snapshot_download(repo_id)
+    elif mode == "local":  # REPO_ID is a folder (a git clone): embedded beside the fixture's own folder
+        out["remote"] = embed(repo_id)
+        out["local"] = embed(MODEL_DIR)
     elif mode in ("cold", "warm"):
         log = record_requests()
         out["remote"] = embed(repo_id)

@@ -18,6 +18,7 @@ def register(router: Router) -> None:
         discussions,
         files,
         gating,
+        git,
         lfs,
         lfs_files,
         misc,
@@ -33,7 +34,7 @@ def register(router: Router) -> None:
 
     # The pages last: no API route is ever taken by a page.
     modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating, webhooks, settings, account_pages, settings_pages, contribute_pages,
+               gating, git, webhooks, settings, account_pages, settings_pages, contribute_pages,
                pages)
     for module in modules:
         module.register(router)

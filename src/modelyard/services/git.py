@@ -1,0 +1,486 @@
+"""git over smart HTTP: who may clone and push what, and a push as one commit-like transaction.
+
+The protocol itself is dulwich's (``versioning/wire.py``); here are the hub's rules around it:
+
+- Reading is what ``/resolve`` allows (the repo is visible to the caller, a gated repo's
+  files only to who has access); objects are served only as the repo holds them: a commit
+  counts only if the repo has it (``repo_commits``), so no fetch reaches another repo's history.
+- A push is checked whole before anything is stored, then its objects and every ref it moves
+  go in one transaction, each ref by compare-and-swap: every ref moves or none does. Its checks
+  are the Hub's pre-receive ones (``_Push``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, cast
+
+from dulwich.errors import ObjectFormatException
+from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree
+from sqlalchemy import Connection
+
+from modelyard.catalog import objects as objects_q
+from modelyard.catalog import refs as refs_q
+from modelyard.catalog import repos as repos_q
+from modelyard.catalog import search as search_q
+from modelyard.catalog.repos import Repo
+from modelyard.errors import AuthenticationError, HubError, InvalidInputError
+from modelyard.ids import Oid, validate_ref_component
+from modelyard.services.auth import Principal, can_write, check_contribute
+from modelyard.services.contributions import check_push, note_commit, pr_number
+from modelyard.services.events import new_event, record_and_enqueue
+from modelyard.services.gating import check_download
+from modelyard.services.hub import Hub, utcnow
+from modelyard.services.repos import DEFAULT_BRANCH, find_repo
+from modelyard.services.tallies import client_key
+from modelyard.versioning.lfs import POINTER_MAX_SIZE, parse_pointer
+from modelyard.versioning.objects import COMMIT
+from modelyard.versioning.wire import (
+    ZERO,
+    Loader,
+    PackBounds,
+    PackError,
+    RefUpdate,
+    ServedRepo,
+    advertisement,
+    check_pack_bounds,
+    iter_pack,
+    serve,
+)
+
+UPLOAD, RECEIVE = "git-upload-pack", "git-receive-pack"
+SERVICES = (UPLOAD, RECEIVE)
+
+GITLINK_MODE = 0o160000
+
+
+class GitAuthRequired(AuthenticationError):
+    """git must ask for credentials (401 with ``WWW-Authenticate``): an anonymous push, or a
+    repo the anonymous caller cannot see (which may exist: the answer does not say)."""
+
+
+def _open(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, service: str) -> Repo:
+    """The repo, if the caller may use ``service`` on it at all (per-ref rights come later)."""
+    if service not in SERVICES:
+        raise InvalidInputError("Only the smart protocol is served: git-upload-pack or git-receive-pack")
+    if service == RECEIVE and principal is None:
+        raise GitAuthRequired("Authentication required to push: a user name and an access token")
+    try:
+        with hub.db.read() as conn:
+            repo = find_repo(conn, principal, repo_type, repo_id)
+            if service == UPLOAD:
+                check_download(conn, principal, repo)
+    except HubError:
+        if principal is None:
+            raise GitAuthRequired("Repository not found, or authentication required") from None
+        raise
+    if service == RECEIVE:
+        check_contribute(principal, repo)  # a reader may push to their own pull request; refs decide
+    return repo
+
+
+def _served(hub: Hub, repo: Repo) -> ServedRepo:
+    with hub.db.read() as conn:
+        refs = refs_q.all_refs(conn, repo.id)
+    return ServedRepo(_loader(hub, repo.id), refs, DEFAULT_BRANCH)
+
+
+def _loader(hub: Hub, repo_pk: int) -> Loader:
+    """Objects as this repo holds them: a commit only if it is the repo's (``repo_commits``);
+    trees and blobs are reached only through the repo's commits."""
+
+    def load(oids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        with hub.db.read() as conn:
+            found = objects_q.get_many(conn, list(oids))
+            commits = [oid for oid, (t, _d) in found.items() if t == COMMIT]
+            if commits:
+                held = objects_q.repo_commits_among(conn, repo_pk, commits)
+                for oid in commits:
+                    if oid not in held:
+                        del found[oid]
+        return found
+
+    return load
+
+
+def advertise(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, service: str,
+    write: Callable[[bytes], None],
+) -> None:
+    """``GET info/refs?service=...``."""
+    repo = _open(hub, principal, repo_type, repo_id, service)
+    advertisement(service, _served(hub, repo), write)
+
+
+def authorize(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, service: str) -> int:
+    """Everything the URL and the token decide, before the body is read; the repo's key."""
+    return _open(hub, principal, repo_type, repo_id, service).id
+
+
+def upload_pack(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, body: IO[bytes],
+    write: Callable[[bytes], None], address: str,
+) -> None:
+    """``POST git-upload-pack``: negotiate and stream the pack (a clone or fetch counts as one
+    download of the repo, like a ``/resolve`` of its counted file)."""
+    repo = _open(hub, principal, repo_type, repo_id, UPLOAD)
+    served = _served(hub, repo)
+    serve(UPLOAD, served, body, write)
+    hub.tallies.count_download(repo.id, client_key(address, principal.token_id if principal is not None else 0))
+
+
+def receive_pack(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, body: IO[bytes],
+    write: Callable[[bytes], None],
+) -> None:
+    """``POST git-receive-pack``: the push is decided and stored whole (``_Push``)."""
+    repo = _open(hub, principal, repo_type, repo_id, RECEIVE)
+    assert principal is not None
+    served = _served(hub, repo)
+    push = _Push(hub, principal, repo_type, repo_id)
+
+    def spool() -> IO[bytes]:
+        return tempfile.TemporaryFile(prefix="modelyard-push-")
+
+    serve(RECEIVE, served, body, write, apply=push.apply, spool=spool)
+
+
+# -- a push ---------------------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """The push is refused as a whole; ``ref`` (if any) is the one at fault."""
+
+    def __init__(self, reason: str, ref: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.ref = ref
+
+
+#: What the other refs of a refused push are told.
+NOT_APPLIED = "not applied: another ref of this push was refused (a push is all or nothing)"
+
+
+@dataclass
+class _Received:
+    """The objects of a pack, as the checks need them: commits and trees parsed, blobs by size
+    (small ones, which may be LFS pointers, with their bytes)."""
+
+    commits: dict[str, Commit] = field(default_factory=dict)
+    trees: dict[str, Tree] = field(default_factory=dict)
+    blob_sizes: dict[str, int] = field(default_factory=dict)
+    small_blobs: dict[str, bytes] = field(default_factory=dict)
+    others: dict[str, int] = field(default_factory=dict)  # tags: not accepted as ref targets
+
+    def has(self, oid: str) -> bool:
+        return oid in self.commits or oid in self.trees or oid in self.blob_sizes or oid in self.others
+
+
+class _Reach:
+    """Objects reachable from a repo's refs, found lazily (newest commits first): what a pushed
+    object may refer to without sending it, and what a thin pack may use as a delta base."""
+
+    def __init__(self, hub: Hub, tips: list[str]) -> None:
+        self._hub = hub
+        self._known: set[str] = set()
+        self._frontier = list(dict.fromkeys(tips))
+        self._commits: set[str] = set()
+
+    def has(self, oid: str) -> bool:
+        while oid not in self._known:
+            if not self._expand():
+                return False
+        return True
+
+    def _expand(self) -> bool:
+        if not self._frontier:
+            return False
+        batch, self._frontier = self._frontier[:16], self._frontier[16:]
+        for oid in batch:
+            if oid in self._commits:
+                continue
+            self._commits.add(oid)
+            self._known.add(oid)
+            commit = cast(Commit, self._hub.objects.get(Oid(oid)))
+            self._add_tree(commit.tree.decode())
+            self._frontier.extend(p.decode() for p in commit.parents if p.decode() not in self._commits)
+        return True
+
+    def _add_tree(self, root: str) -> None:
+        todo = [root]
+        while todo:
+            level = [t for t in todo if t not in self._known]
+            self._known.update(level)
+            self._hub.objects.prefetch([Oid(t) for t in level])
+            todo = []
+            for tree_oid in level:
+                for item in cast(Tree, self._hub.objects.get(Oid(tree_oid))).iteritems():
+                    child = item.sha.decode()
+                    if item.mode & 0o170000 == 0o040000:
+                        todo.append(child)
+                    else:
+                        self._known.add(child)
+
+    def resolve(self, oid: str) -> tuple[int, bytes]:
+        """A thin pack's base: only an object of this repo."""
+        if not self.has(oid):
+            raise KeyError(oid)
+        with self._hub.db.read() as conn:
+            found = objects_q.get(conn, oid)
+        if found is None:
+            raise KeyError(oid)
+        return found
+
+
+class _Push:
+    def __init__(self, hub: Hub, principal: Principal, repo_type: str, repo_id: str) -> None:
+        self.hub = hub
+        self.principal = principal
+        self.repo_type = repo_type
+        self.repo_id = repo_id
+
+    def apply(self, updates: list[RefUpdate], pack: IO[bytes] | None) -> list[tuple[str, str]]:
+        try:
+            events = self._apply(updates, pack)
+        except _Refused as refused:
+            return [(u.ref, refused.reason if refused.ref in (None, u.ref) else NOT_APPLIED) for u in updates]
+        for event in events:
+            record_and_enqueue(self.hub, event)
+        return [(u.ref, "ok") for u in updates]
+
+    def _apply(self, updates: list[RefUpdate], pack: IO[bytes] | None) -> list[int]:
+        hub = self.hub
+        with hub.db.read() as conn:
+            repo = find_repo(conn, self.principal, self.repo_type, self.repo_id)
+            current = refs_q.all_refs(conn, repo.id)
+            for u in updates:
+                self._check_ref(conn, repo, u, current)
+        reach = _Reach(hub, list(current.values()))
+        received = self._read(pack, reach) if pack is not None else _Received()
+        new_commits = self._check_content(repo, updates, received, reach)
+        for u in updates:
+            checked = not hub.settings.git_allow_force_push and u.new != ZERO and u.old != ZERO
+            if checked and not self._descends(u.new, u.old, received):
+                raise _Refused("non-fast-forward updates are refused on this hub: pull and merge first", u.ref)
+        return self._store(repo, updates, pack, reach, new_commits, received)
+
+    # -- refs ---------------------------------------------------------------------------------
+
+    def _check_ref(self, conn: Connection, repo: Repo, u: RefUpdate, current: dict[str, str]) -> None:
+        ref = u.ref
+        if ref.startswith("refs/heads/") or ref.startswith("refs/tags/"):
+            kind = "branch" if ref.startswith("refs/heads/") else "tag"
+            try:
+                validate_ref_component(ref.split("/", 2)[2], kind)
+            except InvalidInputError as exc:
+                raise _Refused(exc.message, ref) from None
+            if not can_write(self.principal, repo):
+                raise _Refused("you may not push to this repository (write access needed); "
+                               "push to your pull request's refs/pr/N instead", ref)
+            if ref == f"refs/heads/{DEFAULT_BRANCH}" and u.new == ZERO:
+                raise _Refused("deleting the default branch is refused", ref)
+        elif pr_number(ref) is not None:
+            if u.new == ZERO or u.old == ZERO or ref not in current:
+                raise _Refused("pull request refs are made and removed on the hub: push only to an "
+                               "existing refs/pr/N", ref)
+            try:
+                check_push(conn, self.principal, repo, ref, False)
+            except HubError as exc:
+                raise _Refused(exc.message, ref) from None
+        else:
+            raise _Refused("only refs/heads/*, refs/tags/* and your pull requests' refs/pr/N take pushes", ref)
+        if current.get(ref, ZERO) != u.old:
+            raise _Refused("the ref has moved since you fetched: fetch first", ref)
+
+    # -- the pack -----------------------------------------------------------------------------
+
+    def _bounds(self) -> PackBounds:
+        s = self.hub.settings
+        return PackBounds(max(s.git_max_object_size, s.max_regular_file_size), s.git_max_push_inflated,
+                          s.git_max_push_objects)
+
+    def _read(self, pack: IO[bytes], reach: _Reach) -> _Received:
+        out = _Received()
+        check_pack_bounds(pack, self._bounds())  # PackError: reported as the pack's ("unpack") failure
+        for obj in iter_pack(pack, reach.resolve):
+            self._take(out, obj)
+        return out
+
+    @staticmethod
+    def _take(out: _Received, obj: ShaFile) -> None:
+        oid = obj.id.decode()
+        try:
+            obj.check()
+        except ObjectFormatException as exc:
+            raise PackError(f"Object {oid} is malformed: {exc}") from None
+        if isinstance(obj, Commit):
+            out.commits[oid] = obj
+        elif isinstance(obj, Tree):
+            out.trees[oid] = obj
+        elif isinstance(obj, Blob):
+            size = obj.raw_length()
+            out.blob_sizes[oid] = size
+            if size <= POINTER_MAX_SIZE:
+                out.small_blobs[oid] = obj.as_raw_string()
+        elif isinstance(obj, Tag):
+            out.others[oid] = obj.type_num
+
+    def _check_content(self, repo: Repo, updates: list[RefUpdate], got: _Received, reach: _Reach) -> list[str]:
+        """The Hub's pre-receive checks over everything the new ref targets bring; returns the
+        new commits (oldest last) the repo will hold."""
+        hub = self.hub
+        new_commits: list[str] = []
+        seen: set[str] = set()
+        external_commits: set[str] = set()
+        todo = []
+        for u in updates:
+            if u.new == ZERO:
+                continue
+            if u.new in got.others:
+                raise _Refused("annotated tags are not supported: push a lightweight tag", u.ref)
+            if u.new in got.trees or u.new in got.blob_sizes:
+                raise _Refused("a ref must point at a commit", u.ref)
+            if u.new in got.commits:
+                todo.append(u.new)
+            else:
+                external_commits.add(u.new)
+        while todo:
+            oid = todo.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            new_commits.append(oid)
+            commit = got.commits[oid]
+            for parent in (p.decode() for p in commit.parents):
+                if parent in got.commits:
+                    todo.append(parent)
+                elif parent in got.trees or parent in got.blob_sizes or parent in got.others:
+                    raise _Refused(f"commit {oid} has a parent that is not a commit")
+                else:
+                    external_commits.add(parent)
+        if external_commits:
+            with hub.db.read() as conn:
+                held = objects_q.repo_commits_among(conn, repo.id, sorted(external_commits))
+            missing = sorted(external_commits - held)
+            if missing:
+                raise _Refused(f"the push refers to commit {missing[0]}, which it did not send and this "
+                               "repository does not hold")
+        self._check_trees(repo, [got.commits[c].tree.decode() for c in new_commits], got, reach)
+        return new_commits
+
+    def _check_trees(self, repo: Repo, roots: list[str], got: _Received, reach: _Reach) -> None:
+        """Walk the new trees (those the pack brought): every entry is in the pack or already in
+        the repo; a pack blob over the regular-file limit must be an LFS pointer; a pointer's
+        object must be in the repo's storage."""
+        limit = self.hub.settings.max_regular_file_size
+        pointers: dict[str, tuple[str, int]] = {}  # sha256 -> (path, size)
+        done: set[str] = set()
+        todo = [(root, "") for root in roots]
+        while todo:
+            tree_oid, prefix = todo.pop()
+            if tree_oid in done:
+                continue
+            done.add(tree_oid)
+            tree = got.trees.get(tree_oid)
+            if tree is None:
+                if not reach.has(tree_oid):
+                    raise _Refused(f"the push refers to tree {tree_oid} ({prefix or '/'}), which it did not send "
+                                   "and this repository does not hold")
+                continue
+            for item in tree.iteritems():
+                child, path = item.sha.decode(), prefix + item.path.decode("utf-8", "replace")
+                if item.mode == GITLINK_MODE:
+                    raise _Refused(f"{path}: submodules are not supported")
+                if item.mode & 0o170000 == 0o040000:
+                    todo.append((child, path + "/"))
+                    continue
+                if child not in got.blob_sizes:
+                    if not reach.has(child):
+                        raise _Refused(f"the push refers to {path} ({child}), which it did not send and this "
+                                       "repository does not hold")
+                    continue
+                pointer = parse_pointer(got.small_blobs.get(child, b""))
+                if pointer is not None:
+                    pointers[pointer.sha256] = (path, pointer.size)
+                elif got.blob_sizes[child] > limit:
+                    raise _Refused(f"{path} is {got.blob_sizes[child]} bytes, over the {limit}-byte limit for "
+                                   "regular files: track it with git-lfs (git lfs track) and push again")
+        if pointers:
+            with self.hub.db.read() as conn:
+                for sha256, (path, size) in sorted(pointers.items()):
+                    stored = repos_q.has_lfs_object(conn, repo.id, sha256)
+                    if stored is None or stored != size:
+                        raise _Refused(f"{path}: its LFS object {sha256} is not on the hub (git lfs push "
+                                       "uploads it; is git-lfs installed?)")
+
+    def _descends(self, new: str, old: str, got: _Received) -> bool:
+        seen: set[str] = set()
+        todo = [new]
+        while todo:
+            oid = todo.pop()
+            if oid == old:
+                return True
+            if oid in seen:
+                continue
+            seen.add(oid)
+            commit = got.commits.get(oid) or cast(Commit, self.hub.objects.get(Oid(oid)))
+            todo.extend(p.decode() for p in commit.parents)
+        return False
+
+    # -- storing ------------------------------------------------------------------------------
+
+    def _store(
+        self, repo: Repo, updates: list[RefUpdate], pack: IO[bytes] | None, reach: _Reach, new_commits: list[str],
+        got: _Received,
+    ) -> list[int]:
+        hub, principal = self.hub, self.principal
+        wanted = set(new_commits)
+        events = []
+        with hub.db.write() as conn:
+            refs_q.lock(conn, repo.id)
+            if pack is not None and new_commits:
+                self._insert(conn, pack, reach, wanted)
+            now = utcnow()
+            for oid in new_commits:
+                objects_q.add_repo_commit(hub.db, conn, repo.id, oid, now)
+            for u in updates:
+                old = None if u.old == ZERO else u.old
+                new = None if u.new == ZERO else u.new
+                if not refs_q.compare_and_swap(conn, repo.id, u.ref, old, new):
+                    raise _Rollback(u.ref)
+                if u.ref == f"refs/heads/{DEFAULT_BRANCH}":
+                    search_q.change_sort_keys(conn, repo.id, last_modified=now)
+                if new is not None and pr_number(u.ref) is not None:
+                    commit = got.commits.get(new) or cast(Commit, hub.objects.get(Oid(new)))
+                    note_commit(conn, repo, u.ref, new, _subject(commit.message), principal.account_id)
+                events.append(new_event(hub, conn, repo.id, "ref", u.ref, old, new, principal.account_id))
+        return events
+
+    def _insert(self, conn: Connection, pack: IO[bytes], reach: _Reach, commits: set[str]) -> None:
+        """The pack's objects that the new commits reach (the checks passed), in batches."""
+        batch: list[tuple[str, int, bytes, str | None, int | None]] = []
+        held = 0
+        for obj in iter_pack(pack, reach.resolve):
+            oid = obj.id.decode()
+            if isinstance(obj, Tag) or (isinstance(obj, Commit) and oid not in commits):
+                continue
+            data = obj.as_raw_string()
+            pointer = parse_pointer(data) if isinstance(obj, Blob) else None
+            batch.append((oid, obj.type_num, data, pointer.sha256 if pointer else None,
+                          pointer.size if pointer else None))
+            held += len(data)
+            if held > 8 * 1024 * 1024 or len(batch) >= 500:
+                objects_q.put_many(self.hub.db, conn, batch)
+                batch, held = [], 0
+        objects_q.put_many(self.hub.db, conn, batch)
+
+
+class _Rollback(_Refused):
+    def __init__(self, ref: str) -> None:
+        super().__init__("the ref moved while pushing (another push or commit won): fetch first", ref)
+
+
+def _subject(message: bytes) -> str:
+    return message.decode("utf-8", "replace").split("\n", 1)[0].strip() or "Push"
