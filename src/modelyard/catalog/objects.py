@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import git_objects, repo_commits
@@ -107,3 +107,19 @@ def repo_commits_among(conn: Connection, repo_id: int, oids: Sequence[str]) -> s
             repo_commits.c.repo_id == repo_id, repo_commits.c.oid.in_(oids[start : start + 500])))
         out.update(r.oid for r in rows)
     return out
+
+
+def repo_commit_objects(conn: Connection, repo_id: int, limit: int) -> dict[str, tuple[int, bytes]]:
+    """``oid -> (type, raw body)`` of every commit of the repo in one statement; empty when it has
+    more than ``limit`` (the caller then loads them as it needs them)."""
+    count = conn.execute(
+        select(func.count()).select_from(repo_commits).where(repo_commits.c.repo_id == repo_id)
+    ).scalar()
+    if not count or count > limit:
+        return {}
+    rows = conn.execute(
+        select(git_objects.c.oid, git_objects.c.type, git_objects.c.data)
+        .join(repo_commits, repo_commits.c.oid == git_objects.c.oid)
+        .where(repo_commits.c.repo_id == repo_id)
+    )
+    return {r.oid: (r.type, bytes(r.data)) for r in rows}

@@ -81,10 +81,15 @@ def _open(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, s
     return repo
 
 
-def _served(hub: Hub, repo: Repo) -> ServedRepo:
+#: A fetch loads every commit of a repo at once when it has at most this many (else one by one).
+PRIME_COMMITS = 100_000
+
+
+def _served(hub: Hub, repo: Repo, prime: bool = False) -> ServedRepo:
     with hub.db.read() as conn:
         refs = refs_q.all_refs(conn, repo.id)
-    return ServedRepo(_loader(hub, repo.id), refs, DEFAULT_BRANCH)
+        commits = objects_q.repo_commit_objects(conn, repo.id, PRIME_COMMITS) if prime else None
+    return ServedRepo(_loader(hub, repo.id), refs, DEFAULT_BRANCH, commits)
 
 
 def _loader(hub: Hub, repo_pk: int) -> Loader:
@@ -126,7 +131,7 @@ def upload_pack(
     """``POST git-upload-pack``: negotiate and stream the pack (a clone or fetch counts as one
     download of the repo, like a ``/resolve`` of its counted file)."""
     repo = _open(hub, principal, repo_type, repo_id, UPLOAD)
-    served = _served(hub, repo)
+    served = _served(hub, repo, prime=True)
     serve(UPLOAD, served, body, write)
     hub.tallies.count_download(repo.id, client_key(address, principal.token_id if principal is not None else 0))
 

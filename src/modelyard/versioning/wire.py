@@ -41,12 +41,13 @@ HEAD = Ref(b"HEAD")
 
 
 class RepoObjects(BaseObjectStore):
-    """A read-only dulwich object store over a ``Loader``.
+    """A read-only dulwich object store over a ``Loader``, loading objects many at a time.
 
-    The graph walk reads one object at a time; writing the pack reads each object again, in the
-    order the walk found them: ``plan`` records that order, and a miss then loads the next
-    ``read_ahead`` objects of it in one call. Small objects (trees, commits) stay in a cache
-    bounded in bytes between the walk and the writing, so memory does not grow with the repo.
+    dulwich asks for one object at a time. The graph walk reads commits (``prime`` loads them all
+    at once, as they are few and small) and trees, one by one. Writing the pack reads every
+    object again, in the order the walk found them: ``plan`` records that order, and a miss then
+    loads the next ``read_ahead`` objects of it in one call. What is loaded stays in a cache
+    bounded in bytes, so memory does not grow with the repo's files.
     """
 
     def __init__(self, load: Loader, read_ahead: int = 256, cache_bytes: int = 64 * 1024 * 1024) -> None:
@@ -62,6 +63,10 @@ class RepoObjects(BaseObjectStore):
     def plan(self, oid: str) -> None:
         self._plan_at.setdefault(oid, len(self._plan))
         self._plan.append(oid)
+
+    def prime(self, found: dict[str, tuple[int, bytes]]) -> None:
+        for oid, value in found.items():
+            self._remember(oid, value)
 
     def _remember(self, oid: str, found: tuple[int, bytes]) -> None:
         if oid in self._cache:
@@ -83,6 +88,12 @@ class RepoObjects(BaseObjectStore):
         for key, value in loaded.items():
             self._remember(key, value)
         return loaded.get(oid)
+
+    def __getitem__(self, sha: bytes) -> ShaFile:
+        # What the database holds was hashed when it was stored: parsed without hashing again.
+        hexsha = self._hex(sha)
+        type_num, data = self.get_raw(sha)
+        return ShaFile.from_raw_string(type_num, data, sha=ObjectID(hexsha.encode("ascii")))
 
     @staticmethod
     def _hex(sha: bytes) -> str:
@@ -139,8 +150,10 @@ class _Planned:
 class ServedRepo(BaseRepo):
     """One repository as the handlers see it: a snapshot of its refs, objects through a Loader."""
 
-    def __init__(self, load: Loader, refs: dict[str, str], default_branch: str) -> None:
+    def __init__(self, load: Loader, refs: dict[str, str], default_branch: str,
+                 commits: dict[str, tuple[int, bytes]] | None = None) -> None:
         store = RepoObjects(load)
+        store.prime(commits or {})
         container = DictRefsContainer({Ref(k.encode()): v.encode() for k, v in refs.items()})
         head = f"refs/heads/{default_branch}"
         if head in refs:
