@@ -46,6 +46,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "discussions": ("Discussion listing (1,000 threads) and details (500 events), SQLite and PostgreSQL", 900),
     "webhooks": ("Webhook delivery: 1,000 events to 10 receivers, with and without a hanging one", 900),
     "pages": ("Web pages on the 100,000-repo catalog: search with two facets, a model page with a large card", 2400),
+    "git": ("git clone: a 1 GiB LFS file vs snapshot_download; 10,000 commits vs git daemon", 2400),
 }
 
 TARGETS = {
@@ -63,6 +64,7 @@ TARGETS = {
     "discussions": "list a page and details of a 500-event thread: p99 < 50 ms each",
     "webhooks": "10,000 posts delivered < 10 s, also with a hanging receiver among them",
     "pages": "search page (2 facets) and model page (large card): p50 < 20 ms, p99 < 60 ms; page < 100 KB",
+    "git": "LFS clone ≤ 1.3x snapshot_download; history clone ≤ 1.5x git daemon, server RSS < 300 MB",
 }
 
 

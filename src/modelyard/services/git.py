@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import IO, cast
 
 from dulwich.errors import ObjectFormatException
-from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree
+from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree, parse_tree
 from sqlalchemy import Connection
 
 from modelyard.catalog import objects as objects_q
@@ -170,11 +170,12 @@ NOT_APPLIED = "not applied: another ref of this push was refused (a push is all 
 
 @dataclass
 class _Received:
-    """The objects of a pack, as the checks need them: commits and trees parsed, blobs by size
-    (small ones, which may be LFS pointers, with their bytes)."""
+    """The objects of a pack, as the checks need them: commits parsed, trees as their raw bodies
+    (parsed again as they are walked: a history of many trees would take hundreds of MB as
+    parsed objects), blobs by size (small ones, which may be LFS pointers, with their bytes)."""
 
     commits: dict[str, Commit] = field(default_factory=dict)
-    trees: dict[str, Tree] = field(default_factory=dict)
+    trees: dict[str, bytes] = field(default_factory=dict)
     blob_sizes: dict[str, int] = field(default_factory=dict)
     small_blobs: dict[str, bytes] = field(default_factory=dict)
     others: dict[str, int] = field(default_factory=dict)  # tags: not accepted as ref targets
@@ -323,7 +324,7 @@ class _Push:
         if isinstance(obj, Commit):
             out.commits[oid] = obj
         elif isinstance(obj, Tree):
-            out.trees[oid] = obj
+            out.trees[oid] = obj.as_raw_string()
         elif isinstance(obj, Blob):
             size = obj.raw_length()
             out.blob_sizes[oid] = size
@@ -388,17 +389,17 @@ class _Push:
             if tree_oid in done:
                 continue
             done.add(tree_oid)
-            tree = got.trees.get(tree_oid)
-            if tree is None:
+            raw_tree = got.trees.get(tree_oid)
+            if raw_tree is None:
                 if not reach.has(tree_oid):
                     raise _Refused(f"the push refers to tree {tree_oid} ({prefix or '/'}), which it did not send "
                                    "and this repository does not hold")
                 continue
-            for item in tree.iteritems():
-                child, path = item.sha.decode(), prefix + item.path.decode("utf-8", "replace")
-                if item.mode == GITLINK_MODE:
+            for name, mode, hexsha in parse_tree(raw_tree, 20):
+                child, path = hexsha.decode("ascii"), prefix + name.decode("utf-8", "replace")
+                if mode == GITLINK_MODE:
                     raise _Refused(f"{path}: submodules are not supported")
-                if item.mode & 0o170000 == 0o040000:
+                if mode & 0o170000 == 0o040000:
                     todo.append((child, path + "/"))
                     continue
                 if child not in got.blob_sizes:

@@ -217,6 +217,8 @@ def serve(service: str, repo: ServedRepo, request: IO[bytes], write: Callable[[b
     handler = _handler(service, repo, proto, advertise=False, **kw)
     try:
         handler.handle()
+    except _Failed as failed:  # the push's own decision failed: not the client's doing
+        raise failed.error from None
     except HangupException as exc:
         raise GitProtocolError("The request ended early") from exc
     except (ValueError, AssertionError, KeyError) as exc:  # dulwich's answer to malformed pkt-lines and lines
@@ -265,6 +267,14 @@ class PackError(Exception):
     """The pushed pack cannot be used (truncated, corrupt, over a limit): nothing is stored."""
 
 
+class _Failed(Exception):
+    """Carries an unexpected error of ``apply`` past the handler's protocol-error handling."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class GuardedReceive(ReceivePackHandler):
     """dulwich's receive-pack with the decision and the storing handed to ``apply`` as a whole:
     every ref of a push moves, or none does (``atomic`` is implied)."""
@@ -302,6 +312,8 @@ class GuardedReceive(ReceivePackHandler):
             for u in updates:
                 yield (u.ref.encode(), b"unpacker error")
             return
+        except Exception as exc:
+            raise _Failed(exc) from exc
         finally:
             if pack is not None:
                 pack.close()

@@ -6,6 +6,7 @@ few pieces held, so memory does not grow with the repo."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import threading
 import zlib
@@ -21,6 +22,8 @@ from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import PREFIX, REPO, bounded_stream, repo_type
 from modelyard.services import git as git_svc
 from modelyard.services.auth import Principal
+
+log = logging.getLogger("modelyard.git")
 
 #: Pieces of a pack queued between the thread writing it and the response sending it.
 QUEUED_PIECES = 16
@@ -193,6 +196,7 @@ async def upload_pack(ctx: Ctx) -> Response:
     try:
         return await _run_streaming(ctx, git_svc.UPLOAD, work)
     except GitProtocolError as exc:
+        log.info("git-upload-pack refused for %s: %s", call.rid, exc, exc_info=exc.__cause__ is not None)
         return _text(400, f"git protocol error: {exc}")
 
 
@@ -210,6 +214,7 @@ async def receive_pack(ctx: Ctx) -> Response:
     try:
         await ctx.bulk(work)
     except GitProtocolError as exc:
+        log.info("git-receive-pack refused for %s: %s", call.rid, exc, exc_info=exc.__cause__ is not None)
         return _text(400, f"git protocol error: {exc}")
     return Response(b"".join(pieces), media_type=f"application/x-{git_svc.RECEIVE}-result",
                     headers={"Cache-Control": "no-cache"})
