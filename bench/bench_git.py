@@ -105,6 +105,7 @@ def _free_port() -> int:
 
 
 def _clone_time(env: dict[str, str], url: str, dest: Path, *extra: str) -> float:
+    shutil.rmtree(dest, ignore_errors=True)  # a retried run starts afresh
     start = time.perf_counter()
     _git(env, "clone", "-q", *extra, url, str(dest))
     return time.perf_counter() - start
@@ -128,6 +129,7 @@ def _lfs(hub: Hub, env: dict[str, str], reps: int, size: int) -> dict[str, Any]:
                     seconds = _clone_time(env, url, dest)
                     got = dest / "model.bin"
                 else:
+                    shutil.rmtree(dest, ignore_errors=True)
                     start = time.perf_counter()
                     got = Path(snapshot_download(repo_id, endpoint=hub.url, token=hub.token,
                                                  cache_dir=dest)) / "model.bin"

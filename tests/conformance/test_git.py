@@ -179,6 +179,21 @@ def test_clone_needs_what_a_download_needs(api: HfApi, server: LiveServer, git: 
     assert answer.status_code == 401 and "Basic" in answer.headers["www-authenticate"]
 
 
+def test_a_moved_repo_clones_under_its_old_id(api: HfApi, server: LiveServer, git: Git, tmp_path: Path) -> None:
+    old = api.create_repo(unique("old")).repo_id
+    api.upload_file(path_or_fileobj=b"moved\n", path_in_repo="m.txt", repo_id=old)
+    new = f"{old}-renamed"
+    api.move_repo(old, new)
+    clone = tmp_path / "c"
+    git.run("clone", "-q", remote(server, old, user=None) + ".git", str(clone))  # git follows the 307
+    assert (clone / "m.txt").read_bytes() == b"moved\n"
+    assert git.out("remote", "get-url", "origin", cwd=clone).endswith(old + ".git")
+    (clone / "m.txt").write_bytes(b"pushed through the new id\n")
+    git.run("commit", "-qam", "after the move", cwd=clone)
+    git.run("push", "-q", remote(server, new), "HEAD:main", cwd=clone)
+    assert api.list_repo_commits(new)[0].title == "after the move"
+
+
 def test_force_push_is_allowed_by_default(api: HfApi, server: LiveServer, git: Git, tmp_path: Path) -> None:
     repo_id = api.create_repo(unique("forced")).repo_id
     api.upload_file(path_or_fileobj=b"one\n", path_in_repo="a.txt", repo_id=repo_id)

@@ -17,10 +17,11 @@ from typing import IO
 from dulwich.errors import GitProtocolError
 from starlette.responses import Response, StreamingResponse
 
-from modelyard.errors import AuthenticationError, InvalidInputError, PayloadTooLargeError
+from modelyard.errors import AuthenticationError, InvalidInputError, PayloadTooLargeError, RepoNotFoundError
 from modelyard.http.app import Ctx, Router
-from modelyard.http.routes.common import PREFIX, REPO, bounded_stream, repo_type
+from modelyard.http.routes.common import PREFIX, REPO, bounded_stream, moved, repo_type
 from modelyard.services import git as git_svc
+from modelyard.services import repos as repos_svc
 from modelyard.services.auth import Principal
 
 log = logging.getLogger("modelyard.git")
@@ -53,8 +54,15 @@ async def info_refs(ctx: Ctx) -> Response:
     pieces: list[bytes] = []
     try:
         await ctx.call(git_svc.advertise, rtype, rid, service, pieces.append)
-    except AuthenticationError as exc:
-        return _challenge(exc)
+    except (AuthenticationError, RepoNotFoundError) as exc:
+        # A moved repo's old id: git follows the redirect of its first request and goes on at
+        # the new URL (for who may read the repo; pushes then need its write access as ever).
+        new_id = await ctx.call(repos_svc.moved_to, rtype, rid)
+        if new_id is not None:
+            raise moved(ctx, new_id) from None
+        if isinstance(exc, AuthenticationError):
+            return _challenge(exc)
+        raise
     return Response(b"".join(pieces), media_type=f"application/x-{service}-advertisement",
                     headers={"Cache-Control": "no-cache"})
 
