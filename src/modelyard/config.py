@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     git_allow_force_push: bool = Field(
         default=True, description="git pushes may rewrite a branch's history (non-fast-forward), as on the Hub"
     )
+    git_clone_cache: bool = Field(
+        default=True, description="Answer fresh clones with a stored pack of the repo's state (made by git)"
+    )
     git_max_push_size: int = Field(default=2048 * MB, description="Largest git push (its pack, as sent)")
     git_max_object_size: int = Field(
         default=64 * MB, description="Largest git object a push may hold (files over the regular-file limit need LFS)"

@@ -15,7 +15,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.hf_api import RepoFile
 
 from tests.support.clients.run import run_client
-from tests.support.git import Git, files_of, remote
+from tests.support.git import Git, files_of, pkt, remote
 from tests.support.receiver import receiver
 from tests.support.server import TOKENS, LiveServer
 
@@ -192,6 +192,53 @@ def test_a_moved_repo_clones_under_its_old_id(api: HfApi, server: LiveServer, gi
     git.run("commit", "-qam", "after the move", cwd=clone)
     git.run("push", "-q", remote(server, new), "HEAD:main", cwd=clone)
     assert api.list_repo_commits(new)[0].title == "after the move"
+
+
+def _fresh_clone(server: LiveServer, repo_id: str, wants: set[str]) -> bytes:
+    """The pack a fresh clone of ``wants`` gets (the data band of the answer, reassembled)."""
+    caps = b" multi_ack_detailed side-band-64k thin-pack ofs-delta agent=git/2"
+    lines = [pkt(b"want " + w.encode() + (caps if i == 0 else b"") + b"\n") for i, w in enumerate(sorted(wants))]
+    answer = httpx.post(f"{server.url}/{repo_id}/git-upload-pack", content=b"".join(lines) + pkt(None) + pkt(b"done\n"),
+                        headers={"Content-Type": "application/x-git-upload-pack-request"}, timeout=60)
+    assert answer.status_code == 200
+    data, at, body = b"", 0, answer.content
+    while at < len(body):
+        size = int(body[at:at + 4], 16)
+        if size > 4 and body[at + 4] == 1:
+            data += body[at + 5:at + size]
+        at += max(size, 4)
+    assert data.startswith(b"PACK")
+    return data
+
+
+def test_fresh_clones_get_the_stored_pack_of_the_state(
+    api: HfApi, server: LiveServer, git: Git, tmp_path: Path,
+) -> None:
+    repo_id = api.create_repo(unique("packed")).repo_id
+    for n in range(5):
+        api.create_commit(repo_id, [CommitOperationAdd(f"f{n}.txt", f"{n}\n".encode() * 200)], commit_message=f"c{n}")
+    stored = server.data_dir / "blobs" / "git-packs"
+    git.run("clone", "-q", remote(server, repo_id, user=None), str(tmp_path / "first"))  # asks for the pack
+    server.settle()
+    tips = {git.out("rev-parse", "HEAD", cwd=tmp_path / "first")}
+    served = _fresh_clone(server, repo_id, tips)
+    mine = [p for p in stored.rglob("*.pack") if p.read_bytes() == served]
+    assert len(mine) == 1  # the answer is the stored pack, as it is stored
+    folder = mine[0].parent
+    second = tmp_path / "second"
+    git.run("clone", "-q", remote(server, repo_id, user=None), str(second))
+    git.run("fsck", "--full", "--strict", cwd=second)
+    assert files_of(second) == files_of(tmp_path / "first")
+
+    # a new state is never answered with an old pack; its own comes after the next clone
+    head = api.create_commit(repo_id, [CommitOperationAdd("new.txt", b"new\n")], commit_message="new").oid
+    assert _fresh_clone(server, repo_id, {head}) != served
+    third = tmp_path / "third"
+    git.run("clone", "-q", remote(server, repo_id, user=None), str(third))
+    assert git.out("rev-parse", "HEAD", cwd=third) == head and (third / "new.txt").exists()
+    server.settle()
+    assert [p.name for p in folder.iterdir()] != [mine[0].name] and len(list(folder.iterdir())) == 1
+    assert _fresh_clone(server, repo_id, {head}) == next(folder.iterdir()).read_bytes()
 
 
 def test_force_push_is_allowed_by_default(api: HfApi, server: LiveServer, git: Git, tmp_path: Path) -> None:

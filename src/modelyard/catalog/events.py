@@ -88,3 +88,10 @@ def pending_for_repo(conn: Connection, repo_id: int, limit: int | None = None) -
 def done_many(conn: Connection, event_ids: list[int], now: datetime) -> None:
     if event_ids:
         conn.execute(update(events).where(events.c.id.in_(event_ids), events.c.done_at.is_(None)).values(done_at=now))
+
+
+def pending_of_kind(conn: Connection, repo_id: int, kind: str) -> bool:
+    """Whether the repo has an event of ``kind`` not done yet."""
+    row = conn.execute(select(events.c.id).where(
+        events.c.repo_id == repo_id, events.c.kind == kind, events.c.done_at.is_(None)).limit(1)).first()
+    return row is not None

@@ -65,13 +65,17 @@ def handle_event(hub: Hub, event_id: int) -> None:
             hub.webhook_sender.wake()
         return
     from modelyard.services.commits import refresh_used_storage
+    from modelyard.services.git import make_clone_pack
     from modelyard.services.indexer import index_repo
 
     try:
-        index_repo(hub, event.repo_id, force=event.kind == "repo")
-        refresh_used_storage(hub, event.repo_id)
+        if event.kind == "pack":
+            make_clone_pack(hub, event.repo_id)
+        else:
+            index_repo(hub, event.repo_id, force=event.kind == "repo")
+            refresh_used_storage(hub, event.repo_id)
     except Exception:
-        log.warning("event %s of repo %s: refreshing the catalog failed (attempt %s); it is retried",
+        log.warning("event %s of repo %s: its work (catalog, clone pack) failed (attempt %s); it is retried",
                     event_id, event.repo_id, event.attempts + 1, exc_info=True)
         raise
     with hub.db.write() as conn:
@@ -81,7 +85,8 @@ def handle_event(hub: Hub, event_id: int) -> None:
 
 
 def _indexing(event: events_q.Event) -> bool:
-    return event.kind == "repo" or event.ref == DEFAULT_REF
+    """Whether the event calls for more than webhooks (the catalog; a clone pack)."""
+    return event.kind in ("repo", "pack") or event.ref == DEFAULT_REF
 
 
 def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> bool:

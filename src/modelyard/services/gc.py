@@ -55,6 +55,7 @@ class GcReport:
     #: Multipart uploads left unfinished (their URLs expired) whose parts were removed.
     uploads_abandoned: int = 0
     upload_files: int = 0
+    clone_packs: int = 0  # stored packs of deleted repositories removed
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -209,7 +210,22 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
             refresh_used_storage(hub, pk)
 
     _abandoned_uploads(hub, cutoff, report)
+    _orphan_clone_packs(hub, report)
     return report
+
+
+def _orphan_clone_packs(hub: Hub, report: GcReport) -> None:
+    """6. Clone packs (``services/git.py``) of repositories that are gone. The packs of a live
+    repo's earlier states are dropped by the job that makes the next one."""
+    from modelyard.services.git import PACKS
+
+    files = list(hub.blobs.keys(f"{PACKS}/"))
+    with hub.db.read() as conn:
+        live = {str(r.uid) for r in conn.execute(select(repos.c.uid))}
+    for key in files:
+        if key.split("/")[1] not in live:
+            hub.blobs.delete(key)
+            report.clone_packs += 1
 
 
 def _abandoned_uploads(hub: Hub, cutoff: datetime, report: GcReport) -> None:

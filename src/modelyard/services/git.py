@@ -12,15 +12,19 @@ The protocol itself is dulwich's (``versioning/wire.py``); here are the hub's ru
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree, parse_tree
 from sqlalchemy import Connection
 
+from modelyard.catalog import events as events_q
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
@@ -46,8 +50,12 @@ from modelyard.versioning.wire import (
     ServedRepo,
     advertisement,
     check_pack_bounds,
+    clone_request,
+    deltify_with_git,
     iter_pack,
+    send_pack,
     serve,
+    write_whole_pack,
 )
 
 UPLOAD, RECEIVE = "git-upload-pack", "git-receive-pack"
@@ -85,9 +93,11 @@ def _open(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, s
 PRIME_COMMITS = 100_000
 
 
-def _served(hub: Hub, repo: Repo, prime: bool = False) -> ServedRepo:
+def _served(hub: Hub, repo: Repo, prime: bool = False, refs: dict[str, str] | None = None) -> ServedRepo:
+    """The repo for dulwich's handlers: its refs now (or ``refs``, read by the caller)."""
     with hub.db.read() as conn:
-        refs = refs_q.all_refs(conn, repo.id)
+        if refs is None:
+            refs = refs_q.all_refs(conn, repo.id)
         commits = objects_q.repo_commit_objects(conn, repo.id, PRIME_COMMITS) if prime else None
     return ServedRepo(_loader(hub, repo.id), refs, DEFAULT_BRANCH, commits)
 
@@ -131,9 +141,99 @@ def upload_pack(
     """``POST git-upload-pack``: negotiate and stream the pack (a clone or fetch counts as one
     download of the repo, like a ``/resolve`` of its counted file)."""
     repo = _open(hub, principal, repo_type, repo_id, UPLOAD)
-    served = _served(hub, repo, prime=True)
-    serve(UPLOAD, served, body, write)
+    with hub.db.read() as conn:
+        refs = refs_q.all_refs(conn, repo.id)
+    cached = _from_clone_cache(hub, repo, refs, body, write)
+    if cached is not True:
+        serve(UPLOAD, _served(hub, repo, prime=True, refs=refs), body, write)
+        if cached is None:  # a fresh clone with no pack of its state: ask for one, now it is served
+            _ask_for_pack(hub, repo.id)
     hub.tallies.count_download(repo.id, client_key(address, principal.token_id if principal is not None else 0))
+
+
+# -- the clone cache --------------------------------------------------------------------------------
+#
+# A fresh clone asks for everything; writing that pack from the database object by object (in
+# Python, every object whole) takes seconds for a long history, where git sends its own pack,
+# deltas and all. So the pack of a repo's whole state is kept in the blob store, made once per
+# state in the background (an event of kind ``pack``, on the shared job queue) by git's own
+# ``pack-objects``, and a fresh clone of that state is answered with it as it is stored. The key
+# names the repo (its never-reused uid) and the exact refs it was made for: a pack is never
+# served for any other state; a clone that finds none is served as any fetch, and asks for one.
+
+PACKS = "git-packs"
+
+
+def _state(refs: dict[str, str]) -> str:
+    return hashlib.sha256("".join(f"{sha} {ref}\n" for ref, sha in sorted(refs.items())).encode()).hexdigest()
+
+
+def clone_pack_key(repo_uid: str, refs: dict[str, str]) -> str:
+    return f"{PACKS}/{repo_uid}/{_state(refs)}.pack"
+
+
+def _git_binary() -> str | None:
+    return shutil.which("git")
+
+
+def _from_clone_cache(hub: Hub, repo: Repo, refs: dict[str, str], body: IO[bytes],
+                      write: Callable[[bytes], None]) -> bool | None:
+    """Answer a fresh clone with the stored pack of this exact state (True); else False, or None
+    for a fresh clone of a state with no stored pack yet."""
+    if not hub.settings.git_clone_cache or not refs:
+        return False
+    request = clone_request(body)
+    if request is None or not request.wants <= set(refs.values()):
+        return False
+    if not {b"side-band-64k", b"ofs-delta", b"multi_ack_detailed"} <= request.capabilities:
+        return False
+    key = clone_pack_key(repo.uid, refs)
+    if not hub.blobs.exists(key):
+        return None
+    send_pack(hub.blobs.read(key), write)
+    return True
+
+
+def _ask_for_pack(hub: Hub, repo_pk: int) -> None:
+    """Queue the making of the repo's clone pack, unless it is queued already."""
+    if _git_binary() is None:
+        return
+    with hub.db.write() as conn:
+        if events_q.pending_of_kind(conn, repo_pk, "pack"):
+            return
+        event = new_event(hub, conn, repo_pk, "pack")
+    record_and_enqueue(hub, event)
+
+
+def make_clone_pack(hub: Hub, repo_pk: int) -> None:
+    """The job of a ``pack`` event: store the pack of the repo's current state (delta-compressed
+    by git), and drop the repo's packs of earlier states. Nothing if the state has one already."""
+    git = _git_binary()
+    with hub.db.read() as conn:
+        repo = repos_q.get_by_id(conn, repo_pk)
+        refs = refs_q.all_refs(conn, repo_pk) if repo is not None else {}
+    if git is None or repo is None or not refs:
+        return
+    key = clone_pack_key(repo.uid, refs)
+    if not hub.blobs.exists(key):
+        with tempfile.TemporaryDirectory(prefix="modelyard-pack-") as scratch:
+            work = Path(scratch)
+            whole = work / "whole.pack"
+            with open(whole, "wb") as out:
+                write_whole_pack(_served(hub, repo, prime=True, refs=refs), out)  # the state the key names
+            packed = deltify_with_git(git, whole, refs, work)
+            writer = hub.blobs.writer(digests=False)
+            try:
+                with open(packed, "rb") as f:
+                    while piece := f.read(1024 * 1024):
+                        writer.write(piece)
+                writer.commit(key)
+            except BaseException:
+                writer.abort()
+                raise
+    for old in list(hub.blobs.keys(f"{PACKS}/{repo.uid}/")):
+        if old != key:
+            hub.blobs.delete(old)
 
 
 def receive_pack(

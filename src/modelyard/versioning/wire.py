@@ -10,11 +10,14 @@ needs around it: bounded reads, a check of every object's size before it is infl
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, cast
 
 from dulwich.errors import (
@@ -25,10 +28,15 @@ from dulwich.errors import (
     HangupException,
 )
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.object_store import BaseObjectStore
+from dulwich.object_store import BaseObjectStore, MissingObjectFinder
 from dulwich.objects import ObjectID, RawObjectID, ShaFile, sha_to_hex
-from dulwich.pack import PackData, PackInflater, UnresolvedDeltas
-from dulwich.protocol import CAPABILITY_FILTER, Protocol
+from dulwich.pack import PackData, PackInflater, UnresolvedDeltas, write_pack_from_container
+from dulwich.protocol import (
+    CAPABILITY_FILTER,
+    SIDE_BAND_CHANNEL_DATA,
+    Protocol,
+    extract_want_line_capabilities,
+)
 from dulwich.refs import DictRefsContainer, Ref
 from dulwich.repo import BaseRepo
 from dulwich.server import Backend, ReceivePackHandler, UploadPackHandler
@@ -50,7 +58,7 @@ class RepoObjects(BaseObjectStore):
     bounded in bytes, so memory does not grow with the repo's files.
     """
 
-    def __init__(self, load: Loader, read_ahead: int = 256, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, load: Loader, read_ahead: int = 256, cache_bytes: int = 16 * 1024 * 1024) -> None:
         super().__init__()
         self._load = load
         self._read_ahead = read_ahead
@@ -468,3 +476,89 @@ def iter_pack(f: IO[bytes], resolve: Callable[[str], tuple[int, bytes]]) -> Iter
         raise PackError("The pack holds deltas whose base is neither in it nor in this repository") from exc
     except (zlib.error, ValueError, ApplyDeltaError, ChecksumMismatch, FileFormatException) as exc:
         raise PackError(f"The pack is corrupt: {exc}") from exc
+
+
+# -- whole-repository packs (the clone cache) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloneRequest:
+    """A fetch that asks for tips and has nothing: a fresh clone."""
+
+    wants: frozenset[str]
+    capabilities: frozenset[bytes]
+
+
+def clone_request(body: IO[bytes]) -> CloneRequest | None:
+    """The body's request if it is exactly a fresh clone (``want`` lines, a flush, ``done``; no
+    ``have``, ``shallow``, ``deepen`` or ``filter``), else None. The body is rewound either way."""
+    proto = Protocol(body.read, _no_output)
+    try:
+        first = proto.read_pkt_line()
+        if first is None or not first.startswith(b"want "):
+            return None
+        head, caps = extract_want_line_capabilities(first)
+        wants = [head.split(b" ")[1].strip()]
+        while (line := proto.read_pkt_line()) is not None:
+            if not line.startswith(b"want "):
+                return None
+            wants.append(line.split(b" ")[1].strip())
+        if proto.read_pkt_line() != b"done\n" or body.read(1):
+            return None
+    except (GitProtocolError, ValueError, IndexError):
+        return None
+    finally:
+        body.seek(0)
+    if not all(len(w) == 40 for w in wants):
+        return None
+    return CloneRequest(frozenset(w.decode("ascii") for w in wants), frozenset(caps))
+
+
+def _no_output(data: bytes) -> None:
+    raise GitProtocolError("nothing is written while a request is read")
+
+
+def send_pack(pieces: Iterable[bytes], write: Callable[[bytes], None]) -> None:
+    """Answer a fresh clone (``multi_ack_detailed``, ``side-band-64k``, ``done``, no haves) with a
+    stored pack: ``NAK``, then the pack's bytes on the data band, then a flush."""
+    out = ChunkedWriter(write, size=256 * 1024)
+    proto = Protocol(_no_input, out.write)
+    proto.write_pkt_line(b"NAK\n")
+    for piece in pieces:
+        proto.write_sideband(SIDE_BAND_CHANNEL_DATA, piece)
+    proto.write_pkt_line(None)
+    out.flush()
+
+
+def write_whole_pack(repo: ServedRepo, out: IO[bytes]) -> int:
+    """Every object reachable from the repo's refs as one pack (objects whole), into ``out``;
+    how many objects."""
+    wants = sorted({sha for ref, sha in repo.get_refs().items() if ref != HEAD})
+    found = MissingObjectFinder(repo.object_store, haves=[], wants=wants)
+    object_ids = list(_Planned(found, repo.store))
+    write_pack_from_container(out.write, repo.object_store, object_ids, object_format=DEFAULT_OBJECT_FORMAT,
+                              compression_level=1)
+    return len(object_ids)
+
+
+def deltify_with_git(git: str, pack: Path, refs: dict[str, str], work: Path) -> Path:
+    """The same objects as ``pack``, delta-compressed by git's own ``pack-objects`` (what
+    ``git daemon`` would send), in a scratch repository under ``work``; the new pack's path."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "GIT_CONFIG_NOSYSTEM": "1"}
+    bare = work / "repo.git"
+
+    def run(*args: str, stdin: IO[bytes] | None = None) -> None:
+        done = subprocess.run([git, *args], cwd=bare if bare.exists() else work, env=env, stdin=stdin,
+                              capture_output=True, timeout=3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"git {args[0]} failed: {done.stderr.decode('utf-8', 'replace')[-500:]}")
+
+    run("init", "-q", "--bare", str(bare))
+    with open(pack, "rb") as f:
+        run("index-pack", "--stdin", stdin=f)
+    (bare / "packed-refs").write_text("".join(f"{sha} {ref}\n" for ref, sha in sorted(refs.items())))
+    run("repack", "-q", "-a", "-d", "-f", "--window=10", "--depth=50")
+    packs = list((bare / "objects" / "pack").glob("*.pack"))
+    if len(packs) != 1:
+        raise RuntimeError(f"git repack left {len(packs)} packs")
+    return packs[0]
