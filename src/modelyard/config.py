@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     git_allow_force_push: bool = Field(
         default=True, description="git pushes may rewrite a branch's history (non-fast-forward), as on the Hub"
     )
+    git_threads: int = Field(
+        default=4, description="Low-priority threads per process for git clones, fetches and pushes"
+    )
     git_clone_cache: bool = Field(
         default=True, description="Answer fresh clones with a stored pack of the repo's state (made by git)"
     )

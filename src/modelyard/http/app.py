@@ -185,6 +185,7 @@ class App:
         self.router = Router()
         self._limiters: dict[str, CapacityLimiter] = {}
         self._bulk: ThreadPoolExecutor | None = None
+        self._git: ThreadPoolExecutor | None = None
         register(self.router)
 
     def limiter(self, pool: str) -> CapacityLimiter:
@@ -198,6 +199,13 @@ class App:
         if self._bulk is None:
             self._bulk = long_work_executor(self.hub.settings.bulk_threads, "modelyard-bulk")
         return self._bulk
+
+    def git_executor(self) -> ThreadPoolExecutor:
+        """Lower-priority threads for git clones, fetches and pushes (one each, for as long as
+        the client takes): slow git clients hold these, never the upload or request threads."""
+        if self._git is None:
+            self._git = long_work_executor(self.hub.settings.git_threads, "modelyard-git")
+        return self._git
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -280,8 +288,9 @@ class App:
                 gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._bulk is not None:
-                    self._bulk.shutdown(wait=True)
+                for pool in (self._bulk, self._git):
+                    if pool is not None:
+                        pool.shutdown(wait=True)
                 await run_in_threadpool(self.hub.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from dulwich.errors import GitProtocolError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from modelyard.errors import AuthenticationError, InvalidInputError, PayloadTooLargeError, RepoNotFoundError
@@ -57,7 +58,10 @@ async def info_refs(ctx: Ctx) -> Response:
     except (AuthenticationError, RepoNotFoundError) as exc:
         # A moved repo's old id: git follows the redirect of its first request and goes on at
         # the new URL (for who may read the repo; pushes then need its write access as ever).
-        new_id = await ctx.call(repos_svc.moved_to, rtype, rid)
+        try:
+            new_id = await ctx.call(repos_svc.moved_to, rtype, rid)
+        except AuthenticationError as bad_token:
+            return _challenge(bad_token)
         if new_id is not None:
             raise moved(ctx, new_id) from None
         if isinstance(exc, AuthenticationError):
@@ -75,22 +79,29 @@ async def _spool_body(ctx: Ctx, limit: int) -> IO[bytes]:
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=1024 * 1024, prefix="modelyard-git-")  # noqa: SIM115
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
     size = 0
+    pending: list[bytes] = []  # written to the file a MiB at a time, in a thread: never on the event loop
+    held = 0
     try:
         async for chunk in bounded_stream(ctx, limit, "git request"):
-            if inflater is None:
-                spool.write(chunk)
-                continue
             data = chunk
             while data:
-                try:
-                    out = inflater.decompress(data, 1024 * 1024)
-                except zlib.error as exc:
-                    raise InvalidInputError(f"The gzipped request is corrupt: {exc}") from exc
+                if inflater is None:
+                    out, data = data, b""
+                else:
+                    try:
+                        out = inflater.decompress(data, 1024 * 1024)
+                    except zlib.error as exc:
+                        raise InvalidInputError(f"The gzipped request is corrupt: {exc}") from exc
+                    data = inflater.unconsumed_tail
                 size += len(out)
                 if size > limit:
                     raise PayloadTooLargeError(f"The git request may hold at most {limit} bytes")
-                spool.write(out)
-                data = inflater.unconsumed_tail
+                pending.append(out)
+                held += len(out)
+                if held >= 1024 * 1024:
+                    await run_in_threadpool(spool.write, b"".join(pending))
+                    pending, held = [], 0
+        await run_in_threadpool(spool.write, b"".join(pending))
         spool.seek(0)
     except BaseException:
         spool.close()
@@ -126,7 +137,10 @@ class _Pipe:
                 if item is None:
                     return
                 if isinstance(item, BaseException):
-                    return  # the status line is sent: the client sees the pack end early
+                    # The status line is sent: the client sees the pack end early.
+                    if not isinstance(item, GitProtocolError):
+                        log.error("a git pack stopped midway", exc_info=item)
+                    return
                 self._room.release()
                 yield item
         finally:
@@ -158,7 +172,7 @@ async def _run_streaming(ctx: Ctx, service: str, work: Callable[[Callable[[bytes
         loop.call_soon_threadsafe(signal, error)
         pipe.finish(error)
 
-    task = loop.run_in_executor(ctx.app.bulk_executor() if ctx.app else None, run)
+    task = loop.run_in_executor(ctx.app.git_executor() if ctx.app else None, run)
     failed = await first
     if failed is not None:
         await task
@@ -220,7 +234,7 @@ async def receive_pack(ctx: Ctx) -> Response:
             git_svc.receive_pack(ctx.hub, call.principal, call.rtype, call.rid, call.body, pieces.append)
 
     try:
-        await ctx.bulk(work)
+        await asyncio.get_running_loop().run_in_executor(ctx.app.git_executor() if ctx.app else None, work)
     except GitProtocolError as exc:
         log.info("git-receive-pack refused for %s: %s", call.rid, exc, exc_info=exc.__cause__ is not None)
         return _text(400, f"git protocol error: {exc}")
