@@ -64,10 +64,14 @@ def current_seq(conn: Connection) -> int:
 
 
 def change_sort_keys(conn: Connection, repo_id: int, **values: Any) -> None:
-    """Update sort keys (and anything else in ``values``), logging the old sort values first."""
+    """Update sort keys (and anything else in ``values``), logging the old sort values first.
+
+    The repo's row is locked (PostgreSQL) before the catalog counter: every writer takes a repo's
+    row before the counter (a commit holds it already), so two of them never wait on each other
+    in a cycle. A writer changing several repos locks them all first (``services/tallies.py``)."""
     old = conn.execute(
         select(repos.c.last_modified, repos.c.downloads, repos.c.likes, repos.c.trending_score)
-        .where(repos.c.id == repo_id)
+        .where(repos.c.id == repo_id).with_for_update(key_share=True)
     ).first()
     if old is None:
         return

@@ -75,7 +75,7 @@ def handle_event(hub: Hub, event_id: int) -> None:
             index_repo(hub, event.repo_id, force=event.kind == "repo")
             refresh_used_storage(hub, event.repo_id)
     except Exception:
-        log.warning("event %s of repo %s: its work (catalog, clone pack) failed (attempt %s); it is retried",
+        log.warning("event %s of repo %s: refreshing the catalog failed (attempt %s); it is retried",
                     event_id, event.repo_id, event.attempts + 1, exc_info=True)
         raise
     with hub.db.write() as conn:

@@ -13,6 +13,7 @@ The protocol itself is dulwich's (``versioning/wire.py``); here are the hub's ru
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -57,6 +58,8 @@ from modelyard.versioning.wire import (
     serve,
     write_whole_pack,
 )
+
+log = logging.getLogger("modelyard.git")
 
 UPLOAD, RECEIVE = "git-upload-pack", "git-receive-pack"
 SERVICES = (UPLOAD, RECEIVE)
@@ -207,7 +210,17 @@ def _ask_for_pack(hub: Hub, repo_pk: int) -> None:
 
 def make_clone_pack(hub: Hub, repo_pk: int) -> None:
     """The job of a ``pack`` event: store the pack of the repo's current state (delta-compressed
-    by git), and drop the repo's packs of earlier states. Nothing if the state has one already."""
+    by git), and drop the repo's packs of earlier states. Nothing if the state has one already.
+    A failure is logged, not retried: the pack only saves time, and the next fresh clone asks
+    again."""
+    try:
+        _make_clone_pack(hub, repo_pk)
+    except Exception:
+        log.warning("making the clone pack of repo %s failed; clones are served without it", repo_pk,
+                    exc_info=True)
+
+
+def _make_clone_pack(hub: Hub, repo_pk: int) -> None:
     git = _git_binary()
     with hub.db.read() as conn:
         repo = repos_q.get_by_id(conn, repo_pk)

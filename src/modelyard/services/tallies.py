@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import refs as refs_q
 from modelyard.catalog import signals as signals_q
 
 if TYPE_CHECKING:
@@ -84,6 +85,11 @@ class Tallies:
         db = self._hub.db
         today = datetime.now(UTC).date()
         with db.write() as conn:
+            # The rows of every repo counted here first, in order, and only then the catalog
+            # counter (``search.change_sort_keys``): a commit holds its repo's row and then takes
+            # the counter, so taking the counter before a second repo's row could deadlock with it.
+            for repo_pk in sorted({repo_pk for repo_pk, _c, _p in marks}):
+                refs_q.lock(conn, repo_pk)
             new = Counter(repo_pk for repo_pk, client, period in sorted(marks)
                           if signals_q.add_download_mark(db, conn, repo_pk, client, period))
             for repo_pk, count in sorted(new.items()):

@@ -229,7 +229,7 @@ def serve(service: str, repo: ServedRepo, request: IO[bytes], write: Callable[[b
         raise failed.error from None
     except HangupException as exc:
         raise GitProtocolError("The request ended early") from exc
-    except (ValueError, AssertionError, KeyError) as exc:  # dulwich's answer to malformed pkt-lines and lines
+    except (ValueError, AssertionError) as exc:  # dulwich's answer to malformed pkt-lines and lines
         raise GitProtocolError(f"Malformed request: {exc}") from exc
     out.flush()
 
