@@ -13,6 +13,7 @@ The protocol itself is dulwich's (``versioning/wire.py``); here are the hub's ru
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import shutil
 import tempfile
@@ -40,6 +41,7 @@ from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
 from modelyard.services.tallies import client_key
+from modelyard.storage.base import BlobNotFoundError
 from modelyard.versioning.lfs import POINTER_MAX_SIZE, parse_pointer
 from modelyard.versioning.objects import COMMIT
 from modelyard.versioning.wire import (
@@ -191,9 +193,12 @@ def _from_clone_cache(hub: Hub, repo: Repo, refs: dict[str, str], body: IO[bytes
     if not {b"side-band-64k", b"ofs-delta", b"multi_ack_detailed"} <= request.capabilities:
         return False
     key = clone_pack_key(repo.uid, refs)
-    if not hub.blobs.exists(key):
+    pieces = hub.blobs.read(key)
+    try:
+        first = next(pieces)  # opened before a byte is answered: a pack gone meanwhile is no pack
+    except (BlobNotFoundError, StopIteration):
         return None
-    send_pack(hub.blobs.read(key), write)
+    send_pack(itertools.chain([first], pieces), write)
     return True
 
 
