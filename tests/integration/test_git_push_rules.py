@@ -8,8 +8,10 @@ The operator here forbids force pushes (the Hub's default, allowing them, is tes
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -104,7 +106,7 @@ def commit_of(files: dict[str, bytes], parents: list[str], message: str = "raw")
     commit.tree = tree.id
     commit.parents = [p.encode() for p in parents]
     commit.author = commit.committer = b"Raw <raw@example.com>"
-    commit.author_time = commit.commit_time = 1_700_000_000
+    commit.author_time = commit.commit_time = int(time.time())
     commit.author_timezone = commit.commit_timezone = 0
     commit.message = message.encode()
     return commit, [*objects, tree, commit]
@@ -221,8 +223,7 @@ def test_racing_pushes_and_commits_one_wins(hub: LiveServer, api: HfApi, repo: s
     final = refs_of(api, repo)["refs/heads/main"]
     winners = {c.id.decode() for c, _o in built} | set(won_by_api)
     assert final in winners
-    # (listed newest first by commit time: the raw commits carry a time of 2023, before ``head``'s)
-    assert {c.commit_id for c in api.list_repo_commits(repo)[:2]} == {final, head}
+    assert {c.commit_id for c in api.list_repo_commits(repo)[:2]} == {final, head}  # newest first
 
 
 # -- hostile pushes --------------------------------------------------------------------------------
@@ -318,3 +319,20 @@ def test_no_push_reaches_another_repos_objects(
     # ... and the clone of bob's repo stays his
     failed = git.run("clone", remote(hub, secret_repo), str(tmp_path / "steal"), check=False)
     assert failed.returncode != 0
+
+
+def test_gc_removes_the_clone_packs_of_deleted_repos(hub: LiveServer, api: HfApi, git: Git, repo: str,
+                                                     tmp_path: Path) -> None:
+    """The clone cache keeps a pack per repo state in the blob store; a deleted repo's goes with gc."""
+    packs = hub.data_dir / "blobs" / "git-packs"
+    hub.settle()  # earlier tests' pack jobs done (a job may replace its repo's older pack)
+    before = set(packs.rglob("*.pack")) if packs.exists() else set()
+    git.run("clone", "-q", remote(hub, repo), str(tmp_path / "c"))  # a fresh clone asks for the pack
+    hub.settle()
+    made = set(packs.rglob("*.pack")) - before
+    assert len(made) == 1
+    api.delete_repo(repo)
+    report = json.loads(hub.cli("gc").stdout.strip().splitlines()[-1])
+    assert report["clone_packs"] >= 1
+    assert not any(p.exists() for p in made)
+    assert all(p.exists() for p in before)  # the packs of live repos stay
