@@ -4,6 +4,7 @@ inputs a real client never sends (built with dulwich, then damaged as each test 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import subprocess
@@ -100,8 +101,6 @@ def object_header(type_num: int, size: int) -> bytes:
 
 def finish_pack(body: bytes) -> bytes:
     """``body`` (header and objects) with the trailing SHA-1 a pack ends with."""
-    import hashlib
-
     return body + hashlib.sha1(body).digest()
 
 

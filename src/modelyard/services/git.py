@@ -262,7 +262,7 @@ def receive_pack(
     repo = _open(hub, principal, repo_type, repo_id, RECEIVE)
     assert principal is not None
     served = _served(hub, repo)
-    push = _Push(hub, principal, repo_type, repo_id)
+    push = _Push(hub, principal, repo)
 
     def spool() -> IO[bytes]:
         return tempfile.TemporaryFile(prefix="modelyard-push-")
@@ -297,9 +297,6 @@ class _Received:
     blob_sizes: dict[str, int] = field(default_factory=dict)
     small_blobs: dict[str, bytes] = field(default_factory=dict)
     others: dict[str, int] = field(default_factory=dict)  # tags: not accepted as ref targets
-
-    def has(self, oid: str) -> bool:
-        return oid in self.commits or oid in self.trees or oid in self.blob_sizes or oid in self.others
 
 
 class _Reach:
@@ -359,11 +356,10 @@ class _Reach:
 
 
 class _Push:
-    def __init__(self, hub: Hub, principal: Principal, repo_type: str, repo_id: str) -> None:
+    def __init__(self, hub: Hub, principal: Principal, repo: Repo) -> None:
         self.hub = hub
         self.principal = principal
-        self.repo_type = repo_type
-        self.repo_id = repo_id
+        self.repo = repo  # found (and the caller's access checked) by ``_open``
 
     def apply(self, updates: list[RefUpdate], pack: IO[bytes] | None) -> list[tuple[str, str]]:
         try:
@@ -375,9 +371,8 @@ class _Push:
         return [(u.ref, "ok") for u in updates]
 
     def _apply(self, updates: list[RefUpdate], pack: IO[bytes] | None) -> list[int]:
-        hub = self.hub
+        hub, repo = self.hub, self.repo
         with hub.db.read() as conn:
-            repo = find_repo(conn, self.principal, self.repo_type, self.repo_id)
             current = refs_q.all_refs(conn, repo.id)
             for u in updates:
                 self._check_ref(conn, repo, u, current)

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from modelyard.errors import AuthenticationError, InvalidInputError, PayloadTooLargeError, RepoNotFoundError
 from modelyard.http.app import Ctx, Router
-from modelyard.http.routes.common import PREFIX, REPO, bounded_stream, moved, repo_type
+from modelyard.http.routes.common import PREFIX, REPO, bounded_stream, moved, repo_id, repo_type
 from modelyard.services import git as git_svc
 from modelyard.services import repos as repos_svc
 from modelyard.services.auth import Principal
@@ -32,9 +32,9 @@ QUEUED_PIECES = 16
 
 
 def _repo_id(ctx: Ctx) -> str:
+    """The repo id in the URL, without the ``.git`` a clone URL may end with."""
     name = ctx.params["name"]
-    name = name[:-4] if name.endswith(".git") else name
-    return f"{ctx.params['ns']}/{name}" if "ns" in ctx.params else name
+    return repo_id({**ctx.params, "name": name.removesuffix(".git")})
 
 
 def _challenge(exc: AuthenticationError) -> Response:
@@ -149,7 +149,7 @@ class _Pipe:
 
 
 async def _run_streaming(ctx: Ctx, service: str, work: Callable[[Callable[[bytes], None]], None]) -> Response:
-    """Start ``work`` in a bulk thread; answer with what it writes as it writes it. An error
+    """Start ``work`` in a git thread; answer with what it writes as it writes it. An error
     before the first byte is answered as an error; after it, the stream just ends."""
     loop = asyncio.get_running_loop()
     pipe = _Pipe(loop)
