@@ -170,6 +170,8 @@ def test_a_restart_loses_nothing(alice: HfApi, hook_server: LiveServer, hook: Re
     hook.status = 503
     alice.upload_file(path_or_fileobj=b"1", path_in_repo="one.txt", repo_id=repo_id)
     hook.wait_for(1)
+    # the receiver answers before the sender logs the attempt: wait for the log, then kill
+    wait_until(lambda: bool(deliveries(hook_server, made.id)[0]["log"]))
     hook_server.kill9()
     hook.status = 200
     # 2. an event whose job has not run when the server stops (no job threads)
