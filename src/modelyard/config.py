@@ -7,6 +7,7 @@ at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -144,8 +145,27 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=True, description="One line per request on stderr, with its X-Request-Id"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines on stderr as text or as one JSON object per line"
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics")
+    shutdown_timeout: int = Field(
+        default=30, gt=0, description="Seconds a server stopping on SIGTERM gives in-flight requests to finish"
+    )
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    s3_public_endpoint_url: str | None = Field(
+        default=None, description="The S3 endpoint as clients reach it, when not MODELYARD_S3_ENDPOINT_URL "
+        "(presigned URLs name it)",
+    )
+    direct_downloads: bool = Field(
+        default=True, description="With S3 storage, answer LFS downloads and Xet xorb ranges with a redirect to a "
+        "presigned URL of the store, so the bytes never pass through the hub (off: the hub sends them, for "
+        "stores that clients cannot reach)",
+    )
+    download_url_ttl: int = Field(
+        default=3600, gt=0, description="Seconds a presigned download URL of the store lives"
+    )
     # -- what one connection may cost the server (http/protocol.py) --
     max_header_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest request line + header block in bytes (else 431)"

@@ -64,7 +64,8 @@ def validate_name(name: str, what: str = "repository name") -> str:
 
 #: First path segments of the hub's own (the API's and the pages'): no account may take one.
 HUB_PATHS = frozenset({"api", "avatars", "uploads", "spaces", "static", "models", "datasets", "collections",
-                       "settings", "organizations", "login", "logout", "join", "leaderboard", "new"})
+                       "settings", "organizations", "login", "logout", "join", "leaderboard", "new",
+                       "healthz", "readyz", "metrics"})
 
 
 def validate_account_name(name: str, what: str) -> str:

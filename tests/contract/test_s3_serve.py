@@ -29,6 +29,8 @@ def s3_server(moto: MotoServer, bucket: str, tmp_path: Path) -> Iterator[LiveSer
     live = LiveServer(tmp_path / "hub", None, "sqlite", extra_env={
         "MODELYARD_STORAGE_URL": f"s3://{bucket}/{PREFIX}",
         "MODELYARD_S3_ENDPOINT_URL": moto.url,
+        # the hub sends the bytes itself here (direct downloads: test_s3_direct.py)
+        "MODELYARD_DIRECT_DOWNLOADS": "false",
         **AWS_ENV,
     })
     with live.prepare().running():

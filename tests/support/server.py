@@ -190,6 +190,10 @@ class LiveServer:
         proof that the server took the bytes in, where a sleep would only hope so."""
         return sum(process_io(pid)["rchar"] for pid in self.pids())
 
+    def bytes_written(self) -> int:
+        """Bytes the serving processes have written so far, to sockets and files alike (``wchar``)."""
+        return sum(process_io(pid)["wchar"] for pid in self.pids())
+
 
 def process_io(pid: int) -> dict[str, int]:
     """The kernel's I/O counters of a process (``rchar``, ``wchar``, ...): /proc/PID/io."""
@@ -222,3 +226,15 @@ def seeded_hub(backend: str, data_dir: Path) -> Iterator[LiveServer]:
     else:
         with postgres_database() as url:
             yield LiveServer(data_dir, url, "postgresql").prepare()
+
+
+def metric(server_url: str, name: str, **labels: str) -> float:
+    """The sum of a Prometheus metric's samples at ``/metrics`` whose labels include ``labels``
+    (``name`` as exposed: ``modelyard_http_response_bytes_total``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{server_url}/metrics", timeout=10).raise_for_status().text
+    return sum(
+        sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from modelyard.catalog.tables import events
 
@@ -95,3 +95,8 @@ def pending_of_kind(conn: Connection, repo_id: int, kind: str) -> bool:
     row = conn.execute(select(events.c.id).where(
         events.c.repo_id == repo_id, events.c.kind == kind, events.c.done_at.is_(None)).limit(1)).first()
     return row is not None
+
+
+def pending_count(conn: Connection) -> int:
+    """Events whose job has not finished (the work queued behind the hub's changes)."""
+    return int(conn.execute(select(func.count()).select_from(events).where(events.c.done_at.is_(None))).scalar_one())

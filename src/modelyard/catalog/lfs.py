@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, exists, insert, select
+from sqlalchemy import Connection, delete, exists, func, insert, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import lfs_objects, multipart_uploads, repo_lfs_objects
@@ -18,6 +18,12 @@ def record_object(db: Database, conn: Connection, sha256: str, size: int, now: d
 
 def all_objects(conn: Connection) -> list[tuple[str, int]]:
     return [(r.sha256, r.size) for r in conn.execute(select(lfs_objects.c.sha256, lfs_objects.c.size))]
+
+
+def totals(conn: Connection) -> tuple[int, int]:
+    """How many LFS objects the store holds, and their bytes."""
+    row = conn.execute(select(func.count(), func.coalesce(func.sum(lfs_objects.c.size), 0))).one()
+    return int(row[0]), int(row[1])
 
 
 def repo_objects(conn: Connection, repo_id: int) -> list[tuple[str, int]]:

@@ -89,7 +89,7 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     uvicorn.run(
         "modelyard.http.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, log_level="warning", http=limited_protocol(HttpLimits.from_settings(settings)),
-        loop="uvloop", timeout_keep_alive=30, access_log=False,
+        loop="uvloop", timeout_keep_alive=30, access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
 

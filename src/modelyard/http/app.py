@@ -25,7 +25,8 @@ from starlette.types import Message, Receive, Scope, Send
 from modelyard.config import Settings
 from modelyard.errors import HubError, InvalidInputError, NotFoundError
 from modelyard.http.errors import MethodNotAllowedError, error_response
-from modelyard.http.request_ids import enable_access_log, log_request, loggable_path, request_id
+from modelyard.http.metrics import UPLOAD_ROUTES, Metrics, route_name
+from modelyard.http.request_ids import configure_logging, log_request, loggable_path, request_id
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 from modelyard.services.pools import long_work_executor
@@ -186,6 +187,7 @@ class App:
         self._limiters: dict[str, CapacityLimiter] = {}
         self._bulk: ThreadPoolExecutor | None = None
         self._git: ThreadPoolExecutor | None = None
+        self.metrics = Metrics(hub)
         register(self.router)
 
     def limiter(self, pool: str) -> CapacityLimiter:
@@ -223,33 +225,57 @@ class App:
         head = request.method == "HEAD"
         rid = request_id(request.headers)
         started = time.monotonic()
+        route = "none"
+        upload = False
+        sent = 0
+
+        async def counted(message: Message) -> None:
+            nonlocal sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        metrics = self.metrics
+        metrics.in_flight.inc()
         try:
-            self._check_host(request)
-            found = self.router.match(request.method, path)
-            if found is None:
-                raise NotFoundError(f"Not found: {request.method} {path}")
-            if found is False:
-                raise MethodNotAllowedError(f"Method {request.method} is not allowed on {path}")
-            handler, m = found  # type: ignore[misc]
-            params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
-            response = await handler(Ctx(self.hub, request, params, self, m))
-        except HubError as exc:
-            response = error_response(exc, head, rid)
-        except ClientDisconnect:
-            log_request(rid, _client(scope), request.method, path, 499, time.monotonic() - started)
-            return
-        except Exception:
-            log.exception("unhandled error on %s %s (request_id=%s)", request.method, loggable_path(path), rid)
-            response = error_response(HubError("Internal server error"), head, rid)
-        response.headers["X-Request-Id"] = rid
-        if not body.complete(request):
-            # The body was refused before it was read: do not parse the rest of it on this
-            # connection (a client still sending it would hold the server's attention).
-            response.headers["Connection"] = "close"
-        try:
-            await response(scope, receive, send)
+            try:
+                self._check_host(request)
+                found = self.router.match(request.method, path)
+                if found is None:
+                    raise NotFoundError(f"Not found: {request.method} {path}")
+                if found is False:
+                    raise MethodNotAllowedError(f"Method {request.method} is not allowed on {path}")
+                handler, m = found  # type: ignore[misc]
+                route = route_name(handler)
+                upload = route in UPLOAD_ROUTES and request.method in ("PUT", "POST")
+                if upload:
+                    metrics.uploads.inc()
+                params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+                response = await handler(Ctx(self.hub, request, params, self, m))
+            except HubError as exc:
+                response = error_response(exc, head, rid)
+            except ClientDisconnect:
+                log_request(rid, _client(scope), request.method, path, 499, time.monotonic() - started)
+                metrics.observe(route, request.method, 499, time.monotonic() - started, body.received, 0)
+                return
+            except Exception:
+                log.exception("unhandled error on %s %s (request_id=%s)", request.method, loggable_path(path), rid)
+                response = error_response(HubError("Internal server error"), head, rid)
+            response.headers["X-Request-Id"] = rid
+            if not body.complete(request):
+                # The body was refused before it was read: do not parse the rest of it on this
+                # connection (a client still sending it would hold the server's attention).
+                response.headers["Connection"] = "close"
+            try:
+                await response(scope, receive, counted)
+            finally:
+                seconds = time.monotonic() - started
+                log_request(rid, _client(scope), request.method, path, response.status_code, seconds)
+                metrics.observe(route, request.method, response.status_code, seconds, body.received, sent)
         finally:
-            log_request(rid, _client(scope), request.method, path, response.status_code, time.monotonic() - started)
+            metrics.in_flight.dec()
+            if upload:
+                metrics.uploads.dec()
 
     def _check_host(self, request: Request) -> None:
         """Absolute URLs are built from the Host header unless a public URL is set: then only
@@ -276,8 +302,7 @@ class App:
                 # Few threads: service calls are short, and dozens of threads contending for the
                 # GIL cost more in switching than they gain in overlap.
                 anyio.to_thread.current_default_thread_limiter().total_tokens = self.hub.settings.threads
-                if self.hub.settings.access_log:
-                    enable_access_log()
+                configure_logging(self.hub.settings.log_format, self.hub.settings.access_log)
                 self.hub.tallies.start()
                 await run_in_threadpool(self.hub.jobs.start)  # background jobs in this process
                 # Everything loaded so far (modules, the app, the hub) lives as long as the
@@ -307,11 +332,14 @@ class _BodyTracker:
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self.done = False
+        self.received = 0  # body bytes read so far
 
     async def receive(self) -> Message:
         message = await self._receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            self.done = True
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.done = True
         return message
 
     def complete(self, request: Request) -> bool:

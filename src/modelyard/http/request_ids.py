@@ -10,8 +10,10 @@ smuggle anything into a header or a log line (too long, other characters) is rep
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 import uuid
 
 from starlette.datastructures import Headers
@@ -52,16 +54,49 @@ def loggable_path(path: str) -> str:
 def log_request(rid: str, client: str, method: str, path: str, status: int, seconds: float) -> None:
     """One line per request: who, what, the answer, how long, and the request id."""
     if access_log.isEnabledFor(logging.INFO):
+        shown = loggable_path(path)
+        ms = round(seconds * 1000, 1)
         access_log.info(
-            '%s "%s %s" %d %.1fms request_id=%s', client, method, loggable_path(path), status, seconds * 1000, rid
+            '%s "%s %s" %d %.1fms request_id=%s', client, method, shown, status, ms, rid,
+            extra={"fields": {"request_id": rid, "client": client, "method": method, "path": shown,
+                              "status": status, "ms": ms}},
         )
 
 
-def enable_access_log() -> None:
-    """Send access lines to stderr (once per process; uvicorn's own access log stays off)."""
-    if not access_log.handlers:
+class JsonFormatter(logging.Formatter):
+    """A JSON object per line: time, level, logger, message, the record's ``fields`` (an access
+    line's request id, method, path, status, milliseconds) and a traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter()
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def configure_logging(log_format: str, access: bool) -> None:
+    """The hub's own log lines (``modelyard.*``: access lines, errors, jobs) on stderr in
+    ``log_format`` (``text`` or ``json``), once per process."""
+    root = logging.getLogger("modelyard")
+    if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        access_log.addHandler(handler)
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False
+        handler.setFormatter(formatter(log_format))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)  # warnings and errors; access lines below pass their own level
+        root.propagate = False
+    access_log.setLevel(logging.INFO if access else logging.WARNING)

@@ -62,6 +62,18 @@ def blob_pieces(hub: Hub, key: str, start: int, end: int) -> Iterator[bytes | me
     return hub.blobs.read(key, start, end)
 
 
+def direct_url(hub: Hub, resolved: ResolvedFile, filename: str, media_type: str) -> str | None:
+    """Where a client may GET an LFS file's bytes from the store itself (a presigned URL of S3
+    storage, when direct downloads are on), as the Hub redirects to its CDN; None: the hub sends them.
+    Regular files stay on the hub (their bytes are in the database), and so do Xet files for plain
+    HTTP readers (their bytes are rebuilt from xorbs; Xet clients read the xorbs directly)."""
+    if resolved.blob_key is None or not hub.settings.direct_downloads:
+        return None
+    return hub.blobs.signed_url(
+        resolved.blob_key, hub.settings.download_url_ttl, filename=filename, media_type=media_type
+    )
+
+
 def file_entries(
     hub: Hub, items: list[TreeEntry], repo_pk: int | None = None, conn: Connection | None = None
 ) -> list[FileEntry]:

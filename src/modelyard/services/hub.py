@@ -114,6 +114,7 @@ class Hub:
             settings.resolved_storage_url(),
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
+            s3_public_endpoint_url=settings.s3_public_endpoint_url,
         )
         self.objects = ObjectCache(self.db)
         #: Walks and histories keyed by immutable ids (trees, commits): computed once, reused by

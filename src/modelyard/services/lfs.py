@@ -104,6 +104,13 @@ def batch(
             if oid not in held and oid not in xet_held:
                 out.append(BatchObject(oid, size, error={"code": 404, "message": "Object does not exist"}))
                 continue
+            direct = None
+            if oid in held and hub.settings.direct_downloads:  # straight from the store (S3)
+                direct = hub.blobs.signed_url(lfs_key(oid), hub.settings.download_url_ttl)
+            if direct is not None:
+                out.append(BatchObject(oid, held[oid], actions={"download": {
+                    "href": direct, "expires_in": hub.settings.download_url_ttl}}))
+                continue
             claim: dict[str, Any] = {"k": "get", **grant, "o": oid, "exp": expires}
             if oid not in held:
                 claim["x"] = xet_held[oid][0]

@@ -501,7 +501,7 @@ def reconstruction(
         xorb = hash_to_str(raw)
         entries: list[dict[str, Any]] = []
         for r in ranges:
-            url = f"{base_url}{CAS_PATH}/fetch/" + sign(
+            url = _direct_range(hub, xorb, r.byte_start, r.byte_end) or f"{base_url}{CAS_PATH}/fetch/" + sign(
                 hub, {"k": "xr", **grant.claims(), "x": xorb, "s": r.byte_start, "e": r.byte_end, "exp": exp}
             )
             chunks: dict[str, int] = {"start": r.start, "end": r.end}
@@ -520,6 +520,15 @@ def reconstruction(
     }
     out["xorbs" if version == 2 else "fetch_info"] = fetch
     return out
+
+
+def _direct_range(hub: Hub, xorb: str, start: int, end: int) -> str | None:
+    """A presigned URL of the store for exactly bytes ``[start, end)`` of a xorb (S3 with direct
+    downloads), else None. The range is signed: a xorb may hold chunks of other repos' files
+    (dedup is global), so the URL must not open more of it than the reader's terms need."""
+    if not hub.settings.direct_downloads:
+        return None
+    return hub.blobs.signed_url(xorb_key(xorb), hub.settings.xet_url_ttl, window=(start, end))
 
 
 def fetch_target(hub: Hub, token: str, range_header: str | None) -> tuple[str, int, int]:

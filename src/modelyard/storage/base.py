@@ -85,6 +85,16 @@ class BlobStore(Protocol):
     def local_path(self, key: str) -> Path | None:
         """A filesystem path to the blob for zero-copy serving, when the backend has one."""
 
+    def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
+                   filename: str | None = None, media_type: str | None = None) -> str | None:
+        """A URL that lets anyone holding it GET the blob from the store itself for ``ttl`` seconds,
+        or None when the backend cannot hand out such URLs (clients then read through the hub).
+
+        ``window`` (``[start, end)``) binds the URL to exactly that byte range: the client must send
+        that ``Range`` and no other. ``filename``/``media_type`` set the answer's
+        ``Content-Disposition`` and ``Content-Type``.
+        """
+
     def delete(self, key: str) -> None:
         """Remove the blob; deleting a missing key does nothing."""
 
@@ -134,7 +144,10 @@ def check_digest(written: WrittenBlob, sha256: str, size: int | None) -> None:
         )
 
 
-def open_store(url: str, *, s3_endpoint_url: str | None = None, s3_region: str = "us-east-1") -> BlobStore:
+def open_store(
+    url: str, *, s3_endpoint_url: str | None = None, s3_region: str = "us-east-1",
+    s3_public_endpoint_url: str | None = None,
+) -> BlobStore:
     """Open the backend that ``url`` names: ``file:///path``, ``s3://bucket/prefix`` or ``memory://``."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
@@ -145,7 +158,8 @@ def open_store(url: str, *, s3_endpoint_url: str | None = None, s3_region: str =
         from modelyard.storage.s3 import S3BlobStore
 
         return S3BlobStore(
-            parsed.netloc, parsed.path.strip("/"), endpoint_url=s3_endpoint_url, region=s3_region
+            parsed.netloc, parsed.path.strip("/"), endpoint_url=s3_endpoint_url, region=s3_region,
+            public_endpoint_url=s3_public_endpoint_url,
         )
     if parsed.scheme == "memory":
         from modelyard.storage.memory import MemoryBlobStore

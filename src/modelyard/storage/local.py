@@ -481,6 +481,10 @@ class LocalBlobStore:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
+    def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
+                   filename: str | None = None, media_type: str | None = None) -> str | None:
+        return None  # a folder has no server of its own: the hub sends the bytes
+
     #: Whether uploads can be assembled in place here (``part_writer``): it needs range locks
     #: that exclude threads of one process too (Linux).
     assembles = _OFD_SETLK is not None

@@ -54,6 +54,10 @@ class MemoryBlobStore:
         if window:  # readers take an empty chunk for the end of the stream
             yield window
 
+    def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
+                   filename: str | None = None, media_type: str | None = None) -> str | None:
+        return None
+
     def local_path(self, key: str) -> Path | None:
         return None
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -100,13 +101,20 @@ class S3BlobStore:
     """Blobs under ``prefix/`` in ``bucket``; the bucket must exist, nothing else is created."""
 
     def __init__(
-        self, bucket: str, prefix: str, *, endpoint_url: str | None = None, region: str = "us-east-1"
+        self, bucket: str, prefix: str, *, endpoint_url: str | None = None, region: str = "us-east-1",
+        public_endpoint_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         # Server handlers run in a thread pool: let each thread keep its connection.
         config = Config(max_pool_connections=32, retries={"mode": "standard"})
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        # Presigned URLs name the host clients reach the store at (it is part of what is signed),
+        # and always use Signature Version 4: it can bind a Range header (V2 cannot).
+        self._signer: Any = boto3.client(
+            "s3", endpoint_url=public_endpoint_url or endpoint_url, region_name=region,
+            config=Config(signature_version="s3v4"),
+        )
 
     def key(self, key: str) -> str:
         return self.prefix + key
@@ -164,6 +172,19 @@ class S3BlobStore:
 
     def local_path(self, key: str) -> Path | None:
         return None
+
+    def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
+                   filename: str | None = None, media_type: str | None = None) -> str | None:
+        """A SigV4 presigned GET (computed locally: no request to the store)."""
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": self.key(key)}
+        if window is not None:
+            params["Range"] = f"bytes={window[0]}-{window[1] - 1}"  # a signed header: only this range
+        if filename is not None:
+            params["ResponseContentDisposition"] = f"inline; filename*=UTF-8''{quote(filename)}"
+        if media_type is not None:
+            params["ResponseContentType"] = media_type
+        with vendor_errors("presign"):
+            return str(self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl))
 
     def delete(self, key: str) -> None:
         with vendor_errors("delete"):  # S3 answers 204 for a missing key too

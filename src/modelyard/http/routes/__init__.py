@@ -22,6 +22,7 @@ def register(router: Router) -> None:
         lfs,
         lfs_files,
         misc,
+        ops,
         pages,
         people,
         repos,
@@ -33,8 +34,7 @@ def register(router: Router) -> None:
     )
 
     # The pages last: no API route is ever taken by a page.
-    modules = (misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections, people,
-               gating, git, webhooks, settings, account_pages, settings_pages, contribute_pages,
-               pages)
+    modules = (ops, misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections,
+               people, gating, git, webhooks, settings, account_pages, settings_pages, contribute_pages, pages)
     for module in modules:
         module.register(router)

@@ -100,7 +100,12 @@ async def resolve(ctx: Ctx) -> Response:
             headers["Link"] = f'<{refresh}>; rel="xet-auth"'
     else:
         headers["ETag"] = f'"{entry.oid}"'
-    return await send_file(ctx, resolved, headers, safe_media_type(filename))
+    media_type = safe_media_type(filename)
+    location = files_svc.direct_url(ctx.hub, resolved, filename, media_type)
+    if location is not None:  # the store sends the bytes; the client reads the metadata from here
+        headers["Location"] = location
+        return Response(b"", status_code=302, headers=headers)
+    return await send_file(ctx, resolved, headers, media_type)
 
 
 async def send_file(ctx: Ctx, resolved: files_svc.ResolvedFile, headers: dict[str, str], media_type: str) -> Response:

@@ -1,0 +1,215 @@
+"""Direct transfers with S3 storage: downloads answered with a redirect to a presigned URL of the
+store, as the Hub redirects to its CDN, so the bytes never pass through the hub.
+
+The store is moto's S3 server behind ``tests/support/s3_gateway.py``, which checks presigned URLs
+as S3 does (moto does not check them at all); the hub talks to moto directly and signs URLs for
+the gateway (``MODELYARD_S3_PUBLIC_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+from huggingface_hub import HfApi, hf_hub_download
+
+from tests.support.clients.run import run_client
+from tests.support.s3 import AWS_ENV, MotoServer
+from tests.support.s3_gateway import Gateway, s3_gateway
+from tests.support.server import TOKENS, LiveServer, metric
+from tests.support.xet import cas_token
+
+#: Presigned URLs live this long here, so that a test can wait one out.
+TTL = 6
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def gateway(moto: MotoServer) -> Iterator[Gateway]:
+    with s3_gateway(moto.url) as g:
+        yield g
+
+
+@pytest.fixture(scope="module")
+def direct(moto: MotoServer, gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    bucket = moto.new_bucket()
+    live = LiveServer(tmp_path_factory.mktemp("direct") / "hub", None, "sqlite", extra_env={
+        "MODELYARD_STORAGE_URL": f"s3://{bucket}/blobs",
+        "MODELYARD_S3_ENDPOINT_URL": moto.url,
+        "MODELYARD_S3_PUBLIC_ENDPOINT_URL": gateway.url,
+        "MODELYARD_DOWNLOAD_URL_TTL": str(TTL),
+        "MODELYARD_XET_URL_TTL": str(TTL),
+        **AWS_ENV,
+    })
+    with live.prepare().running():
+        yield live
+
+
+@pytest.fixture(scope="module")
+def weights(direct: LiveServer) -> tuple[str, bytes]:
+    """alice's repo with a 24 MiB LFS file and a small regular one."""
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct", private=True).repo_id
+    data = os.urandom(24 * MIB + 5)
+    api.upload_file(path_or_fileobj=data, path_in_repo="model.safetensors", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"# card\n", path_in_repo="README.md", repo_id=repo_id)
+    return repo_id, data
+
+
+def auth(user: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[user]}"}
+
+
+def resolve_url(server: LiveServer, repo_id: str, path: str) -> str:
+    return f"{server.url}/{repo_id}/resolve/main/{path}"
+
+
+def test_a_download_comes_from_the_store_not_the_hub(
+    direct: LiveServer, gateway: Gateway, weights: tuple[str, bytes], tmp_path: Path
+) -> None:
+    repo_id, data = weights
+    sha = hashlib.sha256(data).hexdigest()
+    head = httpx.head(resolve_url(direct, repo_id, "model.safetensors"), headers=auth())
+    assert head.status_code == 302
+    assert head.headers["location"].startswith(gateway.url + "/")
+    assert head.headers["x-linked-size"] == str(len(data)) and head.headers["x-linked-etag"] == f'"{sha}"'
+    assert len(head.headers["x-repo-commit"]) == 40
+
+    hub_out = metric(direct.url, "modelyard_http_response_bytes_total")
+    hub_written = direct.bytes_written()
+    store_sent = gateway.sent
+    path = hf_hub_download(repo_id, "model.safetensors", endpoint=direct.url, token=TOKENS["alice"],
+                           cache_dir=tmp_path / "cache")
+    got = Path(path).read_bytes()
+    assert hashlib.sha256(got).hexdigest() == sha  # the client's file, checked against the etag
+    assert gateway.sent - store_sent >= len(data)
+    # the hub answered metadata only: a few KiB of bodies, nothing near the file's 24 MiB
+    assert metric(direct.url, "modelyard_http_response_bytes_total") - hub_out < 64 * 1024
+    assert direct.bytes_written() - hub_written < 2 * MIB
+
+    # a Range read follows the redirect and gets its window from the store
+    with httpx.Client(headers=auth(), follow_redirects=True) as client:
+        r = client.get(resolve_url(direct, repo_id, "model.safetensors"), headers={"Range": "bytes=1000-1999"})
+    assert r.status_code == 206 and r.content == data[1000:2000]
+    assert str(r.url).startswith(gateway.url)
+    # a small regular file is still sent by the hub
+    small = httpx.get(resolve_url(direct, repo_id, "README.md"), headers=auth())
+    assert small.status_code == 200 and small.content == b"# card\n"
+
+
+def test_the_redirect_needs_read_access(direct: LiveServer, weights: tuple[str, bytes]) -> None:
+    repo_id, _data = weights
+    for headers in ({}, auth("bob")):
+        r = httpx.head(resolve_url(direct, repo_id, "model.safetensors"), headers=headers)
+        assert r.status_code in (401, 404) and "location" not in r.headers
+
+
+def tampered(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    path = changes.pop("path", parts.path)
+    query.update(changes)
+    return urlunsplit(parts._replace(path=path, query=urlencode(query)))
+
+
+def test_a_tampered_or_expired_url_fails(direct: LiveServer, weights: tuple[str, bytes]) -> None:
+    repo_id, data = weights
+    url = httpx.head(resolve_url(direct, repo_id, "model.safetensors"), headers=auth()).headers["location"]
+    assert httpx.get(url, headers={"Range": "bytes=0-9"}).content == data[:10]  # the URL as given works
+    signature = dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
+    flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    for bad in (
+        tampered(url, **{"X-Amz-Signature": flipped}),
+        tampered(url, **{"X-Amz-Expires": "604800"}),  # a longer life than was signed
+        tampered(url, path=urlsplit(url).path[:-4] + "0000"),  # another object
+        urlunsplit(urlsplit(url)._replace(query="")),  # no signature: the bucket is private
+    ):
+        r = httpx.get(bad, headers={"Range": "bytes=0-9"})
+        assert r.status_code == 403, (bad, r.status_code)
+        assert r.content != data[:10]
+    time.sleep(TTL + 1)
+    expired = httpx.get(url, headers={"Range": "bytes=0-9"})
+    assert expired.status_code == 403 and b"expired" in expired.content
+
+
+def test_git_lfs_downloads_go_to_the_store(direct: LiveServer, gateway: Gateway, weights: tuple[str, bytes]) -> None:
+    repo_id, data = weights
+    sha = hashlib.sha256(data).hexdigest()
+    r = httpx.post(f"{direct.url}/{repo_id}.git/info/lfs/objects/batch", headers={
+        **auth(), "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"},
+        json={"operation": "download", "transfers": ["basic"], "objects": [{"oid": sha, "size": len(data)}]})
+    assert r.status_code == 200, r.text
+    action = r.json()["objects"][0]["actions"]["download"]
+    assert action["href"].startswith(gateway.url) and action["expires_in"] == TTL
+    got = httpx.get(action["href"], timeout=60)
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha
+
+
+def xet_env(server: LiveServer, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
+    env.update({"HF_ENDPOINT": server.url, "HF_HOME": str(home), "HF_TOKEN": TOKENS["alice"],
+                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "HF_UPDATE_DOWNLOAD_COUNTS": "0"})
+    return env
+
+
+def test_xet_reads_go_to_the_store_by_signed_ranges(direct: LiveServer, gateway: Gateway, tmp_path: Path) -> None:
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct-xet").repo_id
+    data = os.urandom(6 * MIB)
+    local = tmp_path / "w.bin"
+    local.write_bytes(data)
+    env = xet_env(direct, tmp_path / "home")
+    run_client("xet_client.py", ["upload", repo_id, str(local), "w.bin"], env)
+    [entry] = [e for e in api.list_repo_tree(repo_id) if e.path == "w.bin"]
+    assert entry.xet_hash is not None  # type: ignore[union-attr]
+
+    hub_fetches = metric(direct.url, "modelyard_http_requests_total", route="xet.fetch")
+    seen = len(gateway.requests)
+    result = run_client("xet_client.py", ["download", repo_id, "w.bin"], env)
+    assert hashlib.sha256(Path(result["path"]).read_bytes()).digest() == hashlib.sha256(data).digest()
+    xorb_reads = [r for r in gateway.requests[seen:] if "/xet/xorbs/" in r[1]]
+    assert xorb_reads and all(r[2] is not None and r[3] == 206 for r in xorb_reads), gateway.requests[seen:]
+    assert metric(direct.url, "modelyard_http_requests_total", route="xet.fetch") == hub_fetches
+
+    # A xorb URL opens exactly its range: a wider or other range is refused by the store.
+    token = cas_token(direct, repo_id, "read", TOKENS["alice"])
+    rec = httpx.get(f"{direct.url}/xet/v1/reconstructions/{entry.xet_hash}",  # type: ignore[union-attr]
+                    headers={"Authorization": f"Bearer {token}"})
+    assert rec.status_code == 200, rec.text
+    [(xorb, [fetch, *_])] = list(rec.json()["fetch_info"].items())[:1]
+    start, end = fetch["url_range"]["start"], fetch["url_range"]["end"]
+    assert fetch["url"].startswith(gateway.url) and xorb in fetch["url"]
+    ok = httpx.get(fetch["url"], headers={"Range": f"bytes={start}-{end}"})
+    assert ok.status_code == 206 and len(ok.content) == end - start + 1
+    for other in (f"bytes={start}-{end + 4096}", "bytes=0-", None):
+        r = httpx.get(fetch["url"], headers={"Range": other} if other else {})
+        assert r.status_code == 403, (other, r.status_code)
+
+
+def test_the_hub_sends_the_bytes_when_direct_downloads_are_off(
+    moto: MotoServer, gateway: Gateway, tmp_path: Path
+) -> None:
+    bucket = moto.new_bucket()
+    live = LiveServer(tmp_path / "hub", None, "sqlite", extra_env={
+        "MODELYARD_STORAGE_URL": f"s3://{bucket}/blobs", "MODELYARD_S3_ENDPOINT_URL": moto.url,
+        "MODELYARD_DIRECT_DOWNLOADS": "false", **AWS_ENV,
+    })
+    with live.prepare().running():
+        api = HfApi(endpoint=live.url, token=TOKENS["alice"])
+        repo_id = api.create_repo("alice/proxied").repo_id
+        data = os.urandom(2 * MIB)
+        api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo_id)
+        head = httpx.head(resolve_url(live, repo_id, "w.bin"), headers=auth())
+        assert head.status_code == 200 and "location" not in head.headers
+        got = hf_hub_download(repo_id, "w.bin", endpoint=live.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
+        assert Path(got).read_bytes() == data
+        assert metric(live.url, "modelyard_http_response_bytes_total", route="files.resolve") >= len(data)
+
+
