@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
+from tests.support.s3 import AWS_ENV, AWS_UNSET, MotoServer, moto_server
 from tests.support.server import TOKENS, LiveServer, seeded_hub
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -77,3 +78,18 @@ def hf_env(tmp_path: Path, server: LiveServer) -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
     })
     return env
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto server for the session, with the process's AWS credentials pointed at it.
+
+    Tests stay apart by using a fresh bucket each.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        for name in AWS_UNSET:
+            mp.delenv(name, raising=False)
+        for name, value in AWS_ENV.items():
+            mp.setenv(name, value)
+        with moto_server() as server:
+            yield server

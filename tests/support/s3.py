@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.server import BIN, free_port
+from tests.support.server import BIN, free_port, wait_for_port
 
 #: What boto3 needs to talk to moto; moto accepts any credentials, the client needs some.
 AWS_ENV = {
@@ -65,17 +63,7 @@ def moto_server() -> Iterator[MotoServer]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.05)
+        wait_for_port(proc, port, "moto_server")
         yield MotoServer(f"http://127.0.0.1:{port}")
     finally:
         proc.terminate()

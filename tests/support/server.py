@@ -195,6 +195,21 @@ class LiveServer:
         return sum(process_io(pid)["wchar"] for pid in self.pids())
 
 
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, name: str, timeout: float = 30.0) -> None:
+    """Wait until ``proc`` accepts connections on 127.0.0.1:``port``; raise if it exits or is late."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.05)
+
+
 def process_io(pid: int) -> dict[str, int]:
     """The kernel's I/O counters of a process (``rchar``, ``wchar``, ...): /proc/PID/io."""
     lines = Path(f"/proc/{pid}/io").read_text().splitlines()

@@ -249,7 +249,7 @@ class App:
                 route = route_name(handler)
                 upload = route in UPLOAD_ROUTES and request.method in ("PUT", "POST")
                 if upload:
-                    metrics.uploads.inc()
+                    metrics.uploads.labels(route).inc()
                 params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
                 response = await handler(Ctx(self.hub, request, params, self, m))
             except HubError as exc:
@@ -275,7 +275,7 @@ class App:
         finally:
             metrics.in_flight.dec()
             if upload:
-                metrics.uploads.dec()
+                metrics.uploads.labels(route).dec()
 
     def _check_host(self, request: Request) -> None:
         """Absolute URLs are built from the Host header unless a public URL is set: then only

@@ -83,7 +83,7 @@ class Metrics:
         self.bytes_out = Counter("modelyard_http_response_bytes", "Response body bytes sent", ["route"], registry=r)
         self.in_flight = Gauge("modelyard_http_requests_in_flight", "Requests being answered", registry=r)
         self.uploads = Gauge("modelyard_uploads_in_flight", "Upload requests being received or stored",
-                             registry=r)
+                             ["route"], registry=r)
         r.register(_Shared(hub))
 
     def observe(self, route: str, method: str, status: int, seconds: float, received: int, sent: int) -> None:

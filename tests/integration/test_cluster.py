@@ -1,0 +1,203 @@
+"""Three stateless servers behind nginx (round robin) on one PostgreSQL database and one S3 bucket:
+the real clients work through the balancer, and every multi-request flow is shown to have
+crossed servers (the balancer's log names the server of each request)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
+
+from tests.support.clients.run import run_client
+from tests.support.cluster import Cluster, cluster
+from tests.support.s3 import MotoServer
+from tests.support.s3_gateway import s3_gateway
+from tests.support.server import TOKENS, metric
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def lb(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with s3_gateway(moto.url) as gateway, cluster(tmp_path_factory.mktemp("cluster"), moto, gateway) as c:
+        c.gateway = gateway  # type: ignore[attr-defined]
+        yield c
+
+
+def client_env(lb: Cluster, home: Path, xet: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
+    env.update({"HF_ENDPOINT": lb.url, "HF_HOME": str(home), "HF_TOKEN": TOKENS["alice"],
+                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "HF_UPDATE_DOWNLOAD_COUNTS": "0", "DISABLE_SAFETENSORS_CONVERSION": "1",
+                "TOKENIZERS_PARALLELISM": "false"})
+    if not xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
+    return env
+
+
+def crossed(lb: Cluster, mark: int, *needles: str) -> list[tuple[str, int, str, str]]:
+    """The flow's requests since ``mark``: each needle's requests were served, and the flow as a
+    whole went to every server, consecutive requests on different servers."""
+    served = lb.served_since(mark)
+    for needle in needles:
+        assert any(needle in uri for _s, _st, _m, uri in served), (needle, served)
+    servers = [s for s, _st, _m, _u in served]
+    assert set(servers) == {lb.upstream(s) for s in lb.servers}, servers
+    assert any(a != b for a, b in zip(servers, servers[1:], strict=False))
+    return served
+
+
+@pytest.mark.parametrize("xet", [False, True], ids=["lfs", "xet"])
+def test_minilm_round_trip_through_the_balancer(lb: Cluster, xet: bool, tmp_path: Path) -> None:
+    repo_id = f"alice/minilm-{'xet' if xet else 'lfs'}"
+    mark = lb.mark()
+    run_client("minilm.py", ["push", repo_id], client_env(lb, tmp_path / "push", xet))
+    upload = "/xet/v1/xorbs/" if xet else "/_lfs/upload/"
+    crossed(lb, mark, "/preupload/", upload, "/commit/main")
+    mark = lb.mark()
+    loaded = run_client("minilm.py", ["cold", repo_id], client_env(lb, tmp_path / "pull", xet))
+    crossed(lb, mark, "/config.json", "/model.safetensors")
+    assert loaded["auto_model_class"] == "BertModel"
+    for got, want in zip(loaded["remote"], loaded["local"], strict=True):
+        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
+
+
+def test_search_commits_and_branches_across_servers(lb: Cluster) -> None:
+    api = HfApi(endpoint=lb.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/across", exist_ok=True).repo_id
+    mark = lb.mark()
+    for i in range(4):  # each commit's parent was read from another server
+        api.create_commit(repo_id, [CommitOperationAdd(f"f{i}.txt", b"%d" % i)], commit_message=f"c{i}")
+    api.create_branch(repo_id, branch="dev")
+    api.create_commit(repo_id, [CommitOperationAdd("dev.txt", b"dev")], commit_message="on dev", revision="dev")
+    api.create_tag(repo_id, tag="v1", revision="dev")
+    refs = api.list_repo_refs(repo_id)
+    assert {b.name for b in refs.branches} == {"main", "dev"} and [t.name for t in refs.tags] == ["v1"]
+    assert len(api.list_repo_commits(repo_id)) == 5  # the initial commit and four
+    assert "dev.txt" in api.list_repo_files(repo_id, revision="v1")
+    crossed(lb, mark, "/commit/main", "/branch/dev", "/tag/dev", "/refs")
+    for s in lb.servers:
+        s.settle()
+    # every server finds it in the shared catalog
+    for _ in lb.servers:
+        assert [m.id for m in api.list_models(search="alice/across")] == [repo_id]
+    pages = list(api.list_models(author="alice", limit=1000))  # cursor pages from different servers
+    assert repo_id in [m.id for m in pages]
+
+
+def test_concurrent_commits_through_different_servers_one_wins_per_parent(lb: Cluster) -> None:
+    api = HfApi(endpoint=lb.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/race", exist_ok=True).repo_id
+    parent = api.repo_info(repo_id).sha
+    assert parent is not None
+    outcomes: list[str | int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(9)
+
+    def commit(i: int) -> None:
+        barrier.wait()
+        try:
+            info = api.create_commit(repo_id, [CommitOperationAdd(f"r{i}.txt", b"%d" % i)],
+                                     commit_message=f"r{i}", parent_commit=parent)
+            result: str | int = info.oid
+        except HfHubHTTPError as exc:
+            assert exc.response is not None
+            result = exc.response.status_code
+        with lock:
+            outcomes.append(result)
+
+    mark = lb.mark()
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if isinstance(o, str)]
+    assert len(winners) == 1 and sorted(o for o in outcomes if isinstance(o, int)) == [412] * 8
+    commits = {s for s, _st, m, u in lb.served_since(mark) if m == "POST" and "/commit/main" in u}
+    assert len(commits) == 3  # the racing commits went to all three servers
+    head = api.repo_info(repo_id).sha
+    assert head == winners[0]
+    assert [c.commit_id for c in api.list_repo_commits(repo_id)][:2] == [head, parent]
+
+
+def test_a_large_lfs_file_up_and_down_bytes_via_the_store(lb: Cluster, tmp_path: Path) -> None:
+    """1 GiB through the balancer: the upload crosses servers; the download's bytes come from
+    the store, not from any server."""
+    api = HfApi(endpoint=lb.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/large", exist_ok=True).repo_id
+    source = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with source.open("wb") as f:
+        for _ in range(1024):
+            block = os.urandom(MIB)
+            digest.update(block)
+            f.write(block)
+    mark = lb.mark()
+    api.upload_file(path_or_fileobj=str(source), path_in_repo="big.bin", repo_id=repo_id)
+    crossed(lb, mark, "/preupload/", "/info/lfs/objects/batch", "/_lfs/", "/commit/main")
+    out_before = sum(metric(s.url, "modelyard_http_response_bytes_total") for s in lb.servers)
+    path = hf_hub_download(repo_id, "big.bin", endpoint=lb.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
+    got = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 * MIB):
+            got.update(block)
+    assert got.hexdigest() == digest.hexdigest()
+    sent = sum(metric(s.url, "modelyard_http_response_bytes_total") for s in lb.servers) - out_before
+    assert sent < MIB, sent  # metadata only; the gateway sent the file
+    head = httpx.head(f"{lb.url}/{repo_id}/resolve/main/big.bin",
+                      headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+    assert head.status_code == 302 and head.headers["location"].startswith(lb.gateway.url)  # type: ignore[attr-defined]
+
+
+def test_kill_9_of_the_server_receiving_an_upload(lb: Cluster, tmp_path: Path) -> None:
+    """The server that is receiving an LFS upload's bytes dies (SIGKILL): nginx answers the client
+    502, huggingface_hub retries the PUT, another server takes it; the file is intact and fsck
+    is clean."""
+    api = HfApi(endpoint=lb.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/killed", exist_ok=True).repo_id
+    source = tmp_path / "w.bin"
+    with source.open("wb") as f:
+        for _ in range(192):
+            f.write(os.urandom(MIB))
+    want = hashlib.sha256(source.read_bytes()).hexdigest()
+    errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            api.upload_file(path_or_fileobj=str(source), path_in_repo="w.bin", repo_id=repo_id)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        for s in lb.servers:
+            if metric(s.url, "modelyard_uploads_in_flight", route="lfs.upload") >= 1:
+                victim = s
+                break
+        time.sleep(0.02)
+    assert victim is not None, "no server was receiving the upload"
+    mark = lb.mark()
+    victim.kill9()
+    worker.join(300)
+    try:
+        assert not errors, errors
+        puts = [(server, status) for server, status, m, uri in lb.served_since(mark) if "/_lfs/upload/" in uri]
+        assert puts[0] == (lb.upstream(victim), 502) and puts[-1][1] == 200, puts  # cut off, then retried
+        path = hf_hub_download(repo_id, "w.bin", endpoint=lb.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == want
+        checked = lb.servers[0 if victim is not lb.servers[0] else 1].cli("fsck", check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        victim.start()
