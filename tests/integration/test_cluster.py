@@ -5,22 +5,24 @@ crossed servers (the balancer's log names the server of each request)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.file_download import http_get
 
 from tests.support.clients.run import run_client
 from tests.support.cluster import Cluster, cluster
 from tests.support.s3 import MotoServer
 from tests.support.s3_gateway import s3_gateway
-from tests.support.server import TOKENS, metric
+from tests.support.server import TOKENS, LiveServer, metric
 
 MIB = 1024 * 1024
 
@@ -158,6 +160,34 @@ def test_a_large_lfs_file_up_and_down_bytes_via_the_store(lb: Cluster, tmp_path:
     assert head.status_code == 302 and head.headers["location"].startswith(lb.gateway.url)  # type: ignore[attr-defined]
 
 
+def kill_mid_request(
+    lb: Cluster, gauge: str, route: str, action: Callable[[], object]
+) -> tuple[LiveServer, int, list[BaseException]]:
+    """Run ``action`` in a thread, SIGKILL the server whose ``gauge`` shows it busy on ``route``,
+    and wait for the action to finish (with the client's own retries). Returns the server killed,
+    the balancer's log mark at the kill, and what the action raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # noqa: BLE001 - the caller asserts there is none
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        victim = next((s for s in lb.servers if metric(s.url, gauge, route=route) >= 1), None)
+        time.sleep(0.02)
+    assert victim is not None, f"no server was busy on {route}"
+    mark = lb.mark()
+    victim.kill9()
+    worker.join(300)
+    return victim, mark, errors
+
+
 def test_kill_9_of_the_server_receiving_an_upload(lb: Cluster, tmp_path: Path) -> None:
     """The server that is receiving an LFS upload's bytes dies (SIGKILL): nginx answers the client
     502, huggingface_hub retries the PUT, another server takes it; the file is intact and fsck
@@ -169,28 +199,10 @@ def test_kill_9_of_the_server_receiving_an_upload(lb: Cluster, tmp_path: Path) -
         for _ in range(192):
             f.write(os.urandom(MIB))
     want = hashlib.sha256(source.read_bytes()).hexdigest()
-    errors: list[BaseException] = []
-
-    def upload() -> None:
-        try:
-            api.upload_file(path_or_fileobj=str(source), path_in_repo="w.bin", repo_id=repo_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
-            errors.append(exc)
-
-    worker = threading.Thread(target=upload)
-    worker.start()
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        for s in lb.servers:
-            if metric(s.url, "modelyard_uploads_in_flight", route="lfs.upload") >= 1:
-                victim = s
-                break
-        time.sleep(0.02)
-    assert victim is not None, "no server was receiving the upload"
-    mark = lb.mark()
-    victim.kill9()
-    worker.join(300)
+    victim, mark, errors = kill_mid_request(
+        lb, "modelyard_uploads_in_flight", "lfs.upload",
+        lambda: api.upload_file(path_or_fileobj=str(source), path_in_repo="w.bin", repo_id=repo_id),
+    )
     try:
         assert not errors, errors
         puts = [(server, status) for server, status, m, uri in lb.served_since(mark) if "/_lfs/upload/" in uri]
@@ -201,3 +213,96 @@ def test_kill_9_of_the_server_receiving_an_upload(lb: Cluster, tmp_path: Path) -
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         victim.start()
+
+
+class _SlowFile(io.BytesIO):
+    """A download target that takes its time, so the download is still streaming when the test
+    kills the server sending it."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        time.sleep(0.01 * len(data) / MIB)
+        return super().write(data)
+
+
+def test_kill_9_of_the_server_sending_a_download(lb: Cluster, tmp_path: Path) -> None:
+    """A Xet file read by a plain HTTP client is rebuilt and sent by a server (not the store);
+    that server dies mid-stream: huggingface_hub's download resumes with a Range through the
+    balancer, on another server, and the bytes are intact."""
+    repo_id = "alice/killed-download"
+    HfApi(endpoint=lb.url, token=TOKENS["alice"]).create_repo(repo_id, exist_ok=True)
+    data = os.urandom(96 * MIB)
+    (tmp_path / "x.bin").write_bytes(data)
+    run_client("xet_client.py", ["upload", repo_id, str(tmp_path / "x.bin"), "x.bin"],
+               client_env(lb, tmp_path / "home", xet=True))
+    target = _SlowFile()
+    victim, mark, errors = kill_mid_request(
+        lb, "modelyard_http_requests_in_flight", "files.resolve",
+        lambda: http_get(f"{lb.url}/{repo_id}/resolve/main/x.bin", target, expected_size=len(data),
+                         headers={"Authorization": f"Bearer {TOKENS['alice']}"}),
+    )
+    try:
+        assert not errors, errors
+        assert target.tell() == len(data) and target.getvalue() == data
+        gets = [(server, status) for server, status, m, uri in lb.served_since(mark) if uri.endswith("/x.bin")]
+        assert gets[-1][1] == 206 and gets[-1][0] != lb.upstream(victim), gets  # resumed elsewhere
+    finally:
+        victim.start()
+
+
+def test_a_rolling_restart_under_load_fails_nothing_the_client_retries(lb: Cluster, tmp_path: Path) -> None:
+    """Clients keep reading, committing and downloading while each server in turn gets SIGTERM,
+    is started again and becomes ready: every operation succeeds (huggingface_hub's own retries,
+    no more) and every downloaded byte is right."""
+    api = HfApi(endpoint=lb.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/rolling", exist_ok=True).repo_id
+    blob = os.urandom(8 * MIB)
+    api.upload_file(path_or_fileobj=blob, path_in_repo="w.bin", repo_id=repo_id)
+    stop = threading.Event()
+    failures: list[str] = []
+    done = {"head": 0, "commit": 0, "download": 0}
+    lock = threading.Lock()
+
+    def loop(kind: str, n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                if kind == "head":
+                    meta = get_hf_file_metadata(hf_hub_url(repo_id, "w.bin", endpoint=lb.url), token=TOKENS["alice"])
+                    assert meta.size == len(blob)
+                elif kind == "commit":
+                    api.create_commit(repo_id, [CommitOperationAdd(f"c/{n}-{i}.txt", b"%d" % i)],
+                                      commit_message=f"{n}-{i}")
+                else:
+                    path = hf_hub_download(repo_id, "w.bin", endpoint=lb.url, token=TOKENS["alice"],
+                                           cache_dir=tmp_path / f"cache-{n}-{i}", etag_timeout=30)
+                    assert Path(path).read_bytes() == blob
+            except Exception as exc:  # noqa: BLE001 - every failure is the test's finding
+                with lock:
+                    failures.append(f"{kind}: {type(exc).__name__}: {exc}"[:500])
+            else:
+                with lock:
+                    done[kind] += 1
+
+    workers = [threading.Thread(target=loop, args=(kind, n)) for n, kind in
+               enumerate(["head", "head", "commit", "commit", "download", "download"])]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(1)
+        for server in lb.servers:
+            server.stop()  # SIGTERM: in-flight requests finish, the port closes
+            server.start()  # returns once it answers
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{server.url}/readyz").status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            time.sleep(1)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(120)
+    assert not failures, failures
+    assert min(done.values()) >= 3, done
+    commits = api.list_repo_commits(repo_id)
+    assert len(commits) == done["commit"] + 2  # the initial commit, the upload, and each one made

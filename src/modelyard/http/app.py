@@ -236,7 +236,7 @@ class App:
             await send(message)
 
         metrics = self.metrics
-        metrics.in_flight.inc()
+        in_flight: Any = None
         try:
             try:
                 self._check_host(request)
@@ -247,6 +247,8 @@ class App:
                     raise MethodNotAllowedError(f"Method {request.method} is not allowed on {path}")
                 handler, m = found  # type: ignore[misc]
                 route = route_name(handler)
+                in_flight = metrics.in_flight.labels(route)
+                in_flight.inc()
                 upload = route in UPLOAD_ROUTES and request.method in ("PUT", "POST")
                 if upload:
                     metrics.uploads.labels(route).inc()
@@ -273,7 +275,8 @@ class App:
                 log_request(rid, _client(scope), request.method, path, response.status_code, seconds)
                 metrics.observe(route, request.method, response.status_code, seconds, body.received, sent)
         finally:
-            metrics.in_flight.dec()
+            if in_flight is not None:
+                in_flight.dec()
             if upload:
                 metrics.uploads.labels(route).dec()
 

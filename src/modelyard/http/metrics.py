@@ -81,7 +81,7 @@ class Metrics:
                                  ["route"], buckets=BUCKETS, registry=r)
         self.bytes_in = Counter("modelyard_http_request_bytes", "Request body bytes received", ["route"], registry=r)
         self.bytes_out = Counter("modelyard_http_response_bytes", "Response body bytes sent", ["route"], registry=r)
-        self.in_flight = Gauge("modelyard_http_requests_in_flight", "Requests being answered", registry=r)
+        self.in_flight = Gauge("modelyard_http_requests_in_flight", "Requests being answered", ["route"], registry=r)
         self.uploads = Gauge("modelyard_uploads_in_flight", "Upload requests being received or stored",
                              ["route"], registry=r)
         r.register(_Shared(hub))
