@@ -47,6 +47,8 @@ BENCHES: dict[str, tuple[str, int]] = {
     "webhooks": ("Webhook delivery: 1,000 events to 10 receivers, with and without a hanging one", 900),
     "pages": ("Web pages on the 100,000-repo catalog: search with two facets, a model page with a large card", 2400),
     "git": ("git clone: a 1 GiB LFS file vs snapshot_download; 10,000 commits vs git daemon", 2400),
+    "cluster": ("HEAD /resolve on S3: three servers behind nginx vs one", 1200),
+    "load": ("Locust: 100 users for 5 minutes against three servers on PostgreSQL and S3", 1200),
 }
 
 TARGETS = {
@@ -65,6 +67,8 @@ TARGETS = {
     "webhooks": "10,000 posts delivered < 10 s, also with a hanging receiver among them",
     "pages": "search page (2 facets) and model page (large card): p50 < 20 ms, p99 < 60 ms; page < 100 KB",
     "git": "LFS clone ≤ 1.3x snapshot_download; history clone ≤ 1.5x git daemon, server RSS < 300 MB",
+    "cluster": "3 single-worker servers ≥ 1.5x the HEAD req/s of 1; p99 < 50 ms at 32 connections",
+    "load": "0 failures, 0 wrong bytes; each server < 300 MB RSS",
 }
 
 
