@@ -49,6 +49,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "git": ("git clone: a 1 GiB LFS file vs snapshot_download; 10,000 commits vs git daemon", 2400),
     "cluster": ("HEAD /resolve on S3: three servers behind nginx vs one", 1200),
     "load": ("Locust: 100 users for 5 minutes against three servers on PostgreSQL and S3", 1200),
+    "catalog_1m": ("Catalog search on a 1,000,000-repo catalog (PostgreSQL)", 5400),
 }
 
 TARGETS = {
@@ -69,6 +70,7 @@ TARGETS = {
     "git": "LFS clone ≤ 1.3x snapshot_download; history clone ≤ 1.5x git daemon, server RSS < 300 MB",
     "cluster": "3 single-worker servers ≥ 1.5x the HEAD req/s of 1; p99 < 50 ms at 32 connections",
     "load": "0 failures, 0 wrong bytes; each server < 300 MB RSS",
+    "catalog_1m": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
 }
 
 
