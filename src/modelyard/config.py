@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         "presigned URL of the store, so the bytes never pass through the hub (off: the hub sends them, for "
         "stores that clients cannot reach)",
     )
+    direct_uploads: bool = Field(
+        default=True, description="With S3 storage, LFS uploads below the multipart threshold go straight to the "
+        "store by a presigned PUT; the hub reads the object back to check its sha256 before it becomes visible "
+        "(off: the bytes pass through the hub)",
+    )
     download_url_ttl: int = Field(
         default=3600, gt=0, description="Seconds a presigned download URL of the store lives"
     )

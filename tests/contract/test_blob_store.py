@@ -431,3 +431,23 @@ def test_local_disk_write_failure_is_raised_and_nothing_is_stored(tmp_path: Path
     finally:
         os.close(real_fd)
     assert case.physical() == []
+
+
+def test_copy_makes_the_bytes_visible_under_a_second_key(store: BlobStore) -> None:
+    data = os.urandom(200_000)
+    source = put(store, data, "staged/1/a")
+    store.copy(source, "lfs/copied")
+    assert read_all(store, "lfs/copied") == data and read_all(store, source) == data
+    store.copy("staged/1/missing-but-target-exists", "lfs/copied")  # a no-op: the key exists
+    store.delete(source)
+    assert read_all(store, "lfs/copied") == data
+
+
+def test_only_s3_hands_out_store_urls(case: StoreCase, store: BlobStore) -> None:
+    key = put(store, b"x" * 10, "lfs/u")
+    urls = (store.signed_url(key, 60), store.signed_url(key, 60, window=(0, 5)), store.signed_put_url("k", 60, 10))
+    if case.name == "s3":
+        assert all(u is not None and "X-Amz-Signature=" in u for u in urls)
+        assert "range" in str(urls[1]).lower() and "content-length" in str(urls[2]).lower()  # signed headers
+    else:
+        assert urls == (None, None, None)

@@ -9,16 +9,19 @@ the gateway (``MODELYARD_S3_PUBLIC_ENDPOINT_URL``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 from huggingface_hub import HfApi, hf_hub_download
 
+from modelyard.storage.base import lfs_key
 from tests.support.clients.run import run_client
 from tests.support.s3 import AWS_ENV, MotoServer
 from tests.support.s3_gateway import Gateway, s3_gateway
@@ -45,6 +48,7 @@ def direct(moto: MotoServer, gateway: Gateway, tmp_path_factory: pytest.TempPath
         "MODELYARD_S3_PUBLIC_ENDPOINT_URL": gateway.url,
         "MODELYARD_DOWNLOAD_URL_TTL": str(TTL),
         "MODELYARD_XET_URL_TTL": str(TTL),
+        "MODELYARD_UPLOAD_URL_TTL": str(TTL),
         **AWS_ENV,
     })
     with live.prepare().running():
@@ -191,6 +195,74 @@ def test_xet_reads_go_to_the_store_by_signed_ranges(direct: LiveServer, gateway:
     for other in (f"bytes={start}-{end + 4096}", "bytes=0-", None):
         r = httpx.get(fetch["url"], headers={"Range": other} if other else {})
         assert r.status_code == 403, (other, r.status_code)
+
+
+def lfs_batch(server: LiveServer, repo_id: str, oid: str, size: int) -> dict[str, Any]:
+    r = httpx.post(f"{server.url}/{repo_id}.git/info/lfs/objects/batch", headers={
+        **auth(), "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"},
+        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]})
+    assert r.status_code == 200, r.text
+    actions: dict[str, Any] = r.json()["objects"][0]["actions"]
+    return actions
+
+
+def test_an_upload_goes_to_the_store_and_is_checked_before_it_counts(
+    direct: LiveServer, gateway: Gateway, moto: MotoServer, tmp_path: Path
+) -> None:
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct-up").repo_id
+    data = os.urandom(16 * MIB + 3)
+    hub_in = metric(direct.url, "modelyard_http_request_bytes_total")
+    store_in = gateway.received
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo_id)
+    assert gateway.received - store_in >= len(data)  # the bytes went to the store
+    assert metric(direct.url, "modelyard_http_request_bytes_total") - hub_in < 64 * 1024  # not to the hub
+    got = hf_hub_download(repo_id, "w.bin", endpoint=direct.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
+    assert Path(got).read_bytes() == data
+    bucket = next(b for b in moto.bucket_names() if any(k.startswith("blobs/") for k in moto.all_keys(b))
+                  and f"blobs/{lfs_key(hashlib.sha256(data).hexdigest())}" in moto.all_keys(b))
+    assert not [k for k in moto.all_keys(bucket) if k.startswith("blobs/staged/")]  # the staged copy is gone
+
+
+def test_a_lying_direct_upload_is_refused_and_nothing_counts(direct: LiveServer, moto: MotoServer) -> None:
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct-lie").repo_id
+    data = os.urandom(MIB)
+    oid = hashlib.sha256(data).hexdigest()
+    actions = lfs_batch(direct, repo_id, oid, len(data))
+    put, verify = actions["upload"]["href"], actions["verify"]["href"]
+    assert httpx.put(put, content=data[:-1]).status_code == 403  # another length than was signed
+    assert httpx.put(put, content=os.urandom(len(data))).status_code == 200  # right length, wrong bytes
+    r = httpx.post(verify, json={"oid": oid, "size": len(data)})
+    assert r.status_code == 400 and r.headers["x-error-message"].startswith("Checksum mismatch")
+    lines = [{"key": "header", "value": {"summary": "lie"}},
+             {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": len(data)}}]
+    commit = httpx.post(f"{direct.url}/api/models/{repo_id}/commit/main",
+                        headers={**auth(), "Content-Type": "application/x-ndjson"},
+                        content=b"\n".join(json.dumps(line).encode() for line in lines))
+    assert commit.status_code >= 400, commit.text  # the object does not exist: nothing to commit
+    assert "w.bin" not in api.list_repo_files(repo_id)
+    # the right bytes through a fresh batch are accepted
+    actions = lfs_batch(direct, repo_id, oid, len(data))
+    assert httpx.put(actions["upload"]["href"], content=data).status_code == 200
+    assert httpx.post(actions["verify"]["href"], json={"oid": oid, "size": len(data)}).status_code == 200
+
+
+def test_gc_removes_direct_uploads_never_verified(direct: LiveServer, moto: MotoServer) -> None:
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct-gc").repo_id
+    data = os.urandom(4096)
+    actions = lfs_batch(direct, repo_id, hashlib.sha256(data).hexdigest(), len(data))
+    assert httpx.put(actions["upload"]["href"], content=data).status_code == 200  # and never verified
+    staged = [k for b in moto.bucket_names() for k in moto.all_keys(b) if k.startswith("blobs/staged/")]
+    assert staged
+    kept = json.loads(direct.cli("gc", "--grace", "0").stdout.splitlines()[-1])
+    assert kept["staged_files"] == 0  # its URL has not expired: an upload in flight is kept
+    time.sleep(TTL + 1)
+    removed = json.loads(direct.cli("gc", "--grace", "0").stdout.splitlines()[-1])
+    assert removed["staged_files"] >= 1
+    left = [k for b in moto.bucket_names() for k in moto.all_keys(b) if k.startswith("blobs/staged/")]
+    assert not set(staged) & set(left)
 
 
 def test_the_hub_sends_the_bytes_when_direct_downloads_are_off(

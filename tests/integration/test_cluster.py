@@ -188,11 +188,25 @@ def kill_mid_request(
     return victim, mark, errors
 
 
-def test_kill_9_of_the_server_receiving_an_upload(lb: Cluster, tmp_path: Path) -> None:
-    """The server that is receiving an LFS upload's bytes dies (SIGKILL): nginx answers the client
-    502, huggingface_hub retries the PUT, another server takes it; the file is intact and fsck
-    is clean."""
-    api = HfApi(endpoint=lb.url, token=TOKENS["alice"])
+@pytest.fixture(scope="module")
+def lb_through_hub(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The same cluster with direct transfers off: every byte passes through a server."""
+    with s3_gateway(moto.url) as gateway, cluster(tmp_path_factory.mktemp("cluster-hub"), moto, gateway, extra_env={
+        "MODELYARD_DIRECT_UPLOADS": "false", "MODELYARD_DIRECT_DOWNLOADS": "false"}) as c:
+        yield c
+
+
+@pytest.mark.parametrize("way", ["through the hub", "straight to the store"])
+def test_kill_9_of_the_server_busy_with_an_upload(
+    way: str, lb: Cluster, lb_through_hub: Cluster, tmp_path: Path
+) -> None:
+    """The server busy with an LFS upload dies (SIGKILL): receiving its bytes (through the hub),
+    or reading them back from the store to check them before they count (straight to the store).
+    nginx answers the client 502, huggingface_hub retries, another server takes it; the file is
+    intact and fsck is clean."""
+    c, route, step = (lb_through_hub, "lfs.upload", "/_lfs/upload/") if way == "through the hub" \
+        else (lb, "lfs.staged", "/_lfs/staged/")
+    api = HfApi(endpoint=c.url, token=TOKENS["alice"])
     repo_id = api.create_repo("alice/killed", exist_ok=True).repo_id
     source = tmp_path / "w.bin"
     with source.open("wb") as f:
@@ -200,16 +214,16 @@ def test_kill_9_of_the_server_receiving_an_upload(lb: Cluster, tmp_path: Path) -
             f.write(os.urandom(MIB))
     want = hashlib.sha256(source.read_bytes()).hexdigest()
     victim, mark, errors = kill_mid_request(
-        lb, "modelyard_uploads_in_flight", "lfs.upload",
+        c, "modelyard_uploads_in_flight", route,
         lambda: api.upload_file(path_or_fileobj=str(source), path_in_repo="w.bin", repo_id=repo_id),
     )
     try:
         assert not errors, errors
-        puts = [(server, status) for server, status, m, uri in lb.served_since(mark) if "/_lfs/upload/" in uri]
-        assert puts[0] == (lb.upstream(victim), 502) and puts[-1][1] == 200, puts  # cut off, then retried
-        path = hf_hub_download(repo_id, "w.bin", endpoint=lb.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
+        tries = [(server, status) for server, status, _m, uri in c.served_since(mark) if step in uri]
+        assert tries[0] == (c.upstream(victim), 502) and tries[-1][1] == 200, tries  # cut off, then retried
+        path = hf_hub_download(repo_id, "w.bin", endpoint=c.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
         assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == want
-        checked = lb.servers[0 if victim is not lb.servers[0] else 1].cli("fsck", check=False)
+        checked = c.servers[0 if victim is not c.servers[0] else 1].cli("fsck", check=False)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         victim.start()

@@ -36,6 +36,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 class Gateway:
     url: str
     sent: int = 0  # body bytes sent to clients
+    received: int = 0  # body bytes received from clients (uploads)
     requests: list[tuple[str, str, str | None, int]] = field(default_factory=list)  # method, path, Range, status
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,6 +118,8 @@ def _handler(gateway: Gateway, backend: str) -> type[BaseHTTPRequestHandler]:
                 return
             length = int(self.headers.get("Content-Length", "0") or 0)
             body = self.rfile.read(length) if length else None
+            with gateway.lock:
+                gateway.received += length
             conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             try:
                 forward = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}

@@ -19,7 +19,7 @@ store only after their row is gone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from dulwich.objects import Commit, Tree
@@ -56,6 +56,7 @@ class GcReport:
     uploads_abandoned: int = 0
     upload_files: int = 0
     clone_packs: int = 0  # stored packs of deleted repositories removed
+    staged_files: int = 0  # direct uploads never verified, their URLs expired a grace period ago
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -210,6 +211,7 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
             refresh_used_storage(hub, pk)
 
     _abandoned_uploads(hub, cutoff, report)
+    _expired_staged(hub, cutoff, report)
     _orphan_clone_packs(hub, report)
     return report
 
@@ -226,6 +228,19 @@ def _orphan_clone_packs(hub: Hub, report: GcReport) -> None:
         if key.split("/")[1] not in live:
             hub.blobs.delete(key)
             report.clone_packs += 1
+
+
+def _expired_staged(hub: Hub, cutoff: datetime, report: GcReport) -> None:
+    """6. Objects uploaded straight to the store that were never verified (``services/lfs.py``
+    ``STAGED``): their key names when their URL expired; gone once that is before the cutoff."""
+    from modelyard.services.lfs import STAGED
+
+    before = cutoff.replace(tzinfo=UTC).timestamp()  # the cutoff is naive UTC
+    for key in list(hub.blobs.keys(f"{STAGED}/")):
+        expiry = key.split("/")[1]
+        if expiry.isdigit() and int(expiry) < before:
+            hub.blobs.delete(key)
+            report.staged_files += 1
 
 
 def _abandoned_uploads(hub: Hub, cutoff: datetime, report: GcReport) -> None:

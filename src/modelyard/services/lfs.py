@@ -24,8 +24,8 @@ from modelyard.services.grants import Grant, check_grant, claims, sign, verify_s
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.lfs_files import purged_message
 from modelyard.services.repos import find_repo
+from modelyard.storage.base import BlobNotFoundError, HashingSink, check_digest, lfs_key
 from modelyard.storage.base import BlobWriter as BlobWriter  # re-exported for the http layer
-from modelyard.storage.base import check_digest, lfs_key
 from modelyard.storage.local import LocalBlobStore
 
 
@@ -139,13 +139,67 @@ def batch(
                 token = sign(hub, {"k": "part", **grant, "u": upload_id, "p": part, "exp": expires})
                 header[f"{part:05d}"] = f"{base_url}/_lfs/parts/{token}"
             token = sign(hub, {"k": "complete", **grant, "u": upload_id, "exp": expires})
-            actions = {"upload": {"href": f"{base_url}/_lfs/complete/{token}", "header": header},
-                       "verify": verify}
+            actions: dict[str, Any] = {"upload": {"href": f"{base_url}/_lfs/complete/{token}", "header": header},
+                                       "verify": verify}
         else:
-            token = sign(hub, {"k": "put", **grant, "o": oid, "s": size, "exp": expires})
-            actions = {"upload": {"href": f"{base_url}/_lfs/upload/{token}"}, "verify": verify}
+            straight = _direct_put(hub, grant, oid, size, expires, base_url)
+            if straight is not None:
+                actions = straight
+            else:
+                token = sign(hub, {"k": "put", **grant, "o": oid, "s": size, "exp": expires})
+                actions = {"upload": {"href": f"{base_url}/_lfs/upload/{token}"}, "verify": verify}
         out.append(BatchObject(oid, size, actions=actions))
     return ("multipart" if use_multipart else "basic"), out
+
+
+#: Where presigned uploads land until the hub has checked them: ``staged/<expiry>/<random>``
+#: (``gc`` removes those whose URL expired a grace period ago).
+STAGED = "staged"
+
+
+def _direct_put(
+    hub: Hub, grant: dict[str, Any], oid: str, size: int, expires: float, base_url: str
+) -> dict[str, Any] | None:
+    """The actions of an upload straight to the store (S3 with direct uploads on): a presigned PUT
+    of exactly ``size`` bytes to a staging key, and a verify URL at which the hub checks the
+    staged bytes' sha256 and only then publishes them under the object's key. None: through the hub."""
+    if not hub.settings.direct_uploads:
+        return None
+    staged = f"{STAGED}/{int(expires)}/{uuid.uuid4().hex}"
+    url = hub.blobs.signed_put_url(staged, int(expires - time.time()), size)
+    if url is None:
+        return None
+    token = sign(hub, {"k": "staged", **grant, "o": oid, "s": size, "b": staged, "exp": expires})
+    return {"upload": {"href": url, "header": {}, "expires_in": int(expires - time.time())},
+            "verify": {"href": f"{base_url}/_lfs/staged/{token}", "header": {}}}
+
+
+def publish_staged(hub: Hub, token: str) -> None:
+    """The verify step of a direct upload: read the staged object back, check its size and
+    sha256 against what the batch declared, copy it under the object's key inside the store, record
+    it, and drop the staged copy. Wrong bytes are dropped and refused (nothing becomes visible)."""
+    payload = verify_signature(hub, token, "staged")
+    grant = check_grant(hub, payload, write=True)
+    sha256, size, staged = str(payload["o"]), int(payload["s"]), str(payload["b"])
+    with hub.db.read() as conn:
+        held = repos_q.has_lfs_object(conn, grant.repo.id, sha256)
+    if held is None:
+        sink = HashingSink(size)
+        try:
+            for chunk in hub.blobs.read(staged):
+                sink.update(chunk)
+            check_digest(sink.result(), sha256, size)
+        except BlobNotFoundError as exc:
+            raise NotFoundError(f"LFS object {sha256} was not uploaded") from exc
+        except InvalidInputError:
+            hub.blobs.delete(staged)
+            raise
+        hub.blobs.copy(staged, lfs_key(sha256))
+        now = utcnow()
+        with hub.db.write() as conn:
+            lfs_q.record_object(hub.db, conn, sha256, size, now)
+            repos_q.add_lfs_object(hub.db, conn, grant.repo.id, sha256, size, now)
+    hub.blobs.delete(staged)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,13 @@ class BlobStore(Protocol):
         ``Content-Disposition`` and ``Content-Type``.
         """
 
+    def signed_put_url(self, key: str, ttl: int, size: int) -> str | None:
+        """A URL that lets anyone holding it PUT exactly ``size`` bytes under ``key`` in the store
+        itself for ``ttl`` seconds (the length is signed), or None when the backend has no such URLs."""
+
+    def copy(self, source: str, key: str) -> None:
+        """Make ``source``'s bytes visible under ``key`` too (atomically; a no-op if ``key`` exists)."""
+
     def delete(self, key: str) -> None:
         """Remove the blob; deleting a missing key does nothing."""
 
@@ -166,3 +173,17 @@ def open_store(
 
         return MemoryBlobStore()
     raise InvalidInputError(f"Unsupported storage URL {url!r}: use file://, s3:// or memory://")
+
+
+def copy_through(store: BlobStore, source: str, key: str) -> None:
+    """``copy`` for stores without a server-side copy: read ``source`` into a new blob ``key``."""
+    if store.exists(key):
+        return
+    writer = store.writer(digests=False)
+    try:
+        for chunk in store.read(source):
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit(key)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelyard.errors import ConflictError
-from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob, copy_through
 
 READ_CHUNK = 1024 * 1024
 #: Bytes per memory map in ``read_mapped``: few thread hops per GiB, little resident memory.
@@ -480,6 +480,12 @@ class LocalBlobStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def signed_put_url(self, key: str, ttl: int, size: int) -> str | None:
+        return None
+
+    def copy(self, source: str, key: str) -> None:
+        copy_through(self, source, key)
 
     def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
                    filename: str | None = None, media_type: str | None = None) -> str | None:

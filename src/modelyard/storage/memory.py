@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob, copy_through
 
 
 class MemoryBlobWriter:
@@ -53,6 +53,12 @@ class MemoryBlobStore:
         window = blob[start:end]
         if window:  # readers take an empty chunk for the end of the stream
             yield window
+
+    def signed_put_url(self, key: str, ttl: int, size: int) -> str | None:
+        return None
+
+    def copy(self, source: str, key: str) -> None:
+        copy_through(self, source, key)
 
     def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
                    filename: str | None = None, media_type: str | None = None) -> str | None:

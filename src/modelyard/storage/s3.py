@@ -186,6 +186,20 @@ class S3BlobStore:
         with vendor_errors("presign"):
             return str(self._signer.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl))
 
+    def signed_put_url(self, key: str, ttl: int, size: int) -> str | None:
+        """A SigV4 presigned PUT of exactly ``size`` bytes (Content-Length is a signed header)."""
+        params = {"Bucket": self.bucket, "Key": self.key(key), "ContentLength": size}
+        with vendor_errors("presign"):
+            return str(self._signer.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl))
+
+    def copy(self, source: str, key: str) -> None:
+        """A copy inside the bucket (in parts when large): the bytes never leave the store."""
+        if self.exists(key):
+            return  # content-addressed: the bytes there are these bytes
+        with vendor_errors("copy"):
+            self.client.copy({"Bucket": self.bucket, "Key": self.key(source)}, self.bucket, self.key(key),
+                             Config=TRANSFER)
+
     def delete(self, key: str) -> None:
         with vendor_errors("delete"):  # S3 answers 204 for a missing key too
             self.client.delete_object(Bucket=self.bucket, Key=self.key(key))

@@ -17,6 +17,7 @@ from modelyard.http.routes.common import (
     json_body,
     json_response,
     moved,
+    read_body,
     repo_id,
     repo_type,
     repo_url,
@@ -157,6 +158,14 @@ async def download(ctx: Ctx) -> Response:
     )
 
 
+async def staged(ctx: Ctx) -> Response:
+    """The verify step of an upload that went straight to the store: the URL authorises itself;
+    the hub reads the staged bytes back (seconds per GiB, in the bulk pool) before publishing them."""
+    await read_body(ctx, 64 * 1024, "verify body")  # {"oid", "size"}: the token already names both
+    await ctx.bulk(lfs_svc.publish_staged, ctx.hub, ctx.params["token"])
+    return json_response({"message": "ok"}, media_type=LFS_JSON)
+
+
 def register(router: Router) -> None:
     lfs_base = rf"/{PREFIX}{REPO}\.git/info/lfs/objects"
     router.add("POST", rf"{lfs_base}/batch", batch)
@@ -165,4 +174,5 @@ def register(router: Router) -> None:
     router.add("PUT", r"/_lfs/parts/(?P<token>[^/]+)", upload_part)
     router.add("POST", r"/_lfs/complete/(?P<token>[^/]+)", complete)
     router.add("GET", r"/_lfs/objects/(?P<token>[^/]+)", download)
+    router.add("POST", r"/_lfs/staged/(?P<token>[^/]+)", staged)
 
