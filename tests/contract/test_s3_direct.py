@@ -49,6 +49,8 @@ def direct(moto: MotoServer, gateway: Gateway, tmp_path_factory: pytest.TempPath
         "MODELYARD_DOWNLOAD_URL_TTL": str(TTL),
         "MODELYARD_XET_URL_TTL": str(TTL),
         "MODELYARD_UPLOAD_URL_TTL": str(TTL),
+        # multipart from 12 MiB in parts of 5 MiB (S3's smallest): the 24 MiB weights go up in parts
+        "MODELYARD_MULTIPART_THRESHOLD": str(12 * MIB), "MODELYARD_MULTIPART_CHUNK_SIZE": str(5 * MIB),
         **AWS_ENV,
     })
     with live.prepare().running():
@@ -197,10 +199,11 @@ def test_xet_reads_go_to_the_store_by_signed_ranges(direct: LiveServer, gateway:
         assert r.status_code == 403, (other, r.status_code)
 
 
-def lfs_batch(server: LiveServer, repo_id: str, oid: str, size: int) -> dict[str, Any]:
+def lfs_batch(server: LiveServer, repo_id: str, oid: str, size: int, transfers: tuple[str, ...] = ("basic",)
+              ) -> dict[str, Any]:
     r = httpx.post(f"{server.url}/{repo_id}.git/info/lfs/objects/batch", headers={
         **auth(), "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"},
-        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]})
+        json={"operation": "upload", "transfers": list(transfers), "objects": [{"oid": oid, "size": size}]})
     assert r.status_code == 200, r.text
     actions: dict[str, Any] = r.json()["objects"][0]["actions"]
     return actions
@@ -248,19 +251,82 @@ def test_a_lying_direct_upload_is_refused_and_nothing_counts(direct: LiveServer,
     assert httpx.post(actions["verify"]["href"], json={"oid": oid, "size": len(data)}).status_code == 200
 
 
+def test_a_multipart_upload_goes_to_the_store_in_parts(
+    direct: LiveServer, gateway: Gateway, tmp_path: Path
+) -> None:
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct-parts").repo_id
+    data = os.urandom(13 * MIB + 7)  # parts of 5, 5 and 3 MiB
+    hub_in, store_in, seen = metric(direct.url, "modelyard_http_request_bytes_total"), gateway.received, \
+        len(gateway.requests)
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo_id)
+    assert gateway.received - store_in >= len(data)
+    assert len([r for r in gateway.requests[seen:] if r[0] == "PUT" and r[3] == 200]) == 3
+    assert metric(direct.url, "modelyard_http_request_bytes_total") - hub_in < 64 * 1024
+    got = hf_hub_download(repo_id, "w.bin", endpoint=direct.url, token=TOKENS["alice"], cache_dir=tmp_path / "c")
+    assert Path(got).read_bytes() == data
+
+
+def put_parts(actions: dict[str, Any], data: bytes) -> list[dict[str, Any]]:
+    header = actions["upload"]["header"]
+    chunk = int(header["chunk_size"])
+    urls = [header[k] for k in sorted(k for k in header if k.isdigit())]
+    parts = []
+    for n, url in enumerate(urls, 1):
+        r = httpx.put(url, content=data[(n - 1) * chunk : n * chunk])
+        assert r.status_code == 200, r.text
+        parts.append({"partNumber": n, "etag": r.headers["etag"]})
+    return parts
+
+
+def test_a_multipart_completion_the_store_refuses_changes_nothing(direct: LiveServer) -> None:
+    api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
+    repo_id = api.create_repo("alice/direct-parts-bad").repo_id
+    data = os.urandom(12 * MIB)
+    oid = hashlib.sha256(data).hexdigest()
+    actions = lfs_batch(direct, repo_id, oid, len(data), ("basic", "multipart"))
+    assert actions["upload"]["href"].startswith(f"{direct.url}/_lfs/staged-parts/")
+    parts = put_parts(actions, data)
+    complete = actions["upload"]["href"]
+    bad = [dict(p) for p in parts]
+    bad[1]["etag"] = '"' + "0" * 32 + '"'
+    verify = {"oid": oid, "size": len(data)}
+    for body in ({"oid": oid, "parts": bad}, {"oid": oid, "parts": parts[:-1]}, {"oid": "f" * 64, "parts": parts}):
+        r = httpx.post(complete, json=body, timeout=60)
+        assert r.status_code == 400, (body, r.status_code, r.text)
+        assert httpx.post(f"{direct.url}/{repo_id}.git/info/lfs/objects/verify", json=verify,
+                          headers=auth()).status_code == 404  # nothing counts
+    assert httpx.post(complete, json={"oid": oid, "parts": parts}, timeout=60).status_code == 200
+    assert httpx.post(complete, json={"oid": oid, "parts": parts}, timeout=60).status_code == 200  # a retry
+    assert httpx.post(f"{direct.url}/{repo_id}.git/info/lfs/objects/verify", json=verify,
+                      headers=auth()).status_code == 200
+
+
 def test_gc_removes_direct_uploads_never_verified(direct: LiveServer, moto: MotoServer) -> None:
     api = HfApi(endpoint=direct.url, token=TOKENS["alice"])
     repo_id = api.create_repo("alice/direct-gc").repo_id
     data = os.urandom(4096)
     actions = lfs_batch(direct, repo_id, hashlib.sha256(data).hexdigest(), len(data))
     assert httpx.put(actions["upload"]["href"], content=data).status_code == 200  # and never verified
+    big = os.urandom(12 * MIB)
+    parts = lfs_batch(direct, repo_id, hashlib.sha256(big).hexdigest(), len(big), ("basic", "multipart"))
+    first = parts["upload"]["header"]["00001"]
+    assert httpx.put(first, content=big[: 5 * MIB]).status_code == 200  # and never completed
+    s3 = moto.client()
+
+    def unfinished() -> list[str]:
+        return [u["Key"] for b in moto.bucket_names() for u in s3.list_multipart_uploads(Bucket=b).get("Uploads", [])
+                if u["Key"].startswith("blobs/staged/")]
+
+    assert unfinished()
     staged = [k for b in moto.bucket_names() for k in moto.all_keys(b) if k.startswith("blobs/staged/")]
     assert staged
     kept = json.loads(direct.cli("gc", "--grace", "0").stdout.splitlines()[-1])
     assert kept["staged_files"] == 0  # its URL has not expired: an upload in flight is kept
     time.sleep(TTL + 1)
     removed = json.loads(direct.cli("gc", "--grace", "0").stdout.splitlines()[-1])
-    assert removed["staged_files"] >= 1
+    assert removed["staged_files"] >= 2
+    assert not unfinished()
     left = [k for b in moto.bucket_names() for k in moto.all_keys(b) if k.startswith("blobs/staged/")]
     assert not set(staged) & set(left)
 

@@ -125,7 +125,7 @@ def test_concurrent_commits_through_different_servers_one_wins_per_parent(lb: Cl
     winners = [o for o in outcomes if isinstance(o, str)]
     assert len(winners) == 1 and sorted(o for o in outcomes if isinstance(o, int)) == [412] * 8
     commits = {s for s, _st, m, u in lb.served_since(mark) if m == "POST" and "/commit/main" in u}
-    assert len(commits) == 3  # the racing commits went to all three servers
+    assert len(commits) >= 2  # the racing commits went to different servers
     head = api.repo_info(repo_id).sha
     assert head == winners[0]
     assert [c.commit_id for c in api.list_repo_commits(repo_id)][:2] == [head, parent]
@@ -234,7 +234,7 @@ class _SlowFile(io.BytesIO):
     kills the server sending it."""
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
-        time.sleep(0.01 * len(data) / MIB)
+        time.sleep(0.03 * len(data) / MIB)
         return super().write(data)
 
 
@@ -259,6 +259,8 @@ def test_kill_9_of_the_server_sending_a_download(lb: Cluster, tmp_path: Path) ->
         assert target.tell() == len(data) and target.getvalue() == data
         gets = [(server, status) for server, status, m, uri in lb.served_since(mark) if uri.endswith("/x.bin")]
         assert gets[-1][1] == 206 and gets[-1][0] != lb.upstream(victim), gets  # resumed elsewhere
+        checked = lb.servers[0 if victim is not lb.servers[0] else 1].cli("fsck", check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         victim.start()
 

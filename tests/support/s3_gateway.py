@@ -117,13 +117,22 @@ def _handler(gateway: Gateway, backend: str) -> type[BaseHTTPRequestHandler]:
                 self._refuse(why)
                 return
             length = int(self.headers.get("Content-Length", "0") or 0)
-            body = self.rfile.read(length) if length else None
             with gateway.lock:
                 gateway.received += length
             conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             try:
                 forward = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
-                conn.request(self.command, self.path, body=body, headers=forward)
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in forward.items():
+                    conn.putheader(name, value)
+                conn.endheaders()
+                left = length
+                while left:  # the body streams through, a MiB at a time
+                    chunk = self.rfile.read(min(left, 1024 * 1024))
+                    if not chunk:
+                        break
+                    conn.send(chunk)
+                    left -= len(chunk)
                 answer = conn.getresponse()
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():

@@ -31,8 +31,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Routes whose requests carry a file's bytes (or parts of them) into the hub.
 UPLOAD_ROUTES = frozenset({
-    "lfs.upload", "lfs.upload_part", "lfs.complete", "lfs.staged", "xet.upload_xorb", "xet.upload_shard",
-    "xet.shard_v2", "commits.commit", "git.receive_pack", "contribute_pages.upload",
+    "lfs.upload", "lfs.upload_part", "lfs.complete", "lfs.staged", "lfs.staged_parts", "xet.upload_xorb",
+    "xet.upload_shard", "xet.shard_v2", "commits.commit", "git.receive_pack", "contribute_pages.upload",
 })
 
 #: Latency buckets (seconds): most API calls take milliseconds, uploads and clones seconds.

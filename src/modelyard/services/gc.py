@@ -236,11 +236,18 @@ def _expired_staged(hub: Hub, cutoff: datetime, report: GcReport) -> None:
     from modelyard.services.lfs import STAGED
 
     before = cutoff.replace(tzinfo=UTC).timestamp()  # the cutoff is naive UTC
-    for key in list(hub.blobs.keys(f"{STAGED}/")):
+
+    def expired(key: str) -> bool:
         expiry = key.split("/")[1]
-        if expiry.isdigit() and int(expiry) < before:
+        return expiry.isdigit() and int(expiry) < before
+
+    for key in list(hub.blobs.keys(f"{STAGED}/")):
+        if expired(key):
             hub.blobs.delete(key)
             report.staged_files += 1
+    parts = hub.blobs.direct_parts()
+    if parts is not None:  # the store's multipart uploads never completed: their parts go too
+        report.staged_files += parts.abort_expired(f"{STAGED}/", expired)
 
 
 def _abandoned_uploads(hub: Hub, cutoff: datetime, report: GcReport) -> None:

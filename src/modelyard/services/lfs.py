@@ -24,7 +24,7 @@ from modelyard.services.grants import Grant, check_grant, claims, sign, verify_s
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.lfs_files import purged_message
 from modelyard.services.repos import find_repo
-from modelyard.storage.base import BlobNotFoundError, HashingSink, check_digest, lfs_key
+from modelyard.storage.base import BlobNotFoundError, BlobStoreError, HashingSink, check_digest, lfs_key
 from modelyard.storage.base import BlobWriter as BlobWriter  # re-exported for the http layer
 from modelyard.storage.local import LocalBlobStore
 
@@ -131,6 +131,10 @@ def batch(
                     "send fewer objects per batch request")}))
                 continue
             parts_left -= count
+            in_store = _direct_parts(hub, grant, oid, size, chunk, count, expires, base_url)
+            if in_store is not None:
+                out.append(BatchObject(oid, size, actions={**in_store, "verify": verify}))
+                continue
             upload_id = uuid.uuid4().hex
             with hub.db.write() as conn:
                 lfs_q.start_multipart(conn, upload_id, repo.id, oid, size, chunk, utcnow())
@@ -174,13 +178,68 @@ def _direct_put(
             "verify": {"href": f"{base_url}/_lfs/staged/{token}", "header": {}}}
 
 
+def _direct_parts(
+    hub: Hub, grant: dict[str, Any], oid: str, size: int, chunk: int, count: int, expires: float, base_url: str
+) -> dict[str, Any] | None:
+    """A multipart upload straight into the store (S3 with direct uploads on): the store's own
+    multipart upload of a staging key, a presigned PUT per part, and a completion URL at which
+    the hub assembles the parts in the store and checks the sha256 before publishing. None: the
+    parts go through the hub."""
+    parts = hub.blobs.direct_parts() if hub.settings.direct_uploads else None
+    if parts is None:
+        return None
+    staged = f"{STAGED}/{int(expires)}/{uuid.uuid4().hex}"
+    upload_id = parts.start(staged)
+    ttl = int(expires - time.time())
+    header: dict[str, str] = {"chunk_size": str(chunk)}
+    for part in range(1, count + 1):
+        header[f"{part:05d}"] = parts.part_url(staged, upload_id, part, ttl)
+    token = sign(hub, {"k": "stagedparts", **grant, "o": oid, "s": size, "b": staged, "u": upload_id, "n": count,
+                       "exp": expires})
+    return {"upload": {"href": f"{base_url}/_lfs/staged-parts/{token}", "header": header}}
+
+
+def finish_staged_parts(hub: Hub, token: str, body: dict[str, Any]) -> None:
+    """The completion of a multipart upload straight into the store: the store assembles the
+    parts the client names (each with the ETag the store gave it), then the hub reads the object
+    back and checks it as ``publish_staged`` does. A part missing or an ETag that is not the
+    store's: 400, and nothing is visible."""
+    payload = verify_signature(hub, token, "stagedparts")
+    grant = check_grant(hub, payload, write=True)
+    sha256, size, staged, count = str(payload["o"]), int(payload["s"]), str(payload["b"]), int(payload["n"])
+    parts = body.get("parts")
+    if body.get("oid") != sha256:
+        raise InvalidInputError("The completion names another oid than the upload")
+    if not isinstance(parts, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("partNumber"), int) and isinstance(p.get("etag"), str) for p in parts
+    ):
+        raise InvalidInputError("'parts' must be a list of {partNumber, etag} objects")
+    if sorted(p["partNumber"] for p in parts) != list(range(1, count + 1)):
+        raise InvalidInputError(f"Expected parts 1..{count}")
+    store_parts = hub.blobs.direct_parts()
+    if store_parts is None:
+        raise InvalidInputError("This hub's store no longer takes uploads directly: upload again")
+    with hub.db.read() as conn:
+        if repos_q.has_lfs_object(conn, grant.repo.id, sha256) is not None:
+            return  # a retried completion: the object was published already
+    etags = [p["etag"] for p in sorted(parts, key=lambda p: p["partNumber"])]
+    if not hub.blobs.exists(staged):  # a completion retried after the store assembled it
+        try:
+            store_parts.finish(staged, str(payload["u"]), etags)
+        except BlobStoreError as exc:
+            raise InvalidInputError(f"The store refused the parts: {exc.message}") from exc
+    _publish(hub, grant, sha256, size, staged)
+
+
 def publish_staged(hub: Hub, token: str) -> None:
     """The verify step of a direct upload: read the staged object back, check its size and
     sha256 against what the batch declared, copy it under the object's key inside the store, record
     it, and drop the staged copy. Wrong bytes are dropped and refused (nothing becomes visible)."""
     payload = verify_signature(hub, token, "staged")
-    grant = check_grant(hub, payload, write=True)
-    sha256, size, staged = str(payload["o"]), int(payload["s"]), str(payload["b"])
+    _publish(hub, check_grant(hub, payload, write=True), str(payload["o"]), int(payload["s"]), str(payload["b"]))
+
+
+def _publish(hub: Hub, grant: Grant, sha256: str, size: int, staged: str) -> None:
     with hub.db.read() as conn:
         held = repos_q.has_lfs_object(conn, grant.repo.id, sha256)
     if held is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -102,11 +102,31 @@ class BlobStore(Protocol):
     def copy(self, source: str, key: str) -> None:
         """Make ``source``'s bytes visible under ``key`` too (atomically; a no-op if ``key`` exists)."""
 
+    def direct_parts(self) -> DirectParts | None:
+        """Multipart uploads straight into the store (S3), or None when the backend has none."""
+
     def delete(self, key: str) -> None:
         """Remove the blob; deleting a missing key does nothing."""
 
     def keys(self, prefix: str) -> Iterator[str]:
         """Every committed key that starts with ``prefix`` (a plain string prefix), in no order."""
+
+
+class DirectParts(Protocol):
+    """A store's own multipart uploads: clients PUT parts to presigned URLs, the hub assembles."""
+
+    def start(self, key: str) -> str:
+        """Begin a multipart upload to ``key``; its upload id."""
+
+    def part_url(self, key: str, upload_id: str, part: int, ttl: int) -> str:
+        """A presigned PUT of part ``part`` (1-based) of the upload."""
+
+    def finish(self, key: str, upload_id: str, etags: list[str]) -> None:
+        """Assemble the parts (``etags`` in part order, as the store answered their PUTs) into
+        ``key``; BlobStoreError if the store refuses (a part missing, an ETag that does not match)."""
+
+    def abort_expired(self, prefix: str, expired: Callable[[str], bool]) -> int:
+        """Abort the unfinished uploads under ``prefix`` whose key ``expired``; how many."""
 
 
 class HashingSink:

@@ -60,6 +60,9 @@ class MemoryBlobStore:
     def copy(self, source: str, key: str) -> None:
         copy_through(self, source, key)
 
+    def direct_parts(self) -> None:
+        return None
+
     def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
                    filename: str | None = None, media_type: str | None = None) -> str | None:
         return None

@@ -10,7 +10,7 @@ a window past the end as no bytes, and anything else as BlobStoreError.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -200,6 +200,9 @@ class S3BlobStore:
             self.client.copy({"Bucket": self.bucket, "Key": self.key(source)}, self.bucket, self.key(key),
                              Config=TRANSFER)
 
+    def direct_parts(self) -> S3Parts:
+        return S3Parts(self)
+
     def delete(self, key: str) -> None:
         with vendor_errors("delete"):  # S3 answers 204 for a missing key too
             self.client.delete_object(Bucket=self.bucket, Key=self.key(key))
@@ -210,3 +213,40 @@ class S3BlobStore:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(prefix)):
                 for item in page.get("Contents", []):
                     yield item["Key"][len(self.prefix) :]
+
+
+class S3Parts:
+    """S3 multipart uploads whose parts clients PUT to presigned URLs."""
+
+    def __init__(self, store: S3BlobStore) -> None:
+        self._store = store
+
+    def start(self, key: str) -> str:
+        with vendor_errors("multipart start"):
+            answer = self._store.client.create_multipart_upload(Bucket=self._store.bucket, Key=self._store.key(key))
+        return str(answer["UploadId"])
+
+    def part_url(self, key: str, upload_id: str, part: int, ttl: int) -> str:
+        params = {"Bucket": self._store.bucket, "Key": self._store.key(key), "UploadId": upload_id, "PartNumber": part}
+        with vendor_errors("presign"):
+            return str(self._store._signer.generate_presigned_url("upload_part", Params=params, ExpiresIn=ttl))
+
+    def finish(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
+        with vendor_errors("multipart completion"):
+            self._store.client.complete_multipart_upload(
+                Bucket=self._store.bucket, Key=self._store.key(key), UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+
+    def abort_expired(self, prefix: str, expired: Callable[[str], bool]) -> int:
+        store, aborted = self._store, 0
+        paginator = store.client.get_paginator("list_multipart_uploads")
+        with vendor_errors("multipart listing"):
+            for page in paginator.paginate(Bucket=store.bucket, Prefix=store.key(prefix)):
+                for upload in page.get("Uploads", []):
+                    if expired(upload["Key"][len(store.prefix):]):
+                        store.client.abort_multipart_upload(
+                            Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                        aborted += 1
+        return aborted

@@ -166,6 +166,13 @@ async def staged(ctx: Ctx) -> Response:
     return json_response({"message": "ok"}, media_type=LFS_JSON)
 
 
+async def staged_parts(ctx: Ctx) -> Response:
+    """The completion of a multipart upload straight into the store (the URL authorises itself)."""
+    body = await json_body(ctx)
+    await ctx.bulk(lfs_svc.finish_staged_parts, ctx.hub, ctx.params["token"], body)
+    return json_response({"message": "ok"}, media_type=LFS_JSON)
+
+
 def register(router: Router) -> None:
     lfs_base = rf"/{PREFIX}{REPO}\.git/info/lfs/objects"
     router.add("POST", rf"{lfs_base}/batch", batch)
@@ -175,4 +182,5 @@ def register(router: Router) -> None:
     router.add("POST", r"/_lfs/complete/(?P<token>[^/]+)", complete)
     router.add("GET", r"/_lfs/objects/(?P<token>[^/]+)", download)
     router.add("POST", r"/_lfs/staged/(?P<token>[^/]+)", staged)
+    router.add("POST", r"/_lfs/staged-parts/(?P<token>[^/]+)", staged_parts)
 
