@@ -62,7 +62,7 @@ def test_minilm_round_trip_through_the_balancer(lb: Cluster, xet: bool, tmp_path
     repo_id = f"alice/minilm-{'xet' if xet else 'lfs'}"
     mark = lb.mark()
     run_client("minilm.py", ["push", repo_id], client_env(lb, tmp_path / "push", xet))
-    upload = "/xet/v1/xorbs/" if xet else "/_lfs/upload/"
+    upload = "/xet/v1/xorbs/" if xet else "/_lfs/staged/"  # LFS: the bytes to the store, verified here
     crossed(lb, mark, "/preupload/", upload, "/commit/main")
     mark = lb.mark()
     loaded = run_client("minilm.py", ["cold", repo_id], client_env(lb, tmp_path / "pull", xet))
@@ -161,11 +161,11 @@ def test_a_large_lfs_file_up_and_down_bytes_via_the_store(lb: Cluster, tmp_path:
 
 
 def kill_mid_request(
-    lb: Cluster, gauge: str, route: str, action: Callable[[], object]
+    lb: Cluster, gauge: str, route: str, action: Callable[[], object], when: Callable[[], bool] = lambda: True,
 ) -> tuple[LiveServer, int, list[BaseException]]:
-    """Run ``action`` in a thread, SIGKILL the server whose ``gauge`` shows it busy on ``route``,
-    and wait for the action to finish (with the client's own retries). Returns the server killed,
-    the balancer's log mark at the kill, and what the action raised."""
+    """Run ``action`` in a thread, SIGKILL the server whose ``gauge`` shows it busy on ``route``
+    (once ``when`` holds), and wait for the action to finish (with the client's own retries).
+    Returns the server killed, the balancer's log mark at the kill, and what the action raised."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -179,7 +179,8 @@ def kill_mid_request(
     victim = None
     deadline = time.monotonic() + 60
     while victim is None and time.monotonic() < deadline:
-        victim = next((s for s in lb.servers if metric(s.url, gauge, route=route) >= 1), None)
+        if when():
+            victim = next((s for s in lb.servers if metric(s.url, gauge, route=route) >= 1), None)
         time.sleep(0.02)
     assert victim is not None, f"no server was busy on {route}"
     mark = lb.mark()
@@ -253,6 +254,7 @@ def test_kill_9_of_the_server_sending_a_download(lb: Cluster, tmp_path: Path) ->
         lb, "modelyard_http_requests_in_flight", "files.resolve",
         lambda: http_get(f"{lb.url}/{repo_id}/resolve/main/x.bin", target, expected_size=len(data),
                          headers={"Authorization": f"Bearer {TOKENS['alice']}"}),
+        when=lambda: target.tell() >= 8 * MIB,  # mid-stream: the client holds part of the file
     )
     try:
         assert not errors, errors
