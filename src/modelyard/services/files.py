@@ -69,7 +69,7 @@ def direct_url(hub: Hub, resolved: ResolvedFile, filename: str, media_type: str)
     HTTP readers (their bytes are rebuilt from xorbs; Xet clients read the xorbs directly)."""
     if resolved.blob_key is None or not hub.settings.direct_downloads:
         return None
-    return hub.blobs.signed_url(
+    return hub.store_url(
         resolved.blob_key, hub.settings.download_url_ttl, filename=filename, media_type=media_type
     )
 

@@ -106,7 +106,7 @@ def batch(
                 continue
             direct = None
             if oid in held and hub.settings.direct_downloads:  # straight from the store (S3)
-                direct = hub.blobs.signed_url(lfs_key(oid), hub.settings.download_url_ttl)
+                direct = hub.store_url(lfs_key(oid), hub.settings.download_url_ttl)
             if direct is not None:
                 out.append(BatchObject(oid, held[oid], actions={"download": {
                     "href": direct, "expires_in": hub.settings.download_url_ttl}}))

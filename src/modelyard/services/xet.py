@@ -528,7 +528,7 @@ def _direct_range(hub: Hub, xorb: str, start: int, end: int) -> str | None:
     (dedup is global), so the URL must not open more of it than the reader's terms need."""
     if not hub.settings.direct_downloads:
         return None
-    return hub.blobs.signed_url(xorb_key(xorb), hub.settings.xet_url_ttl, window=(start, end))
+    return hub.store_url(xorb_key(xorb), hub.settings.xet_url_ttl, window=(start, end))
 
 
 def fetch_target(hub: Hub, token: str, range_header: str | None) -> tuple[str, int, int]:
