@@ -286,6 +286,8 @@ def test_a_multipart_completion_the_store_refuses_changes_nothing(direct: LiveSe
     oid = hashlib.sha256(data).hexdigest()
     actions = lfs_batch(direct, repo_id, oid, len(data), ("basic", "multipart"))
     assert actions["upload"]["href"].startswith(f"{direct.url}/_lfs/staged-parts/")
+    first = actions["upload"]["header"]["00001"]
+    assert httpx.put(first, content=data[: 5 * MIB + 1]).status_code == 403  # longer than the part's signed size
     parts = put_parts(actions, data)
     complete = actions["upload"]["href"]
     bad = [dict(p) for p in parts]

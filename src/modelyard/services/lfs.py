@@ -192,8 +192,9 @@ def _direct_parts(
     upload_id = parts.start(staged)
     ttl = int(expires - time.time())
     header: dict[str, str] = {"chunk_size": str(chunk)}
-    for part in range(1, count + 1):
-        header[f"{part:05d}"] = parts.part_url(staged, upload_id, part, ttl)
+    for part in range(1, count + 1):  # each part's length is signed: no more bytes than declared
+        length = chunk if part < count else size - chunk * (count - 1)
+        header[f"{part:05d}"] = parts.part_url(staged, upload_id, part, ttl, length)
     token = sign(hub, {"k": "stagedparts", **grant, "o": oid, "s": size, "b": staged, "u": upload_id, "n": count,
                        "exp": expires})
     return {"upload": {"href": f"{base_url}/_lfs/staged-parts/{token}", "header": header}}

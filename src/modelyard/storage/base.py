@@ -118,8 +118,8 @@ class DirectParts(Protocol):
     def start(self, key: str) -> str:
         """Begin a multipart upload to ``key``; its upload id."""
 
-    def part_url(self, key: str, upload_id: str, part: int, ttl: int) -> str:
-        """A presigned PUT of part ``part`` (1-based) of the upload."""
+    def part_url(self, key: str, upload_id: str, part: int, ttl: int, size: int) -> str:
+        """A presigned PUT of part ``part`` (1-based) of the upload, of exactly ``size`` bytes."""
 
     def finish(self, key: str, upload_id: str, etags: list[str]) -> None:
         """Assemble the parts (``etags`` in part order, as the store answered their PUTs) into

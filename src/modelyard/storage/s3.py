@@ -226,8 +226,9 @@ class S3Parts:
             answer = self._store.client.create_multipart_upload(Bucket=self._store.bucket, Key=self._store.key(key))
         return str(answer["UploadId"])
 
-    def part_url(self, key: str, upload_id: str, part: int, ttl: int) -> str:
-        params = {"Bucket": self._store.bucket, "Key": self._store.key(key), "UploadId": upload_id, "PartNumber": part}
+    def part_url(self, key: str, upload_id: str, part: int, ttl: int, size: int) -> str:
+        params = {"Bucket": self._store.bucket, "Key": self._store.key(key), "UploadId": upload_id, "PartNumber": part,
+                  "ContentLength": size}
         with vendor_errors("presign"):
             return str(self._store._signer.generate_presigned_url("upload_part", Params=params, ExpiresIn=ttl))
 
