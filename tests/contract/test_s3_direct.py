@@ -29,7 +29,7 @@ from tests.support.server import TOKENS, LiveServer, metric
 from tests.support.xet import cas_token
 
 #: Presigned URLs live this long here, so that a test can wait one out.
-TTL = 6
+TTL = 10
 MIB = 1024 * 1024
 
 
