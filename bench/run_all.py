@@ -49,7 +49,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "git": ("git clone: a 1 GiB LFS file vs snapshot_download; 10,000 commits vs git daemon", 2400),
     "cluster": ("HEAD /resolve on S3: three servers behind nginx vs one", 1200),
     "load": ("Locust: 100 users for 5 minutes against three servers on PostgreSQL and S3", 1200),
-    "catalog_1m": ("Catalog search on a 1,000,000-repo catalog (PostgreSQL)", 5400),
+    "catalog_1m": ("Catalog search on a 1,000,000-repo catalog (PostgreSQL)", 10800),
 }
 
 TARGETS = {
