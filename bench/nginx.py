@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_for_port
 
 from bench.common import HOST, require_tool, workspace
 
@@ -66,17 +64,10 @@ def nginx(root: Path, sendfile: bool = True, locations: str = "location / { }") 
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {(folder / 'error.log').read_text(errors='replace')}")
-            try:
-                socket.create_connection((HOST, port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start") from None
-                time.sleep(0.05)
+        try:
+            wait_for_port(proc, port, "nginx", timeout=20)  # on HOST, 127.0.0.1
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {(folder / 'error.log').read_text(errors='replace')}") from None
         yield f"http://{HOST}:{port}"
     finally:
         proc.terminate()

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -69,7 +69,7 @@ class Cluster:
     url: str
     servers: list[LiveServer]
     folder: Path
-    _seen: int = field(default=0)
+    gateway: Gateway  # the store's front door: presigned URLs name it
 
     def upstream(self, server: LiveServer) -> str:
         return f"127.0.0.1:{server.port}"
@@ -136,7 +136,7 @@ def cluster(folder: Path, moto: MotoServer, gateway: Gateway, size: int = 3,
         port = free_port()
         proc = _nginx(lb_folder, [s.port for s in servers], port)
         try:
-            lb = Cluster(f"http://127.0.0.1:{port}", servers, lb_folder)
+            lb = Cluster(f"http://127.0.0.1:{port}", servers, lb_folder, gateway)
             httpx.get(f"{lb.url}/healthz", timeout=10).raise_for_status()
             yield lb
         finally:

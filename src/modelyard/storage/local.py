@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelyard.errors import ConflictError
-from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob, copy_through
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, HubServed, WrittenBlob
 
 READ_CHUNK = 1024 * 1024
 #: Bytes per memory map in ``read_mapped``: few thread hops per GiB, little resident memory.
@@ -411,7 +411,7 @@ class AssembledBlob:
         self._lock.release()
 
 
-class LocalBlobStore:
+class LocalBlobStore(HubServed):
     """A folder of blobs; temporary files live in ``tmp/`` under the same root."""
 
     def __init__(self, root: Path) -> None:
@@ -480,19 +480,6 @@ class LocalBlobStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
-
-    def signed_put_url(self, key: str, ttl: int, size: int) -> str | None:
-        return None
-
-    def copy(self, source: str, key: str) -> None:
-        copy_through(self, source, key)
-
-    def direct_parts(self) -> None:
-        return None
-
-    def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
-                   filename: str | None = None, media_type: str | None = None) -> str | None:
-        return None  # a folder has no server of its own: the hub sends the bytes
 
     #: Whether uploads can be assembled in place here (``part_writer``): it needs range locks
     #: that exclude threads of one process too (Linux).

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, WrittenBlob, copy_through
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, HubServed, WrittenBlob
 
 
 class MemoryBlobWriter:
@@ -31,7 +31,7 @@ class MemoryBlobWriter:
         self._parts = []
 
 
-class MemoryBlobStore:
+class MemoryBlobStore(HubServed):
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
         self.lock = threading.Lock()
@@ -53,19 +53,6 @@ class MemoryBlobStore:
         window = blob[start:end]
         if window:  # readers take an empty chunk for the end of the stream
             yield window
-
-    def signed_put_url(self, key: str, ttl: int, size: int) -> str | None:
-        return None
-
-    def copy(self, source: str, key: str) -> None:
-        copy_through(self, source, key)
-
-    def direct_parts(self) -> None:
-        return None
-
-    def signed_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
-                   filename: str | None = None, media_type: str | None = None) -> str | None:
-        return None
 
     def local_path(self, key: str) -> Path | None:
         return None
