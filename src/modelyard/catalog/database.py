@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
+
+T = TypeVar("T")
 
 
 class Database:
@@ -17,6 +20,8 @@ class Database:
 
     On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that writers queue for
     the lock up front instead of failing on upgrade; readers use WAL snapshots and never wait.
+    ``quick(work)`` runs the few statements of a hot read path (HEAD and GET of a file, token
+    checks) with no transaction around them on PostgreSQL.
     """
 
     def __init__(self, url: str) -> None:
@@ -35,6 +40,9 @@ class Database:
             self._read = create_engine(
                 url, pool_size=10, max_overflow=20, pool_pre_ping=True, isolation_level="REPEATABLE READ"
             )
+            # Each statement its own snapshot: no BEGIN, no ROLLBACK and no ping on checkout (a
+            # stale connection is retried once instead, ``quick``): one round trip per statement.
+            self._quick = create_engine(url, pool_size=8, max_overflow=8, isolation_level="AUTOCOMMIT")
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -66,6 +74,23 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def quick(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` for reads whose statements each stand alone: on PostgreSQL every
+        statement sees what is committed when it runs (no snapshot across them), in one round
+        trip; on SQLite a read transaction (as cheap there). ``work`` must only read, and must
+        be safe to run twice: a connection the server closed is replaced and ``work`` run again."""
+        if self.is_sqlite:
+            with self.read() as conn:
+                return work(conn)
+        for attempt in (1, 2):
+            try:
+                with self._quick.connect() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         with self._write.begin() as conn:
@@ -79,5 +104,7 @@ class Database:
 
     def dispose(self) -> None:
         self._read.dispose()
+        if not self.is_sqlite:
+            self._quick.dispose()
         if self._write is not self._read:
             self._write.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exists, select
+from sqlalchemy import Connection, Select, bindparam, delete, exists, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import repo_lfs_objects, repo_purged_lfs, repo_xet_files
@@ -77,6 +77,24 @@ def _purged_and_not_held() -> Select[Any]:
     )
 
 
+def download_facts(conn: Connection, repo_id: int, sha256: str) -> tuple[str | None, bool]:
+    """For a large file being downloaded, in one statement: the Xet file hash the repository
+    received it as (None: an LFS object only), and whether its owner purged it (and does not
+    hold it again)."""
+    row = conn.execute(_DOWNLOAD_FACTS, {"repo_id": repo_id, "sha256": sha256}).one()
+    return (None if row.xet is None else str(row.xet)), bool(row.purged)
+
+
+def _download_facts() -> Select[Any]:
+    held = _purged_and_not_held().where(
+        repo_purged_lfs.c.repo_id == bindparam("repo_id"), repo_purged_lfs.c.sha256 == bindparam("sha256")
+    )
+    xet = select(repo_xet_files.c.file_hash).where(
+        repo_xet_files.c.repo_id == bindparam("repo_id"), repo_xet_files.c.sha256 == bindparam("sha256")
+    )
+    return select(xet.scalar_subquery().label("xet"), held.exists().label("purged"))
+
+
 def purged(conn: Connection, repo_id: int, shas: Iterable[str]) -> set[str]:
     """Which of ``shas`` the repository's owner permanently deleted (and it does not hold again)."""
     wanted = sorted(set(shas))
@@ -92,3 +110,6 @@ def purged(conn: Connection, repo_id: int, shas: Iterable[str]) -> set[str]:
 def all_purged(conn: Connection) -> set[tuple[int, str]]:
     """``(repo id, sha256)`` of every permanently deleted object not held again (for fsck and gc)."""
     return {(int(r.repo_id), str(r.sha256)) for r in conn.execute(_purged_and_not_held())}
+
+
+_DOWNLOAD_FACTS = _download_facts()  # built once: it runs on every download of a large file

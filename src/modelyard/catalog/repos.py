@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from modelyard.catalog.database import Database
-from modelyard.catalog.tables import repo_lfs_objects, repo_xet_files, repos
+from modelyard.catalog.tables import refs, repo_lfs_objects, repo_xet_files, repos
 
 
 @dataclass(frozen=True)
-class Repo:
+class RepoHead:
+    """What access checks and the download path need of a repo: a narrow row, nothing parsed."""
+
     id: int
     type: str
     namespace: str
@@ -23,6 +25,14 @@ class Repo:
     owner_id: int
     private: bool
     gated: str | None
+
+    @property
+    def repo_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Repo(RepoHead):
     created_at: datetime
     last_modified: datetime
     used_storage: int
@@ -42,10 +52,6 @@ class Repo:
     card_errors: list[str] | None = None
     indexed_commit: str | None = None
     uid: str = ""  # never reused, unlike ``id`` (see tables.repos)
-
-    @property
-    def repo_id(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 def _repo(row: Any) -> Repo:
@@ -96,6 +102,36 @@ def get(conn: Connection, repo_type: str, namespace: str, name: str) -> Repo | N
 
 # Built once: every request looks a repo up, and building the statement costs more than running it.
 _BY_KEY = select(repos).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
+
+
+def head_and_refs(
+    conn: Connection, repo_type: str, namespace: str, name: str, ref_names: tuple[str, ...]
+) -> tuple[RepoHead, list[str | None]] | None:
+    """A repo's narrow row and the targets of up to two of its refs, in one statement (the
+    download path's one round trip to the database)."""
+    if "\x00" in namespace or "\x00" in name or any("\x00" in r for r in ref_names):
+        return None
+    names = (*ref_names, "", "")[:2]
+    row = conn.execute(_HEAD_AND_REFS, {"type": repo_type, "key": repo_key(namespace, name),
+                                        "ref0": names[0], "ref1": names[1]}).first()
+    if row is None:
+        return None
+    head = RepoHead(id=row.id, type=row.type, namespace=row.namespace, name=row.name, owner_id=row.owner_id,
+                    private=bool(row.private), gated=row.gated)
+    return head, [row.target0, row.target1][: len(ref_names)]
+
+
+def _ref_target(param: str, label: str) -> Any:
+    return (
+        select(refs.c.target).where(refs.c.repo_id == repos.c.id, refs.c.name == bindparam(param))
+        .scalar_subquery().label(label)
+    )
+
+
+_HEAD_AND_REFS = select(
+    repos.c.id, repos.c.type, repos.c.namespace, repos.c.name, repos.c.owner_id, repos.c.private, repos.c.gated,
+    _ref_target("ref0", "target0"), _ref_target("ref1", "target1"),
+).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
 
 def get_by_id(conn: Connection, repo_id: int) -> Repo | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from modelyard.catalog import accounts as accounts_q
-from modelyard.catalog.repos import Repo
+from modelyard.catalog.repos import RepoHead
 from modelyard.errors import AuthenticationError, InvalidInputError, PermissionDeniedError, RepoNotFoundError
 from modelyard.services.hub import Hub
 
@@ -73,15 +73,14 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
     """The principal a bearer token stands for; None for anonymous; raises for a bad token."""
     if not token:
         return None
-    with hub.db.read() as conn:
-        found = accounts_q.token_with_account(conn, hash_token(token))
+    digest = hash_token(token)
+    found = hub.db.quick(lambda conn: accounts_q.token_with_account(conn, digest))
     if found is None or found[0].revoked_at is not None:
         raise AuthenticationError("Invalid credentials in Authorization header")
     row, account = found
 
     def load_orgs() -> dict[int, tuple[str, str]]:
-        with hub.db.read() as conn:
-            return accounts_q.org_roles(conn, account.id)
+        return hub.db.quick(lambda conn: accounts_q.org_roles(conn, account.id))
 
     hub.tallies.touch_token(row.id)  # folded later: a read never waits for the write lock
     return principal_of(row, account, load_orgs)
@@ -104,7 +103,7 @@ def principal_of(
     )
 
 
-def can_read(principal: Principal | None, repo: Repo) -> bool:
+def can_read(principal: Principal | None, repo: RepoHead) -> bool:
     if not repo.private:
         return True
     if principal is None:
@@ -127,7 +126,7 @@ def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
     return frozenset({principal.account_id, *principal.orgs})
 
 
-def check_read(principal: Principal | None, repo: Repo) -> None:
+def check_read(principal: Principal | None, repo: RepoHead) -> None:
     """A repo the caller may not read is answered exactly like a missing one."""
     if not can_read(principal, repo):
         raise RepoNotFoundError(REPO_NOT_FOUND)
@@ -154,12 +153,12 @@ def require_writer(hub: Hub, principal: Principal | None) -> Principal:
     return principal
 
 
-def check_write(principal: Principal | None, repo: Repo) -> None:
+def check_write(principal: Principal | None, repo: RepoHead) -> None:
     check_read(principal, repo)
     check_namespace_write(principal, repo.owner_id, repo.namespace)
 
 
-def can_write(principal: Principal | None, repo: Repo) -> bool:
+def can_write(principal: Principal | None, repo: RepoHead) -> bool:
     """Whether the caller may write the repo (what ``check_write`` checks, as a question)."""
     try:
         check_write(principal, repo)
@@ -168,7 +167,7 @@ def can_write(principal: Principal | None, repo: Repo) -> bool:
     return True
 
 
-def check_contribute(principal: Principal | None, repo: Repo) -> Principal:
+def check_contribute(principal: Principal | None, repo: RepoHead) -> Principal:
     """Anyone who may read a repo may contribute to it (open a discussion or a pull request,
     comment, upload the files of a pull request): an authenticated caller with a write token."""
     check_read(principal, repo)
@@ -179,7 +178,7 @@ def check_contribute(principal: Principal | None, repo: Repo) -> Principal:
     return principal
 
 
-def check_admin(principal: Principal | None, repo: Repo) -> None:
+def check_admin(principal: Principal | None, repo: RepoHead) -> None:
     """Deleting, moving and changing visibility need the admin role in the namespace."""
     check_write(principal, repo)
     assert principal is not None

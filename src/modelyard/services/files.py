@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from dulwich.objects import Blob, Commit, Tree
 from sqlalchemy import Connection
 
+from modelyard.catalog.repos import RepoHead
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
 from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub
-from modelyard.services.lfs_files import check_not_purged
-from modelyard.services.repos import RepoSnapshot, find_repo, resolve_revision, snapshot
+from modelyard.services.lfs_files import downloadable
+from modelyard.services.repos import RepoSnapshot, locate, snapshot
 from modelyard.services.tallies import client_key
 from modelyard.services.xet import files_for
 from modelyard.storage.base import lfs_key
@@ -51,7 +52,8 @@ class ResolvedFile:
     commit: Oid
     entry: FileEntry
     blob_key: str | None  # LFS object in the blob store
-    inline: bytes | None  # a regular file's bytes (both None: a Xet file, ``entry.xet_hash``)
+    #: a regular file's bytes (None for a large file, or when not asked for: ``with_bytes``)
+    inline: bytes | None
 
 
 def blob_pieces(hub: Hub, key: str, start: int, end: int) -> Iterator[bytes | memoryview]:
@@ -107,37 +109,47 @@ def counts_as_download(repo_type: str, path: str) -> bool:
 
 def resolve_file(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str, path: str,
-    counting_address: str | None = None,
+    counting_address: str | None = None, with_bytes: bool = True,
 ) -> ResolvedFile:
-    """Find a file; a metadata request the client flags as a download (``counting_address``: the
+    """Find a file (``with_bytes``: read a regular file's bytes too; a HEAD does not need them);
+    a metadata request the client flags as a download (``counting_address``: the
     caller's network address) counts one load of the repo when it finds the file the repo's loads
     are counted by, once per client and period (``services/tallies.py``).
 
-    The hot path of every download and HEAD: one read transaction, trees from the cache, and no
-    write (a count is only noted in memory, ``services/tallies.py``).
+    The hot path of every download and HEAD: one statement for the repo, its access and the
+    branch or tag, trees from the cache, one more statement for a large file's Xet and purge
+    facts (``Database.quick``: no transaction around them), and no write (a count is only noted
+    in memory, ``services/tallies.py``).
     """
-    with hub.db.read() as conn:
-        repo = find_repo(conn, principal, repo_type, repo_id)
+
+    def find(conn: Connection) -> tuple[RepoHead, Oid]:
+        repo, commit, _ref = locate(conn, principal, repo_type, repo_id, revision)
         check_download(conn, principal, repo)
-        commit, _ref = resolve_revision(conn, repo, revision)
-        tree = commit_info(cast(Commit, hub.objects.get(commit))).tree
-        try:
-            validate_path(path)
-        except InvalidInputError as exc:
-            raise EntryNotFoundError(ENTRY_NOT_FOUND, commit=commit) from exc
-        item = lookup(hub.objects, tree, path)
-        entry = file_entries(hub, [item], repo.id, conn)[0] if item is not None and not item.is_dir else None
-        if entry is not None and entry.lfs_sha256 is not None:
-            check_not_purged(conn, repo.id, entry.path, entry.lfs_sha256, commit)
-    if item is None or entry is None:
+        return repo, commit
+
+    repo, commit = hub.db.quick(find)
+    tree = commit_info(cast(Commit, hub.objects.get(commit))).tree
+    try:
+        validate_path(path)
+    except InvalidInputError as exc:
+        raise EntryNotFoundError(ENTRY_NOT_FOUND, commit=commit) from exc
+    item = lookup(hub.objects, tree, path)
+    if item is None or item.is_dir:
         raise EntryNotFoundError(ENTRY_NOT_FOUND, commit=commit)
+    entry = file_entries(hub, [item])[0]
+    sha256 = entry.lfs_sha256
+    if sha256 is not None:
+        xet_hash = hub.db.quick(lambda conn: downloadable(conn, repo.id, entry.path, sha256, commit))
+        entry = replace(entry, xet_hash=xet_hash)
     if counting_address is not None and counts_as_download(repo_type, path):
         client = client_key(counting_address, principal.token_id if principal is not None else 0)
         hub.tallies.count_download(repo.id, client)
     if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
         return ResolvedFile(commit, entry, None, None)
-    if entry.lfs_sha256 is not None:
-        return ResolvedFile(commit, entry, lfs_key(entry.lfs_sha256), None)
+    if sha256 is not None:
+        return ResolvedFile(commit, entry, lfs_key(sha256), None)
+    if not with_bytes:
+        return ResolvedFile(commit, entry, None, None)
     blob = cast(Blob, hub.objects.get(item.oid))
     return ResolvedFile(commit, entry, None, blob.as_raw_string())
 

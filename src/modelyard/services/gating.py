@@ -19,7 +19,7 @@ from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog.access_requests import STATUSES
 from modelyard.catalog.access_requests import AccessRequest as AccessRequest  # re-exported for the http layer
-from modelyard.catalog.repos import Repo
+from modelyard.catalog.repos import Repo, RepoHead
 from modelyard.errors import (
     AuthenticationError,
     ConflictError,
@@ -54,7 +54,7 @@ class AccessRequestNotFoundError(NotFoundError):
     """No such user, no request from them, or the request is in the list asked for already."""
 
 
-def has_access(conn: Connection, principal: Principal | None, repo: Repo) -> bool:
+def has_access(conn: Connection, principal: Principal | None, repo: RepoHead) -> bool:
     """Whether the caller may download the repo's files (the caller may read the repo)."""
     if repo.gated is None:
         return True
@@ -65,7 +65,7 @@ def has_access(conn: Connection, principal: Principal | None, repo: Repo) -> boo
     return requests_q.is_accepted(conn, repo.id, principal.account_id)
 
 
-def check_download(conn: Connection, principal: Principal | None, repo: Repo) -> None:
+def check_download(conn: Connection, principal: Principal | None, repo: RepoHead) -> None:
     """Refuse a gated repo's bytes to a caller without access (after ``check_read``)."""
     if has_access(conn, principal, repo):
         return

@@ -206,11 +206,14 @@ def permanently_delete(
     return report
 
 
-def check_not_purged(conn: Connection, repo_pk: int, path: str, sha256: str, commit: Oid) -> None:
-    """EntryPurgedError if the repository's owner permanently deleted this large file (in the
-    caller's read transaction: one primary-key lookup on the download path)."""
-    if lfs_files_q.purged(conn, repo_pk, [sha256]):
+def downloadable(conn: Connection, repo_pk: int, path: str, sha256: str, commit: Oid) -> str | None:
+    """The Xet hash a large file about to be downloaded was received as (None: an LFS object);
+    EntryPurgedError if the repository's owner permanently deleted it. One statement: the
+    download path's second and last round trip to the database."""
+    xet_hash, purged = lfs_files_q.download_facts(conn, repo_pk, sha256)
+    if purged:
         raise EntryPurgedError(purged_message(sha256, path), commit=commit)
+    return xet_hash
 
 
 def purged_pointers(hub: Hub) -> set[tuple[int, str]]:

@@ -14,7 +14,7 @@ from modelyard.catalog import redirects as redirects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import search as search_q
-from modelyard.catalog.repos import Repo
+from modelyard.catalog.repos import Repo, RepoHead
 from modelyard.errors import (
     ConflictError,
     InvalidInputError,
@@ -93,14 +93,40 @@ def authorize(hub: Hub, principal: Principal | None, repo_type: str, repo_id: st
     return repo
 
 
-def resolve_revision(conn: Connection, repo: Repo, revision: str) -> tuple[Oid, str | None]:
+def resolve_revision(conn: Connection, repo: RepoHead, revision: str) -> tuple[Oid, str | None]:
     """A revision (branch, tag, ``refs/...`` or a commit id or prefix) -> (commit, ref name)."""
-    is_full = revision.startswith("refs/")
-    candidates = [revision] if is_full else [f"refs/heads/{revision}", f"refs/tags/{revision}"]
-    for ref in candidates:
+    for ref in _ref_candidates(revision):
         target = refs_q.get(conn, repo.id, ref)
         if target is not None:
             return Oid(target), ref
+    return _commit_revision(conn, repo, revision)
+
+
+def _ref_candidates(revision: str) -> tuple[str, ...]:
+    return (revision,) if revision.startswith("refs/") else (f"refs/heads/{revision}", f"refs/tags/{revision}")
+
+
+def locate(
+    conn: Connection, principal: Principal | None, repo_type: str, repo_id: str, revision: str
+) -> tuple[RepoHead, Oid, str | None]:
+    """``find_repo`` and ``resolve_revision`` for the download path: the repo's narrow row and
+    a branch or tag in one statement (a commit id needs one more)."""
+    namespace, name = split_repo_id(repo_id)
+    candidates = _ref_candidates(revision)
+    found = repos_q.head_and_refs(conn, repo_type, namespace, name, candidates) \
+        if repo_type in HOSTED_REPO_TYPES else None
+    if found is None:
+        raise RepoNotFoundError(REPO_NOT_FOUND)
+    repo, targets = found
+    check_read(principal, repo)
+    for ref, target in zip(candidates, targets, strict=True):
+        if target is not None:
+            return repo, Oid(target), ref
+    commit, _none = _commit_revision(conn, repo, revision)
+    return repo, commit, None
+
+
+def _commit_revision(conn: Connection, repo: RepoHead, revision: str) -> tuple[Oid, None]:
     if is_commit_id(revision):
         if objects_q.repo_has_commit(conn, repo.id, revision):
             return Oid(revision), None

@@ -72,10 +72,11 @@ def safe_media_type(filename: str) -> str:
 async def resolve(ctx: Ctx) -> Response:
     rtype, rid = repo_type(ctx.params), repo_id(ctx.params)
     counting = None
-    if ctx.request.method == "HEAD" and "x-hf-download-counter" in ctx.request.headers:
+    head = ctx.request.method == "HEAD"
+    if head and "x-hf-download-counter" in ctx.request.headers:
         counting = ctx.client_address()
     resolved = await ctx.call(
-        files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"], counting
+        files_svc.resolve_file, rtype, rid, ctx.params["rev"], ctx.params["path"], counting, not head
     )
     entry = resolved.entry
     size = entry.size
