@@ -22,9 +22,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import psycopg
 from sqlalchemy import insert, select
 from tests.support.server import SEED, LiveServer, postgres_database
 
@@ -47,49 +48,140 @@ def zipf_choice(rng: random.Random, items: list[str]) -> str:
 
 def generate(database_url: str, n: int, seed: int = 1) -> None:
     rng = random.Random(seed)
-    vocabulary = [f"w{i}" for i in range(5000)] + ["model", "fine-tuned", "embedding", "chat", "bert",
-                                                    "llama", "mistral", "quantized", "sentence", "vision"]
     db = Database(database_url)
-    base = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=365)
-    with db.write() as conn:
-        owner = conn.execute(select(accounts.c.id).where(accounts.c.name_lower == "acme")).scalar_one()
-    batch = 2000
-    for start in range(0, n, batch):
-        rows, tag_rows, texts = [], [], []
+    try:
+        with db.write() as conn:
+            owner = conn.execute(select(accounts.c.id).where(accounts.c.name_lower == "acme")).scalar_one()
+        if db.is_sqlite:
+            _insert_rows(db, rng, owner, n)
+        else:
+            _copy_rows(db, rng, owner, n)
+    finally:
+        db.dispose()
+
+
+VOCABULARY = [f"w{i}" for i in range(5000)] + ["model", "fine-tuned", "embedding", "chat", "bert", "llama",
+                                                  "mistral", "quantized", "sentence", "vision"]
+BATCH = 2000
+
+
+def _repo(rng: random.Random, i: int, owner: int, seq: int, base: datetime) -> tuple[dict[str, Any], str, str]:
+    """One generated repo: its row, the name the indexer weighs high, and its card text."""
+    lic, task, lib = zipf_choice(rng, LICENSES), zipf_choice(rng, TASKS), zipf_choice(rng, LIBRARIES)
+    langs = {zipf_choice(rng, LANGUAGES) for _ in range(rng.randint(1, 3))}
+    params = int(10 ** rng.uniform(6, math.log10(70e9)))
+    name = f"{rng.choice(VOCABULARY)}-{task.split('-')[0]}-{i}"
+    tags = [lib, task, f"license:{lic}", *sorted(langs)]
+    when = base + timedelta(seconds=rng.randint(0, 365 * 86400))
+    row = {
+        "uid": uuid.uuid4().hex, "type": "model", "namespace": "acme", "name": name, "key": f"acme/{name}".lower(),
+        "owner_id": owner, "private": rng.random() < 0.05, "created_at": when,
+        "last_modified": when + timedelta(days=rng.randint(0, 30)), "used_storage": params * 2,
+        "downloads": int(rng.paretovariate(1.2) * 10), "downloads_all_time": 0,
+        "likes": int(rng.paretovariate(1.5)), "trending_score": rng.random() * 100,
+        "tags": json.dumps(tags), "library_name": lib, "pipeline_tag": task, "num_parameters": params,
+        "created_seq": seq, "change_seq": seq,
+    }
+    words = " ".join(rng.choice(VOCABULARY) for _ in range(150))
+    return row, f"acme {name} acme/{name}", f"# {name}\n{words} {' '.join(tags)}"
+
+
+def _start() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None) - timedelta(days=365)
+
+
+def _insert_rows(db: Database, rng: random.Random, owner: int, n: int) -> None:
+    """Through the hub's own statements (``set_search_text``), a batch per transaction."""
+    base = _start()
+    for start in range(0, n, BATCH):
         with db.write() as conn:
             seq = search_q.next_seq(conn)
-            for i in range(start, min(start + batch, n)):
-                lic, task, lib = zipf_choice(rng, LICENSES), zipf_choice(rng, TASKS), zipf_choice(rng, LIBRARIES)
-                langs = {zipf_choice(rng, LANGUAGES) for _ in range(rng.randint(1, 3))}
-                params = int(10 ** rng.uniform(6, math.log10(70e9)))
-                name = f"{rng.choice(vocabulary)}-{task.split('-')[0]}-{i}"
-                tags = [lib, task, f"license:{lic}", *sorted(langs)]
-                when = base + timedelta(seconds=rng.randint(0, 365 * 86400))
-                rows.append({
-                    "uid": uuid.uuid4().hex, "type": "model", "namespace": "acme", "name": name,
-                    "key": f"acme/{name}".lower(),
-                    "owner_id": owner, "private": rng.random() < 0.05, "created_at": when,
-                    "last_modified": when + timedelta(days=rng.randint(0, 30)), "used_storage": params * 2,
-                    "downloads": int(rng.paretovariate(1.2) * 10), "downloads_all_time": 0,
-                    "likes": int(rng.paretovariate(1.5)), "trending_score": rng.random() * 100,
-                    "tags": json.dumps(tags), "library_name": lib, "pipeline_tag": task, "num_parameters": params,
-                    "created_seq": seq, "change_seq": seq,
-                })
-                words = " ".join(rng.choice(vocabulary) for _ in range(150))
-                texts.append((name, f"# {name}\n{words} {' '.join(tags)}"))
+            made = [_repo(rng, i, owner, seq, base) for i in range(start, min(start + BATCH, n))]
+            rows = [m[0] for m in made]
             conn.execute(insert(repos), rows)
             ids = dict(conn.execute(
                 select(repos.c.key, repos.c.id).where(repos.c.key.in_([r["key"] for r in rows]))
             ).all())
-            for row, (name, body) in zip(rows, texts, strict=True):
-                repo_id = ids[row["key"]]
-                tag_rows += [{"repo_id": repo_id, "tag": t} for t in set(json.loads(row["tags"]))]
-                search_q.set_search_text(db, conn, repo_id, f"acme {name} acme/{name}", body, tags)
+            tag_rows = []
+            for row, name, body in made:
+                tags = json.loads(row["tags"])
+                tag_rows += [{"repo_id": ids[row["key"]], "tag": t} for t in set(tags)]
+                search_q.set_search_text(db, conn, ids[row["key"]], name, body, tags)
             conn.execute(insert(repo_tags), tag_rows)
-    if not db.is_sqlite:
-        with db.write() as conn:
-            conn.exec_driver_sql("ANALYZE")
-    db.dispose()
+
+
+#: PostgreSQL: the same rows written with COPY, the secondary indexes dropped during the load and
+#: built again after it (a million rows one statement each took hours here); the search vector is
+#: written as ``set_search_text`` computes it, which ``_check_vectors`` confirms on a sample.
+COPY_COLUMNS = ["id", "uid", "type", "namespace", "name", "key", "owner_id", "private", "created_at",
+                "last_modified", "used_storage", "downloads", "downloads_all_time", "likes", "trending_score",
+                "tags", "library_name", "pipeline_tag", "num_parameters", "created_seq", "change_seq",
+                "search_vector"]
+
+
+def _tsvector(name: str, body: str, tags: list[str]) -> str:
+    """``set_search_text``'s vector in tsvector's text form (lexemes carry no positions, so its
+    weights do not show: the vector is the set of name, body and tag lexemes)."""
+    lexemes = set(search_q.search_tokens([name])) | set(search_q.search_tokens([body[:200_000]]))
+    lexemes |= {search_q.TAG_LEXEME + t for t in tags}
+    return " ".join("'" + x.replace("\\", "\\\\").replace("'", "''") + "'" for x in sorted(lexemes))
+
+
+def _copy_rows(db: Database, rng: random.Random, owner: int, n: int) -> None:
+    base = _start()
+    samples: list[tuple[int, str, str, list[str]]] = []
+    with db.write() as conn:
+        dropped = [r.indexdef for r in conn.exec_driver_sql(
+            "SELECT indexdef, indexname FROM pg_indexes WHERE tablename IN ('repos', 'repo_tags') AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint)"
+        )]
+        names = [d.split(" INDEX ", 1)[1].split(" ON ", 1)[0] for d in dropped]
+        for name in names:
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+        first = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM repos").scalar_one())
+    raw = db.engine.raw_connection()
+    try:
+        pg = cast(psycopg.Connection[Any], raw.driver_connection)
+        cur = pg.cursor()
+        for start in range(0, n, 10 * BATCH):
+            counted = pg.execute("UPDATE catalog_counter SET value = value + 1 WHERE id = 1 RETURNING value").fetchone()
+            assert counted is not None
+            seq = int(counted[0])
+            made = [_repo(rng, i, owner, seq, base) for i in range(start, min(start + 10 * BATCH, n))]
+            if start == 0:
+                samples = [(first + k, m[1], m[2], json.loads(m[0]["tags"])) for k, m in enumerate(made[:20])]
+            with cur.copy(f"COPY repos ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+                for k, (row, name, body) in enumerate(made):
+                    row["id"] = first + start + k
+                    row["search_vector"] = _tsvector(name, body, json.loads(row["tags"]))
+                    copy.write_row([row[c] for c in COPY_COLUMNS])
+            with cur.copy("COPY repo_tags (repo_id, tag) FROM STDIN") as copy:
+                for row, _name, _body in made:
+                    for tag in set(json.loads(row["tags"])):
+                        copy.write_row([row["id"], tag])
+            pg.commit()
+        cur.execute("SELECT setval(pg_get_serial_sequence('repos', 'id'), (SELECT max(id) FROM repos))")
+        pg.commit()
+    finally:
+        raw.close()
+    with db.write() as conn:
+        for definition in dropped:
+            conn.exec_driver_sql(definition)
+        conn.exec_driver_sql("ANALYZE")
+    _check_vectors(db, samples)
+
+
+def _check_vectors(db: Database, samples: list[tuple[int, str, str, list[str]]]) -> None:
+    """The copied vectors equal what the hub's indexer writes for the same text: a sample is
+    indexed again by ``set_search_text`` and compared."""
+    query = "SELECT search_vector::text FROM repos WHERE id = %(id)s"
+    with db.write() as conn:
+        for repo_id, name, body, tags in samples:
+            copied = conn.exec_driver_sql(query, {"id": repo_id}).scalar_one()
+            search_q.set_search_text(db, conn, repo_id, name, body, tags)
+            indexed = conn.exec_driver_sql(query, {"id": repo_id}).scalar_one()
+            if copied != indexed:
+                raise AssertionError(f"generated vector differs from the indexer's for repo {repo_id}")
 
 
 QUERIES = [
