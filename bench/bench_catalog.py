@@ -119,10 +119,12 @@ COPY_COLUMNS = ["id", "uid", "type", "namespace", "name", "key", "owner_id", "pr
                 "search_vector"]
 
 
-def _tsvector(name: str, body: str, tags: list[str]) -> str:
+def _tsvector(name: str, body: str, tags: list[str], words: set[str]) -> str:
     """``set_search_text``'s vector in tsvector's text form (lexemes carry no positions, so its
-    weights do not show: the vector is the set of name, body and tag lexemes)."""
+    weights do not show: the vector is the set of name, body and tag lexemes); its words are
+    added to ``words`` (what it writes to search_lexemes)."""
     lexemes = set(search_q.search_tokens([name])) | set(search_q.search_tokens([body[:200_000]]))
+    words |= lexemes
     lexemes |= {search_q.TAG_LEXEME + t for t in tags}
     return " ".join("'" + x.replace("\\", "\\\\").replace("'", "''") + "'" for x in sorted(lexemes))
 
@@ -130,6 +132,7 @@ def _tsvector(name: str, body: str, tags: list[str]) -> str:
 def _copy_rows(db: Database, rng: random.Random, owner: int, n: int) -> None:
     base = _start()
     samples: list[tuple[int, str, str, list[str]]] = []
+    words: set[str] = set()
     with db.write() as conn:
         dropped = [r.indexdef for r in conn.exec_driver_sql(
             "SELECT indexdef, indexname FROM pg_indexes WHERE tablename IN ('repos', 'repo_tags') AND indexname NOT IN "
@@ -153,7 +156,7 @@ def _copy_rows(db: Database, rng: random.Random, owner: int, n: int) -> None:
             with cur.copy(f"COPY repos ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
                 for k, (row, name, body) in enumerate(made):
                     row["id"] = first + start + k
-                    row["search_vector"] = _tsvector(name, body, json.loads(row["tags"]))
+                    row["search_vector"] = _tsvector(name, body, json.loads(row["tags"]), words)
                     copy.write_row([row[c] for c in COPY_COLUMNS])
             with cur.copy("COPY repo_tags (repo_id, tag) FROM STDIN") as copy:
                 for row, _name, _body in made:
@@ -161,6 +164,11 @@ def _copy_rows(db: Database, rng: random.Random, owner: int, n: int) -> None:
                         copy.write_row([row["id"], tag])
             pg.commit()
         cur.execute("SELECT setval(pg_get_serial_sequence('repos', 'id'), (SELECT max(id) FROM repos))")
+        cur.execute("CREATE TEMPORARY TABLE new_lexemes (lexeme text)")
+        with cur.copy("COPY new_lexemes (lexeme) FROM STDIN") as copy:
+            for word in sorted(words):
+                copy.write_row([word])
+        cur.execute("INSERT INTO search_lexemes SELECT lexeme FROM new_lexemes ON CONFLICT DO NOTHING")
         pg.commit()
     finally:
         raw.close()
@@ -182,6 +190,13 @@ def _check_vectors(db: Database, samples: list[tuple[int, str, str, list[str]]])
             indexed = conn.exec_driver_sql(query, {"id": repo_id}).scalar_one()
             if copied != indexed:
                 raise AssertionError(f"generated vector differs from the indexer's for repo {repo_id}")
+        missing = conn.exec_driver_sql(
+            "SELECT count(*) FROM (SELECT DISTINCT unnest(tsvector_to_array(search_vector)) AS w FROM repos "
+            "WHERE id IN (SELECT id FROM repos ORDER BY id DESC LIMIT 1000)) v WHERE w NOT LIKE 't|%%' AND "
+            "NOT EXISTS (SELECT 1 FROM search_lexemes WHERE lexeme = w)"
+        ).scalar_one()
+        if missing:
+            raise AssertionError(f"{missing} generated words are missing from search_lexemes")
 
 
 QUERIES = [

@@ -14,6 +14,7 @@ import pytest
 from huggingface_hub import HfApi
 from safetensors.numpy import save
 
+from modelyard.catalog import search as search_q
 from tests.support.server import TOKENS, LiveServer
 
 
@@ -181,3 +182,35 @@ def test_search_finds_names_that_look_like_numbers(api: HfApi, server: LiveServe
     server.settle()
     assert [m.id for m in api.list_models(search=f"v-1e84ba{repo_name[2:]}")] == [rid]
     assert [m.id for m in api.list_models(search=f"1e84ba{repo_name[2:]}")] == [rid]
+
+
+def test_prefixes_match_every_word_they_start(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    """Words of 4 letters or more match as prefixes. On PostgreSQL a prefix standing for few words
+    is searched as those words (catalog/search.py ``_expand``), and one standing for more than
+    ``EXPAND_MAX`` is left to the index's own prefix match: both find the same repos."""
+    stem = f"pfx{repo_name[-8:]}".lower()
+    few = [f"acme/{stem}-{suffix}" for suffix in ("a", "b")]
+    for rid, word in zip(few, ("alpha", "alphabet"), strict=True):
+        api.create_repo(rid)
+        api.upload_file(path_or_fileobj=f"# card\nabout {stem}{word}\n".encode(), path_in_repo="README.md",
+                        repo_id=rid)
+    many = f"acme/{stem}-many"
+    api.create_repo(many)
+    words = " ".join(f"{stem}z{i:03d}" for i in range(search_q.EXPAND_MAX + 8))
+    api.upload_file(path_or_fileobj=f"# card\n{words}\n".encode(), path_in_repo="README.md", repo_id=many)
+    server.settle()
+
+    def found(search: str) -> set[str]:
+        return {m.id for m in api.list_models(search=search)}
+
+    assert found(f"{stem}alph") == set(few)  # two words: expanded to both
+    assert found(f"{stem}alphabet") == {few[1]}
+    assert found(f"{stem}z0") == {many}  # 40 words: the index's prefix match
+    assert found(f"{stem}z01 {stem}alpha") == set()
+    assert found(f"{stem}nothing") == set()  # no such word anywhere
+    # a word that arrives with a later commit is found by its prefix at once
+    api.upload_file(path_or_fileobj=f"# card\nabout {stem}omega\n".encode(), path_in_repo="README.md",
+                    repo_id=few[0])
+    server.settle()
+    assert found(f"{stem}omeg") == {few[0]}
+    assert found(f"{stem}alph") == {few[1]}

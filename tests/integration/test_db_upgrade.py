@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, insert, inspect, select, text
 
 from modelyard.catalog import search as search_q
+from modelyard.catalog.database import Database
 from modelyard.catalog.migrate import MIGRATIONS, alembic_config
 from modelyard.catalog.tables import accounts, metadata
 from tests.integration.conftest import BACKENDS
@@ -25,7 +26,9 @@ from tests.support.server import LiveServer, postgres_database
 
 # Full-text search objects that the migrations create with raw SQL because the portable
 # metadata cannot express them (see catalog/search.py). Only these may be absent from it.
-FTS_TABLES = {"repo_fts"} | {f"repo_fts_{part}" for part in ("data", "idx", "content", "docsize", "config")}
+FTS_TABLES = {"repo_fts"} | {f"repo_fts_{part}" for part in ("data", "idx", "content", "docsize", "config")} | {
+    "search_lexemes",  # PostgreSQL only: the words of the search vectors (migration 0014)
+}
 UNMAPPED = {("table", name) for name in FTS_TABLES} | {
     ("column", "search_vector"), ("index", "ix_repos_search_vector"),
 }
@@ -120,3 +123,41 @@ def test_0013_carries_the_full_text_over_with_tag_tokens(tmp_path: Path) -> None
             assert [r[0] for r in conn.execute(text(match), {"m": '"chat"'})] == [7, 8]
     finally:
         engine.dispose()
+
+
+def test_0014_lists_the_words_of_every_search_vector() -> None:
+    """PostgreSQL: the words of the vectors already there go into search_lexemes (tag lexemes
+    do not: no search word can be a tag), and a later ``set_search_text`` adds its new words."""
+    with postgres_database() as url:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                command.upgrade(alembic_config(conn), "0013")
+                conn.exec_driver_sql(
+                    "INSERT INTO accounts (name, name_lower, kind, fullname, is_admin, default_private, created_at) "
+                    "VALUES ('acme', 'acme', 'org', '', false, false, now())")
+                conn.exec_driver_sql(
+                    "INSERT INTO repos (uid, type, namespace, name, key, owner_id, private, created_at, "
+                    "last_modified, used_storage, downloads, downloads_all_time, likes, trending_score, tags, "
+                    "created_seq, change_seq, search_vector) SELECT 'u1', 'model', 'acme', 'llama', 'acme/llama', "
+                    "id, false, now(), now(), 0, 0, 0, 0, 0, '[]', 0, 0, "
+                    "array_to_tsvector(ARRAY['acme', 'llama', 'chat', 't|license:mit']) FROM accounts")
+                conn.commit()
+                command.upgrade(alembic_config(conn), "head")
+                conn.commit()
+                words = [r[0] for r in conn.exec_driver_sql("SELECT lexeme FROM search_lexemes ORDER BY lexeme")]
+                assert words == ["acme", "chat", "llama"]
+                db = Database(url)
+                try:
+                    with db.write() as w:
+                        repo_id = w.exec_driver_sql("SELECT id FROM repos").scalar_one()
+                        search_q.set_search_text(db, w, repo_id, "acme llama", "a llamas chat", ["license:mit"])
+                finally:
+                    db.dispose()
+                words = [r[0] for r in conn.exec_driver_sql("SELECT lexeme FROM search_lexemes ORDER BY lexeme")]
+                assert words == ["a", "acme", "chat", "llama", "llamas"]
+                command.downgrade(alembic_config(conn), "0013")
+                conn.commit()
+                assert "search_lexemes" not in inspect(conn).get_table_names()
+        finally:
+            engine.dispose()

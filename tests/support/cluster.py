@@ -14,6 +14,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ http {{
     scgi_temp_path {dir}/scgi;
     upstream hub {{
 {servers}
+        keepalive 64;  # reuse connections to the servers (below their 30 s idle timeout)
+        keepalive_timeout 20s;
     }}
     server {{
         listen 127.0.0.1:{port};
@@ -80,9 +83,18 @@ class Cluster:
 
     def served_since(self, mark: int) -> list[tuple[str, int, str, str]]:
         """(server, status, method, URI) of each request the balancer passed on since ``mark``:
-        the server that answered (nginx logs ``a, b`` when it tried ``a`` first and then ``b``)."""
+        the server that answered (nginx logs ``a, b`` when it tried ``a`` first and then ``b``).
+
+        nginx logs a request when it has finished with it, which can be just after the client
+        has its answer: the log is read once it has not grown for half a second."""
+        lines, quiet_since, deadline = self._lines(), time.monotonic(), time.monotonic() + 10
+        while time.monotonic() - quiet_since < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self._lines()
+            if len(now) != len(lines):
+                lines, quiet_since = now, time.monotonic()
         out = []
-        for line in self._lines()[mark:]:
+        for line in lines[mark:]:
             upstream, status, method, uri = line.rsplit(" ", 3)
             out.append((upstream.split(", ")[-1], int(status), method, uri))
         return out

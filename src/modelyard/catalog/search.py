@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.repos import Repo, _repo
@@ -103,14 +104,18 @@ def set_search_text(
     else:
         # Lexemes are the same \w+ tokens the query side makes (PostgreSQL's own parser reads
         # "1e84ba" as a number and "r-x-0" as a hyphenated word, which searches would miss).
+        names = sorted(set(search_tokens([name])))
+        words = sorted(set(search_tokens([body[:200_000]])) - set(names))
         conn.execute(
             text("UPDATE repos SET search_vector = setweight(array_to_tsvector(CAST(:name AS text[])), 'A') || "
                  "setweight(array_to_tsvector(CAST(:body AS text[])), 'B') || "
                  "setweight(array_to_tsvector(CAST(:tags AS text[])), 'D') WHERE id = :id"),
-            {"id": repo_id, "name": sorted(set(search_tokens([name]))),
-             "body": sorted(set(search_tokens([body[:200_000]])) - set(search_tokens([name]))),
-             "tags": [TAG_LEXEME + t for t in tags or []]},
+            {"id": repo_id, "name": names, "body": words, "tags": [TAG_LEXEME + t for t in tags or []]},
         )
+        # Every word lexeme of every vector is in search_lexemes (migration 0014), in the same
+        # transaction: prefix searches are expanded from it (``_expand``). New words only, in
+        # one order, so concurrent indexers never wait on each other in a cycle.
+        conn.execute(_NEW_LEXEMES, {"words": sorted(set(names) | set(words))})
 
 
 def tag_token(tag: str) -> str:
@@ -153,7 +158,47 @@ class SearchQuery:
     visible_owner_ids: frozenset[int] | None  # None = everything (admin)
 
 
-def _conditions(db: Database, q: SearchQuery) -> list[ColumnElement[bool]]:
+_NEW_LEXEMES = text(
+    "INSERT INTO search_lexemes (lexeme) SELECT w FROM unnest(CAST(:words AS text[])) AS w "
+    "WHERE NOT EXISTS (SELECT 1 FROM search_lexemes WHERE lexeme = w) ORDER BY w ON CONFLICT DO NOTHING"
+)
+#: A prefix standing for more words than this is left to GIN's own prefix match.
+EXPAND_MAX = 32
+_PREFIXED = text(
+    "SELECT lexeme FROM search_lexemes WHERE lexeme >= :p AND lexeme < :p || chr(1114111) ORDER BY lexeme LIMIT :n"
+)
+
+
+def _quoted(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _tsquery(conn: Connection, tokens: list[str], tags: list[str]) -> str:
+    """PostgreSQL: one tsquery for words and tags, so that GIN intersects the posting lists in
+    one index scan. Words of ``PREFIX_MIN`` letters or more match as prefixes (``_expand``)."""
+    terms = [_expand(conn, t) if len(t) >= PREFIX_MIN else _quoted(t) for t in tokens]
+    return " & ".join(terms + [_quoted(TAG_LEXEME + tag) for tag in tags])
+
+
+def _expand(conn: Connection, prefix: str) -> str:
+    """A prefix term as the words it stands for (``('llama' | 'llamas')``), looked up in
+    search_lexemes, which holds every word of every vector; GIN's prefix match (``'llama':*``)
+    gathers every posting of every such word before it can intersect, which costs more than the
+    rest of a search at a million repos. Only when a prefix stands for many words is it left as
+    a prefix match."""
+    words = [str(r[0]) for r in conn.execute(_PREFIXED, {"p": prefix, "n": EXPAND_MAX + 1})]
+    if len(words) > EXPAND_MAX:
+        return _quoted(prefix) + ":*"
+    if not words:  # no vector holds such a word: nothing can match
+        return _quoted(prefix)
+    return "(" + " | ".join(_quoted(w) for w in words) + ")"
+
+
+def _conditions(
+    db: Database, conn: Connection, q: SearchQuery, with_match: bool = True
+) -> list[ColumnElement[bool]]:
+    """What a match of ``q`` satisfies. On PostgreSQL, words and tag filters are one full-text
+    condition, left out with ``with_match=False`` (``search`` then applies it itself)."""
     tokens = search_tokens(q.search)
     type_col: Any = repos.c.type
     if db.is_sqlite and tokens:
@@ -171,20 +216,15 @@ def _conditions(db: Database, q: SearchQuery) -> list[ColumnElement[bool]]:
         conds.append(repos.c.id.in_(text("SELECT rowid FROM repo_fts WHERE repo_fts MATCH :m").bindparams(m=match)))
         tag_filters = []
     elif (tokens or tag_filters) and not db.is_sqlite:
-        # One tsquery for words and tags: GIN intersects the posting lists in one index scan.
-        def quoted(lexeme: str) -> str:
-            return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
-
-        terms = [quoted(t) + (":*" if len(t) >= PREFIX_MIN else "") for t in tokens]
-        terms += [quoted(TAG_LEXEME + tag) for tag in tag_filters]
-        # Materialised first, so the planner looks the matches up in the GIN index instead of
-        # walking the sort index and testing every row's vector.
-        match_sql = "SELECT id FROM repos WHERE search_vector @@ CAST(:q AS tsquery)"
-        matches = (
-            text(match_sql).bindparams(q=" & ".join(terms)).columns(id=Integer).cte("matches")
-            .prefix_with("MATERIALIZED")
-        )
-        conds.append(repos.c.id.in_(select(matches.c.id)))
+        if with_match:
+            # Materialised first, so the planner looks the matches up in the GIN index instead
+            # of walking the sort index and testing every row's vector.
+            match_sql = "SELECT id FROM repos WHERE search_vector @@ CAST(:q AS tsquery)"
+            matches = (
+                text(match_sql).bindparams(q=_tsquery(conn, tokens, tag_filters)).columns(id=Integer).cte("matches")
+                .prefix_with("MATERIALIZED")
+            )
+            conds.append(repos.c.id.in_(select(matches.c.id)))
         tag_filters = []
     if not tokens and any(s.strip() for s in q.search):
         conds.append(repos.c.id < 0)  # only punctuation: nothing can match
@@ -214,20 +254,24 @@ def search(db: Database, conn: Connection, q: SearchQuery) -> tuple[list[Repo], 
     """One page of matching repos, newest/highest first, and the cursor of the next page."""
     seq = q.cursor.seq if q.cursor else current_seq(conn)
     sort_col = SORT_COLUMNS[q.sort]
-    conds = _conditions(db, q)
-    conds.append(repos.c.created_seq <= seq)
-    stable = [*conds, repos.c.change_seq <= seq]
-    if q.cursor is not None:
+    matching = _conditions(db, conn, q)
+    conds = [*matching, repos.c.created_seq <= seq]  # (repos created since the snapshot are left out)
+    page_conds = [repos.c.created_seq <= seq, repos.c.change_seq <= seq]  # as of the snapshot
+    if q.cursor is not None:  # and after the cursor
         value, last_id = q.cursor.value, q.cursor.last_id
-        stable.append(or_(sort_col < value, and_(sort_col == value, repos.c.id < last_id)))
+        page_conds.append(or_(sort_col < value, and_(sort_col == value, repos.c.id < last_id)))
+    tokens = search_tokens(q.search)
     order_col: Any = sort_col
-    if db.is_sqlite and search_tokens(q.search):
+    if db.is_sqlite and tokens:
         # Drive the query from the full-text matches (usually few) rather than by walking the
         # sort index and probing each row: `+col` keeps SQLite from using the index to sort.
         order_col = literal_column(f"+repos.{sort_col.name}")
-    rows = conn.execute(
-        select(repos).where(*stable).order_by(order_col.desc(), repos.c.id.desc()).limit(q.limit + 1)
-    )
+    if not db.is_sqlite and (tokens or q.filters):
+        rows = conn.execute(_matched_page(db, conn, q, tokens, sort_col, page_conds))
+    else:
+        rows = conn.execute(
+            select(repos).where(*matching, *page_conds).order_by(order_col.desc(), repos.c.id.desc()).limit(q.limit + 1)
+        )
     candidates: list[tuple[Any, int, Repo]] = [(_sort_value(r, q.sort), r.id, r) for r in map(_repo, rows)]
     # Repos changed after the snapshot: place them by the values they had at the snapshot. Few
     # as a rule, so find them by the change_seq index first and filter those alone.
@@ -248,6 +292,31 @@ def search(db: Database, conn: Connection, q: SearchQuery) -> tuple[list[Repo], 
         value, last_id, _ = page[-1]
         return [c[2] for c in page], Cursor(seq, value, last_id)
     return [c[2] for c in page], None
+
+
+def _matched_page(
+    db: Database, conn: Connection, q: SearchQuery, tokens: list[str], sort_col: Any,
+    page_conds: list[ColumnElement[bool]],
+) -> Any:
+    """PostgreSQL, words or tag filters: the statement of a page's rows. The GIN scan's visit of
+    each match's row takes the columns the filters and the sort read (materialised), the page's
+    ids are picked from those, and only the page's rows are read in full: each match's row is
+    visited once, not once by the scan and again to filter and sort it."""
+    wanted = [repos.c.id, repos.c.type, repos.c.private, repos.c.owner_id, repos.c.key, repos.c.pipeline_tag,
+              repos.c.num_parameters, repos.c.gated, repos.c.created_seq, repos.c.change_seq]
+    wanted += [c for c in [sort_col] if c not in wanted]
+    found = (
+        select(*wanted).where(text("repos.search_vector @@ CAST(:tsq AS tsquery)").bindparams(
+            tsq=_tsquery(conn, tokens, list(q.filters))
+        )).cte("found").prefix_with("MATERIALIZED")
+    )
+    adapter = ClauseAdapter(found)
+    conds = [*_conditions(db, conn, q, with_match=False), *page_conds]
+    ids = (
+        select(found.c.id).where(*(adapter.traverse(c) for c in conds))
+        .order_by(adapter.traverse(sort_col).desc(), found.c.id.desc()).limit(q.limit + 1)
+    )
+    return select(repos).where(repos.c.id.in_(ids)).order_by(sort_col.desc(), repos.c.id.desc())
 
 
 def _values_at(conn: Connection, repo_ids: list[int], seq: int) -> dict[int, dict[str, Any]]:
@@ -289,7 +358,7 @@ class Facets:
 def facet_counts(db: Database, conn: Connection, q: SearchQuery, top: int = 400) -> Facets:
     """Counts over every match of ``q`` (its sort and cursor aside): the ``top`` tags, libraries,
     and the parameter buckets. Three grouped scans of the matches."""
-    conds = _conditions(db, q)
+    conds = _conditions(db, conn, q)
     matches = select(repos.c.id).where(*conds).subquery()
     tag_rows = conn.execute(
         select(repo_tags.c.tag, func.count().label("n"))

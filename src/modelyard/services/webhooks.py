@@ -38,7 +38,7 @@ from modelyard.catalog.webhooks import LoggedDelivery, Webhook
 __all__ = ["LoggedDelivery", "Webhook", "WebhookNotFoundError"]
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from modelyard.ids import URL_PREFIXES
-from modelyard.services.auth import Principal, can_read
+from modelyard.services.auth import Principal, can_read, require_writer
 from modelyard.services.hub import Hub, utcnow
 
 DOMAINS = ("repo", "discussion")
@@ -141,13 +141,6 @@ def _user(principal: Principal | None) -> Principal:
     return principal
 
 
-def _writer(principal: Principal | None) -> Principal:
-    user = _user(principal)
-    if user.token_role != "write":
-        raise PermissionDeniedError("A write token is required to change webhooks")
-    return user
-
-
 # -- the API ----------------------------------------------------------------------------------
 
 
@@ -174,7 +167,7 @@ def _own(conn: Connection, user: Principal, uid: str) -> Webhook:
 
 def create_webhook(hub: Hub, principal: Principal | None, body: dict[str, Any]) -> Webhook:
     """A new webhook posting to ``url`` (jobs are not run here: ``jobSourceId`` is refused)."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     if "jobSourceId" in body or "secrets" in body:
         raise InvalidInputError("Webhooks that trigger Jobs are not supported here: pass a url")
     url = check_url(hub, body.get("url"))
@@ -191,7 +184,7 @@ def create_webhook(hub: Hub, principal: Principal | None, body: dict[str, Any]) 
 def update_webhook(hub: Hub, principal: Principal | None, uid: str, body: dict[str, Any]) -> Webhook:
     """Change a webhook's url, watched items, domains or secret. The client always sends
     ``watched`` (``[]`` when the caller passed none): an empty list keeps the current items."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     if "jobSourceId" in body or "secrets" in body:
         raise InvalidInputError("Webhooks that trigger Jobs are not supported here: pass a url")
     values: dict[str, Any] = {}
@@ -212,7 +205,7 @@ def update_webhook(hub: Hub, principal: Principal | None, uid: str, body: dict[s
 
 def set_disabled(hub: Hub, principal: Principal | None, uid: str, disabled: bool) -> Webhook:
     """Enable or disable a webhook; disabling gives up its pending deliveries."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     with hub.db.write() as conn:
         hook = _own(conn, user, uid)
         webhooks_q.update_webhook(conn, hook.id, disabled=disabled)
@@ -223,7 +216,7 @@ def set_disabled(hub: Hub, principal: Principal | None, uid: str, disabled: bool
 
 def delete_webhook(hub: Hub, principal: Principal | None, uid: str) -> None:
     """Delete a webhook with its delivery log."""
-    user = _writer(principal)
+    user = require_writer(hub, principal)
     with hub.db.write() as conn:
         webhooks_q.delete_webhook(conn, _own(conn, user, uid).id)
 
