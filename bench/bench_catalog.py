@@ -300,7 +300,19 @@ NOTES = """\
 **How.** SQLite: the full-text matches (FTS5) drive the query by primary key, tag filters are
 primary-key probes, and only the matches are sorted. PostgreSQL: words and tags go into one
 tsvector (tags as literal lexemes), so a search with tag filters is one GIN lookup, materialised
-before the sort. Searching words shorter than 4 letters match whole words only."""
+before the sort. Searching words shorter than 4 letters match whole words only.
+
+**At a million repos (PostgreSQL).** A search word of 4 letters or more is a prefix. GIN's own
+prefix match (``'llama':*``) gathers every posting of every word with that prefix before it can
+intersect them with the other terms: 36 ms for ``llama`` at a million repos, against 6 ms for the
+exact word. So a prefix is looked up in ``search_lexemes`` (every word of every vector, kept in
+the same transaction as the vector) and searched as the words it stands for when they are few
+(``('llama' | 'llama3')``). The page's ids are then picked from the matches' own sort and filter
+columns, so each matching row is visited once. On 2026-12-04 the first 1M run gave p50 38.1 ms
+and p99 99.5 ms; these two changes brought the slowest query from 61 to 21 ms (median of 20).
+PostgreSQL catalogs are generated with COPY (secondary indexes dropped during the load and built
+after it); a sample of the generated vectors is indexed again by the hub's ``set_search_text``
+and compared, and the words are checked to be in ``search_lexemes``."""
 
 
 if __name__ == "__main__":

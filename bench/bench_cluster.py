@@ -39,14 +39,13 @@ design scales: on a machine with a core per server (and the load generator elsew
 servers share nothing but PostgreSQL reads (each HEAD is one read transaction of a few indexed
 lookups; the trees come from each process's own cache).
 
-**Why the p99 is far from 50 ms.** Measured in process (cProfile, 500 HEADs of this file on this
-PostgreSQL): a HEAD costs about 2.6 ms of server CPU on PostgreSQL: five round trips to the
-database (the repo, the ref, the file's Xet record, the purged-file check, the transaction),
-about 0.5 ms each with psycopg and SQLAlchemy, where SQLite answers each in tens of microseconds
-(the same server reaches 2,000 HEADs/s on SQLite, § head). 32 closed-loop connections then queue
-behind a few hundred requests per second per core. Signing the redirect cost another 1-2 ms
-until presigned URLs were reused while half their life is left. Fewer round trips per HEAD (one
-query for repo and ref, one for the file's facts) is the next step.
+**What changed on 2026-12-04.** The first measurement that day gave one server 281 HEADs/s and
+three 430, p99 207 ms: a HEAD cost about 2.6 ms of server CPU on PostgreSQL, most of it seven
+round trips to the database (a ping on checkout, BEGIN, the repo, the ref, the file's Xet record,
+the purge check, ROLLBACK) and parsing the repo's JSON columns. A HEAD now runs two statements
+with no transaction around them (``Database.quick``; ``docs/architecture.md`` § Reading), about
+0.3 ms of server CPU, and nginx keeps its connections to the servers open (``keepalive``; before,
+it opened one per request, which cost nginx and the server as much as the HEAD itself).
 """
 
 
