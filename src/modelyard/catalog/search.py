@@ -90,7 +90,9 @@ def change_sort_keys(conn: Connection, repo_id: int, **values: Any) -> None:
 def set_search_text(
     db: Database, conn: Connection, repo_id: int, name: str, body: str, tags: list[str] | None = None
 ) -> None:
-    """(Re)index a repo's searchable text: its id (weighted high), card text and tags.
+    """(Re)index a repo's searchable text: its id, card text and tags. (On PostgreSQL the
+    ``setweight`` calls have no effect: ``array_to_tsvector`` makes lexemes without positions,
+    which carry no weight. Nothing ranks by weight, so none is needed.)
 
     On PostgreSQL the tags also go into the vector as literal lexemes ``t|<tag>``, so that a
     search with tag filters is one GIN lookup that intersects posting lists; on SQLite they go
