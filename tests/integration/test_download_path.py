@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from modelyard.catalog.database import Database
 from modelyard.config import Settings
-from modelyard.errors import RepoNotFoundError
+from modelyard.errors import RepoNotFoundError, RevisionNotFoundError
 from modelyard.services.auth import authenticate
 from modelyard.services.files import resolve_file
 from modelyard.services.gating import GatedRepoAnonymousError
@@ -96,6 +96,16 @@ def test_a_commit_id_revision_needs_one_more(hosted: LiveServer, hub: Hub) -> No
     seen = count_statements(hub.db)
     assert resolve_file(hub, None, "model", REPO, commit, "config.json", with_bytes=False).commit == commit
     assert len(seen) == 2, seen
+
+
+def test_unknown_revisions_are_revisions_not_found(hub: Hub) -> None:
+    """A revision no ref or commit has (NUL included: PostgreSQL refuses it in a query) is a
+    missing revision of a repo that exists, not a missing repo."""
+    for revision in ("no-such-branch", "main\x00x", "deadbeef"):
+        with pytest.raises(RevisionNotFoundError):
+            resolve_file(hub, None, "model", REPO, revision, "config.json")
+    with pytest.raises(RepoNotFoundError):
+        resolve_file(hub, None, "model", "alice/no-such-repo\x00", "main", "config.json")
 
 
 def test_a_token_costs_one_statement(hub: Hub) -> None:

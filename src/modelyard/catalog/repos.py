@@ -109,9 +109,9 @@ def head_and_refs(
 ) -> tuple[RepoHead, list[str | None]] | None:
     """A repo's narrow row and the targets of up to two of its refs, in one statement (the
     download path's one round trip to the database)."""
-    if "\x00" in namespace or "\x00" in name or any("\x00" in r for r in ref_names):
+    if "\x00" in namespace or "\x00" in name:  # never stored; PostgreSQL refuses NUL in a query
         return None
-    names = (*ref_names, "", "")[:2]
+    names = (*("" if "\x00" in r else r for r in ref_names), "", "")[:2]  # "": no ref has that name
     row = conn.execute(_HEAD_AND_REFS, {"type": repo_type, "key": repo_key(namespace, name),
                                         "ref0": names[0], "ref1": names[1]}).first()
     if row is None:
