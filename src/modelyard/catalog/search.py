@@ -197,10 +197,11 @@ def _expand(conn: Connection, prefix: str) -> str:
 
 
 def _conditions(
-    db: Database, conn: Connection, q: SearchQuery, with_match: bool = True
+    db: Database, conn: Connection, q: SearchQuery, with_match: bool = True, tsq: str | None = None
 ) -> list[ColumnElement[bool]]:
     """What a match of ``q`` satisfies. On PostgreSQL, words and tag filters are one full-text
-    condition, left out with ``with_match=False`` (``search`` then applies it itself)."""
+    condition (``tsq`` when the caller has built it), left out with ``with_match=False``
+    (``search`` then applies it itself)."""
     tokens = search_tokens(q.search)
     type_col: Any = repos.c.type
     if db.is_sqlite and tokens:
@@ -223,7 +224,8 @@ def _conditions(
             # of walking the sort index and testing every row's vector.
             match_sql = "SELECT id FROM repos WHERE search_vector @@ CAST(:q AS tsquery)"
             matches = (
-                text(match_sql).bindparams(q=_tsquery(conn, tokens, tag_filters)).columns(id=Integer).cte("matches")
+                text(match_sql).bindparams(q=tsq if tsq is not None else _tsquery(conn, tokens, tag_filters))
+                .columns(id=Integer).cte("matches")
                 .prefix_with("MATERIALIZED")
             )
             conds.append(repos.c.id.in_(select(matches.c.id)))
@@ -256,20 +258,21 @@ def search(db: Database, conn: Connection, q: SearchQuery) -> tuple[list[Repo], 
     """One page of matching repos, newest/highest first, and the cursor of the next page."""
     seq = q.cursor.seq if q.cursor else current_seq(conn)
     sort_col = SORT_COLUMNS[q.sort]
-    matching = _conditions(db, conn, q)
+    tokens = search_tokens(q.search)
+    tsq = _tsquery(conn, tokens, list(q.filters)) if not db.is_sqlite and (tokens or q.filters) else None
+    matching = _conditions(db, conn, q, tsq=tsq)
     conds = [*matching, repos.c.created_seq <= seq]  # (repos created since the snapshot are left out)
     page_conds = [repos.c.created_seq <= seq, repos.c.change_seq <= seq]  # as of the snapshot
     if q.cursor is not None:  # and after the cursor
         value, last_id = q.cursor.value, q.cursor.last_id
         page_conds.append(or_(sort_col < value, and_(sort_col == value, repos.c.id < last_id)))
-    tokens = search_tokens(q.search)
     order_col: Any = sort_col
     if db.is_sqlite and tokens:
         # Drive the query from the full-text matches (usually few) rather than by walking the
         # sort index and probing each row: `+col` keeps SQLite from using the index to sort.
         order_col = literal_column(f"+repos.{sort_col.name}")
-    if not db.is_sqlite and (tokens or q.filters):
-        rows = conn.execute(_matched_page(db, conn, q, tokens, sort_col, page_conds))
+    if tsq is not None:
+        rows = conn.execute(_matched_page(db, conn, q, tsq, sort_col, page_conds))
     else:
         rows = conn.execute(
             select(repos).where(*matching, *page_conds).order_by(order_col.desc(), repos.c.id.desc()).limit(q.limit + 1)
@@ -297,8 +300,7 @@ def search(db: Database, conn: Connection, q: SearchQuery) -> tuple[list[Repo], 
 
 
 def _matched_page(
-    db: Database, conn: Connection, q: SearchQuery, tokens: list[str], sort_col: Any,
-    page_conds: list[ColumnElement[bool]],
+    db: Database, conn: Connection, q: SearchQuery, tsq: str, sort_col: Any, page_conds: list[ColumnElement[bool]]
 ) -> Any:
     """PostgreSQL, words or tag filters: the statement of a page's rows. The GIN scan's visit of
     each match's row takes the columns the filters and the sort read (materialised), the page's
@@ -308,9 +310,8 @@ def _matched_page(
               repos.c.num_parameters, repos.c.gated, repos.c.created_seq, repos.c.change_seq]
     wanted += [c for c in [sort_col] if c not in wanted]
     found = (
-        select(*wanted).where(text("repos.search_vector @@ CAST(:tsq AS tsquery)").bindparams(
-            tsq=_tsquery(conn, tokens, list(q.filters))
-        )).cte("found").prefix_with("MATERIALIZED")
+        select(*wanted).where(text("repos.search_vector @@ CAST(:tsq AS tsquery)").bindparams(tsq=tsq))
+        .cte("found").prefix_with("MATERIALIZED")
     )
     adapter = ClauseAdapter(found)
     conds = [*_conditions(db, conn, q, with_match=False), *page_conds]
