@@ -74,8 +74,8 @@ def count_statements(db: Database) -> list[str]:
 
 @pytest.mark.parametrize(("revision", "path", "expected"), [
     ("main", "config.json", 1),  # repo, access and branch in one statement; the bytes from the cache
-    ("v1", "model.bin", 2),  # a tag, and the large file's Xet and purge facts
-    ("main", "model.bin", 2),
+    ("v1", "model.bin", 1),  # a tag, and the large file's Xet and purge facts (guessed right)
+    ("main", "model.bin", 1),
 ])
 def test_statements_per_resolve(hub: Hub, revision: str, path: str, expected: int) -> None:
     """What a HEAD costs (``with_bytes=False``); a GET of a regular file reads its bytes too."""
@@ -87,6 +87,25 @@ def test_statements_per_resolve(hub: Hub, revision: str, path: str, expected: in
     if path == "config.json":
         assert resolve_file(hub, None, "model", REPO, revision, path).inline == b'{"a": 1}'
         assert len(seen) == expected + 2, seen  # and a GET reads the bytes
+
+
+def test_a_wrong_guess_costs_one_more_statement(hosted: LiveServer, hub: Hub) -> None:
+    """The guess of a large file's facts is checked against the commit the branch resolves to:
+    after a commit that changes the file, the facts are asked for again, and they are right."""
+    api = HfApi(endpoint=hosted.url, token=TOKENS["alice"])
+    rid = api.create_repo("alice/download-path-moving").repo_id
+    api.upload_file(path_or_fileobj=os.urandom(4096), path_in_repo="w.bin", repo_id=rid)
+    first = resolve_file(hub, None, "model", rid, "main", "w.bin")
+    api.upload_file(path_or_fileobj=os.urandom(4096), path_in_repo="w.bin", repo_id=rid)
+    seen = count_statements(hub.db)
+    second = resolve_file(hub, None, "model", rid, "main", "w.bin", with_bytes=False)
+    assert second.commit != first.commit and second.entry.lfs_sha256 != first.entry.lfs_sha256
+    assert second.blob_key is not None and second.blob_key.endswith(second.entry.lfs_sha256 or "-")
+    catalog = [sql for sql in seen if "FROM git_objects" not in sql]  # the new commit's objects, read once
+    assert len(catalog) == 2, catalog
+    seen.clear()
+    assert resolve_file(hub, None, "model", rid, "main", "w.bin", with_bytes=False) == second
+    assert len(seen) == 1, seen
 
 
 def test_a_commit_id_revision_needs_one_more(hosted: LiveServer, hub: Hub) -> None:
@@ -136,9 +155,10 @@ def test_the_rules_still_hold_on_the_short_path(hosted: LiveServer, hub: Hub) ->
     purged = api.create_repo("alice/download-path-purged").repo_id
     api.upload_file(path_or_fileobj=os.urandom(4096), path_in_repo="w.bin", repo_id=purged)
     old = resolve_file(hub, None, "model", purged, "main", "w.bin")
+    resolve_file(hub, None, "model", purged, old.commit, "w.bin")  # the guess for this revision, unpurged
     api.delete_file("w.bin", repo_id=purged)
     api.permanently_delete_lfs_files(purged, list(api.list_lfs_files(purged)), rewrite_history=False)
-    with pytest.raises(EntryPurgedError):
+    with pytest.raises(EntryPurgedError):  # the guessed facts come fresh with the statement
         resolve_file(hub, None, "model", purged, old.commit, "w.bin")
     r = httpx.head(f"{hosted.url}/{purged}/resolve/{old.commit}/w.bin")
     assert r.status_code == 410 and r.headers["X-Error-Code"] == "EntryNotFound"

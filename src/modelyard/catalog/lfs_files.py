@@ -85,14 +85,18 @@ def download_facts(conn: Connection, repo_id: int, sha256: str) -> tuple[str | N
     return (None if row.xet is None else str(row.xet)), bool(row.purged)
 
 
-def _download_facts() -> Select[Any]:
-    held = _purged_and_not_held().where(
-        repo_purged_lfs.c.repo_id == bindparam("repo_id"), repo_purged_lfs.c.sha256 == bindparam("sha256")
-    )
+def download_fact_columns(repo_id: Any, sha256: Any) -> tuple[Any, Any]:
+    """``download_facts`` as two columns (``xet``, ``purged``) of a statement: for ``repo_id``
+    and ``sha256`` as bound values or as columns of an enclosing query."""
+    held = _purged_and_not_held().where(repo_purged_lfs.c.repo_id == repo_id, repo_purged_lfs.c.sha256 == sha256)
     xet = select(repo_xet_files.c.file_hash).where(
-        repo_xet_files.c.repo_id == bindparam("repo_id"), repo_xet_files.c.sha256 == bindparam("sha256")
+        repo_xet_files.c.repo_id == repo_id, repo_xet_files.c.sha256 == sha256
     )
-    return select(xet.scalar_subquery().label("xet"), held.exists().label("purged"))
+    return xet.scalar_subquery().label("xet"), held.exists().label("purged")
+
+
+def _download_facts() -> Select[Any]:
+    return select(*download_fact_columns(bindparam("repo_id"), bindparam("sha256")))
 
 
 def purged(conn: Connection, repo_id: int, shas: Iterable[str]) -> set[str]:

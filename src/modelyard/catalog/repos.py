@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from modelyard.catalog.database import Database
+from modelyard.catalog.lfs_files import download_fact_columns
 from modelyard.catalog.tables import refs, repo_lfs_objects, repo_xet_files, repos
 
 
@@ -104,21 +105,32 @@ def get(conn: Connection, repo_type: str, namespace: str, name: str) -> Repo | N
 _BY_KEY = select(repos).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
 
+@dataclass(frozen=True)
+class HeadAndRefs:
+    repo: RepoHead
+    targets: list[str | None]  # of the refs asked for, in their order
+    #: for the large file ``sha256`` asked about: its Xet hash in this repo (None: LFS only),
+    #: and whether the repo's owner purged it (``lfs_files.download_facts``)
+    xet_hash: str | None
+    purged: bool
+
+
 def head_and_refs(
-    conn: Connection, repo_type: str, namespace: str, name: str, ref_names: tuple[str, ...]
-) -> tuple[RepoHead, list[str | None]] | None:
-    """A repo's narrow row and the targets of up to two of its refs, in one statement (the
-    download path's one round trip to the database)."""
+    conn: Connection, repo_type: str, namespace: str, name: str, ref_names: tuple[str, ...], sha256: str = ""
+) -> HeadAndRefs | None:
+    """A repo's narrow row, the targets of up to two of its refs and the download facts of a
+    large file, in one statement (the download path's one round trip to the database)."""
     if "\x00" in namespace or "\x00" in name:  # never stored; PostgreSQL refuses NUL in a query
         return None
     names = (*("" if "\x00" in r else r for r in ref_names), "", "")[:2]  # "": no ref has that name
     row = conn.execute(_HEAD_AND_REFS, {"type": repo_type, "key": repo_key(namespace, name),
-                                        "ref0": names[0], "ref1": names[1]}).first()
+                                        "ref0": names[0], "ref1": names[1], "sha256": sha256}).first()
     if row is None:
         return None
     head = RepoHead(id=row.id, type=row.type, namespace=row.namespace, name=row.name, owner_id=row.owner_id,
                     private=bool(row.private), gated=row.gated)
-    return head, [row.target0, row.target1][: len(ref_names)]
+    return HeadAndRefs(head, [row.target0, row.target1][: len(ref_names)],
+                       None if row.xet is None else str(row.xet), bool(row.purged))
 
 
 def _ref_target(param: str, label: str) -> Any:
@@ -131,6 +143,7 @@ def _ref_target(param: str, label: str) -> Any:
 _HEAD_AND_REFS = select(
     repos.c.id, repos.c.type, repos.c.namespace, repos.c.name, repos.c.owner_id, repos.c.private, repos.c.gated,
     _ref_target("ref0", "target0"), _ref_target("ref1", "target1"),
+    *download_fact_columns(repos.c.id, bindparam("sha256")),
 ).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
 

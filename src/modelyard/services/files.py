@@ -9,14 +9,13 @@ from typing import cast
 from dulwich.objects import Blob, Commit, Tree
 from sqlalchemy import Connection
 
-from modelyard.catalog.repos import RepoHead
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_path
 from modelyard.services.auth import Principal
 from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub
-from modelyard.services.lfs_files import downloadable
-from modelyard.services.repos import RepoSnapshot, locate, snapshot
+from modelyard.services.lfs_files import admitted, downloadable
+from modelyard.services.repos import Located, RepoSnapshot, locate, snapshot
 from modelyard.services.tallies import client_key
 from modelyard.services.xet import files_for
 from modelyard.storage.base import lfs_key
@@ -117,17 +116,24 @@ def resolve_file(
     are counted by, once per client and period (``services/tallies.py``).
 
     The hot path of every download and HEAD: one statement for the repo, its access and the
-    branch or tag, trees from the cache, one more statement for a large file's Xet and purge
-    facts (``Database.quick``: no transaction around them), and no write (a count is only noted
-    in memory, ``services/tallies.py``).
+    branch or tag, trees from the cache, and for a large file its Xet and purge facts: in the
+    same statement when ``hub.download_hints`` guessed the file right, else one more
+    (``Database.quick``: no transaction around them); and no write (a count is only noted in
+    memory, ``services/tallies.py``).
     """
 
-    def find(conn: Connection) -> tuple[RepoHead, Oid]:
-        repo, commit, _ref = locate(conn, principal, repo_type, repo_id, revision)
-        check_download(conn, principal, repo)
-        return repo, commit
+    # The large file this path named at the commit the revision last resolved to: its facts
+    # come with the repo and branch, and count if the revision still resolves to that commit.
+    hint_key = (repo_type, repo_id.lower(), revision, path)
+    hint = hub.download_hints.get(hint_key)
 
-    repo, commit = hub.db.quick(find)
+    def find(conn: Connection) -> Located:
+        located = locate(conn, principal, repo_type, repo_id, revision, hint[1] if hint is not None else "")
+        check_download(conn, principal, located.repo)
+        return located
+
+    located = hub.db.quick(find)
+    repo, commit = located.repo, located.commit
     tree = commit_info(cast(Commit, hub.objects.get(commit))).tree
     try:
         validate_path(path)
@@ -139,7 +145,11 @@ def resolve_file(
     entry = file_entries(hub, [item])[0]
     sha256 = entry.lfs_sha256
     if sha256 is not None:
-        xet_hash = hub.db.quick(lambda conn: downloadable(conn, repo.id, entry.path, sha256, commit))
+        if hint == (commit, sha256):
+            xet_hash = admitted(located.facts, entry.path, sha256, commit)
+        else:
+            xet_hash = hub.db.quick(lambda conn: downloadable(conn, repo.id, entry.path, sha256, commit))
+            hub.download_hints.put(hint_key, (commit, sha256))
         entry = replace(entry, xet_hash=xet_hash)
     if counting_address is not None and counts_as_download(repo_type, path):
         client = client_key(counting_address, principal.token_id if principal is not None else 0)

@@ -126,6 +126,11 @@ class Hub:
         self.facets: LruCache[tuple[Any, ...], tuple[float, Any]] = LruCache(512)
         #: Presigned URLs of the store, with the monotonic time they expire (``store_url``).
         self.store_urls: LruCache[tuple[Any, ...], tuple[float, str]] = LruCache(4096)
+        #: The large file a download path named at the commit its revision last resolved to:
+        #: ``(repo type, repo key, revision, path) -> (commit, sha256)``, a guess that lets the
+        #: next download ask for the file's facts in the same statement as the repo and branch
+        #: (services/files.py ``resolve_file``; used only when the commit matches, so never stale).
+        self.download_hints: LruCache[tuple[str, str, str, str], tuple[str, str]] = LruCache(8192)
         self.tallies = Tallies(self)
         self.jobs = Jobs(self)
         self.webhook_sender = WebhookSender(self)

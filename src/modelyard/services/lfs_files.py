@@ -210,7 +210,12 @@ def downloadable(conn: Connection, repo_pk: int, path: str, sha256: str, commit:
     """The Xet hash a large file about to be downloaded was received as (None: an LFS object);
     EntryPurgedError if the repository's owner permanently deleted it. One statement: the
     download path's second and last round trip to the database."""
-    xet_hash, purged = lfs_files_q.download_facts(conn, repo_pk, sha256)
+    return admitted(lfs_files_q.download_facts(conn, repo_pk, sha256), path, sha256, commit)
+
+
+def admitted(facts: tuple[str | None, bool], path: str, sha256: str, commit: Oid) -> str | None:
+    """The Xet hash of ``download_facts`` (``facts``), or EntryPurgedError if they say purged."""
+    xet_hash, purged = facts
     if purged:
         raise EntryPurgedError(purged_message(sha256, path), commit=commit)
     return xet_hash

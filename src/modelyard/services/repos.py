@@ -106,24 +106,33 @@ def _ref_candidates(revision: str) -> tuple[str, ...]:
     return (revision,) if revision.startswith("refs/") else (f"refs/heads/{revision}", f"refs/tags/{revision}")
 
 
+@dataclass(frozen=True)
+class Located:
+    repo: RepoHead
+    commit: Oid
+    #: the download facts of the large file ``locate`` was asked about: (Xet hash, purged)
+    facts: tuple[str | None, bool]
+
+
 def locate(
-    conn: Connection, principal: Principal | None, repo_type: str, repo_id: str, revision: str
-) -> tuple[RepoHead, Oid, str | None]:
-    """``find_repo`` and ``resolve_revision`` for the download path: the repo's narrow row and
-    a branch or tag in one statement (a commit id needs one more)."""
+    conn: Connection, principal: Principal | None, repo_type: str, repo_id: str, revision: str, sha256: str = ""
+) -> Located:
+    """``find_repo`` and ``resolve_revision`` for the download path: the repo's narrow row, a
+    branch or tag, and the facts of the large file ``sha256`` (a guess: see
+    ``files.resolve_file``) in one statement (a commit id needs one more)."""
     namespace, name = split_repo_id(repo_id)
     candidates = _ref_candidates(revision)
-    found = repos_q.head_and_refs(conn, repo_type, namespace, name, candidates) \
+    found = repos_q.head_and_refs(conn, repo_type, namespace, name, candidates, sha256) \
         if repo_type in HOSTED_REPO_TYPES else None
     if found is None:
         raise RepoNotFoundError(REPO_NOT_FOUND)
-    repo, targets = found
-    check_read(principal, repo)
-    for ref, target in zip(candidates, targets, strict=True):
+    check_read(principal, found.repo)
+    facts = (found.xet_hash, found.purged)
+    for target in found.targets:
         if target is not None:
-            return repo, Oid(target), ref
-    commit, _none = _commit_revision(conn, repo, revision)
-    return repo, commit, None
+            return Located(found.repo, Oid(target), facts)
+    commit, _none = _commit_revision(conn, found.repo, revision)
+    return Located(found.repo, commit, facts)
 
 
 def _commit_revision(conn: Connection, repo: RepoHead, revision: str) -> tuple[Oid, None]:
