@@ -66,7 +66,7 @@ BATCH = 2000
 
 
 def _repo(rng: random.Random, i: int, owner: int, seq: int, base: datetime) -> tuple[dict[str, Any], str, str]:
-    """One generated repo: its row, the name the indexer weighs high, and its card text."""
+    """One generated repo: its row, the name text and the card text the indexer is given."""
     lic, task, lib = zipf_choice(rng, LICENSES), zipf_choice(rng, TASKS), zipf_choice(rng, LIBRARIES)
     langs = {zipf_choice(rng, LANGUAGES) for _ in range(rng.randint(1, 3))}
     params = int(10 ** rng.uniform(6, math.log10(70e9)))
