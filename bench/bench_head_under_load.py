@@ -88,10 +88,11 @@ baseline included, so the target can only be judged again on a day when the base
 transaction of four (the repo's narrow row with the branch's target in one, the large file's
 Xet and purge facts in the other) and parses none of the repo's catalog columns
 (``docs/architecture.md`` § Reading). That made each HEAD cheaper on the worker that also runs
-the long request, and the machine was back to its normal speed: the baseline is 3,145 req/s
-with p99 27 ms, and every row is under 50 ms in both runs. The worst is the completion that
-reads a 5 GiB object back (p99 42 and 47 ms): the hashing thread and both event loops share
-two cores there.
+the long request, and the machine was back to its normal speed: the baseline was 3,145 req/s
+with p99 27 ms at 12:31 UTC, and every row under 50 ms in both runs. The worst is the completion
+that reads a 5 GiB object back (p99 42 and 47 ms at 12:31, 40 and 46 ms in the run above, after
+a large file's facts came with the first statement): the hashing thread and both event loops
+share two cores there.
 """
 
 
