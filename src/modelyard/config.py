@@ -122,6 +122,21 @@ class Settings(BaseSettings):
     job_lease: float = Field(
         default=300.0, description="Seconds a job may run (or wait) before its event is enqueued again"
     )
+    # -- scanning what is uploaded (services/scans.py, docs/security.md) --
+    scan_files: bool = Field(default=True, description="Scan every file committed (pickles, archives, Keras, headers)")
+    scan_timeout: float = Field(default=60.0, gt=0, description="Seconds one file's scan may take")
+    scan_memory: int = Field(
+        default=2 * 1024**3, ge=256 * 1024**2, description="Address space of the scanner's sandbox process, bytes"
+    )
+    scan_read_budget: int = Field(
+        default=1024**3, gt=0, description="Bytes of one file a scan may read (pickle streams are read whole)"
+    )
+    scan_refuse_unsafe: bool = Field(
+        default=False, description="Refuse commits that add a file the scanners flag unsafe (scanned before it lands)"
+    )
+    secrets_refuse: bool = Field(
+        default=False, description="Refuse commits whose text files hold what looks like a token or private key"
+    )
     # -- webhooks (services/webhooks.py, services/webhook_sender.py) --
     webhook_allow_private_targets: bool = Field(
         default=False,

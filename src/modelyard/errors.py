@@ -73,6 +73,11 @@ class UnsafePathError(InvalidInputError):
     ``.git`` and its look-alikes, control characters, backslashes, bidi controls)."""
 
 
+class RefusedContentError(InvalidInputError):
+    """A commit adds content this hub's operator refuses: a file the scanners flag unsafe, or
+    text that holds a secret (``MODELYARD_SCAN_REFUSE_UNSAFE``, ``MODELYARD_SECRETS_REFUSE``)."""
+
+
 class RangeNotSatisfiableError(InvalidInputError):
     """A byte range lies outside the file."""
 

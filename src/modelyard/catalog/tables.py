@@ -566,3 +566,26 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Index("ix_webhook_attempts_delivery_id", "delivery_id"),
 )
+
+# What loading a file would run (services/scans.py): one row per content and extension class,
+# shared by every repo and revision holding that content. ``key`` is ``sha256:<hex>|<ext>`` for a
+# large file (its LFS object) or ``git:<oid>|<ext>`` for a regular one.
+file_scans = Table(
+    "file_scans",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("status", String(10), nullable=False),  # queued | safe | caution | unsafe | error
+    Column("report", Text, nullable=True),  # JSON: imports, messages, code layers
+    Column("rules", String(128), nullable=True),  # the scanners and rules that made the report
+    Column("path", Text, nullable=False),  # a path the content was committed under (its name)
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=True),  # where the bytes are: an LFS object ...
+    Column("oid", String(40), nullable=True),  # ... or a git blob
+    Column("xet_hash", String(64), nullable=True),  # (an LFS object uploaded through Xet: its xorbs)
+    Column("queued_at", DateTime, nullable=False),
+    Column("scanned_at", DateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    # A queued scan whose job was lost is queued again by the sweeper once this has passed.
+    Column("lease_until", DateTime, nullable=True),
+    Index("ix_file_scans_status_lease_until", "status", "lease_until"),
+)

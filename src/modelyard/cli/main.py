@@ -1,4 +1,4 @@
-"""``modelyard serve | users | orgs | tokens | seed | import | fsck | gc | storage | reindex | db``."""
+"""``modelyard serve | users | orgs | tokens | seed | import | fsck | gc | storage | reindex | rescan | db``."""
 
 from __future__ import annotations
 
@@ -315,6 +315,23 @@ def reindex(state: State, repo_id: str | None, repo_type: str | None) -> None:
     except HubError as exc:
         fail(exc)
     click.echo(f"Reindexed {count} repositor{'y' if count == 1 else 'ies'}")
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Scan every file again, not only those scanned by older rules")
+@click.option("--backfill", is_flag=True, help="Also queue every file of every repo that was never scanned")
+@pass_state
+def rescan(state: State, everything: bool, backfill: bool) -> None:
+    """Queue scans again after the scanners or their rules changed (the servers' jobs run them)."""
+    from modelyard.services.scans import backfill as backfill_svc
+    from modelyard.services.scans import rescan as rescan_svc
+
+    hub = state.hub()
+    count = rescan_svc(hub, everything)
+    click.echo(f"Queued {count} scan{'' if count == 1 else 's'} again")
+    if backfill:
+        fresh = backfill_svc(hub)
+        click.echo(f"Queued {fresh} file{'' if fresh == 1 else 's'} never scanned")
 
 
 @cli.command()

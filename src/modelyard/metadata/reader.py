@@ -8,8 +8,10 @@ bounded time and memory.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from modelyard.errors import InvalidInputError
 
@@ -29,6 +31,37 @@ def bytes_reader(data: bytes) -> Read:
         return bytes(view[offset : offset + length])
 
     return read
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable file over a ``Read`` (for libraries that want a file object: pyarrow,
+    the scanners); each read asks for exactly the bytes wanted, or raises MetadataError."""
+
+    def __init__(self, read: Read, size: int) -> None:
+        self._read, self._size, self._pos = read, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        length = min(len(buffer), self._size - self._pos)
+        if length <= 0:
+            return 0
+        data = read_exact(self._read, self._pos, length, self._size)
+        buffer[:length] = data
+        self._pos += length
+        return length
 
 
 def read_exact(read: Read, offset: int, length: int, size: int) -> bytes:

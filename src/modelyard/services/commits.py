@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from dulwich.objects import Blob, Commit
@@ -87,6 +87,7 @@ class CommitResult:
     repo_pk: int = 0
     event_id: int | None = None
     thread_event_id: int | None = None  # the discussion event of a pull request it opened
+    warnings: list[str] = field(default_factory=list)  # secrets found in what it added
 
 
 #: The Hub's answer (412) to a commit whose ``parentCommit`` is not the head of its branch.
@@ -295,6 +296,7 @@ def create_commit(
         and all(c in "0123456789abcdef" for c in req.parent_commit)
     ):
         raise InvalidInputError("parentCommit must be 5 to 40 lowercase hex digits")
+    warnings = _judge_content(hub, principal, repo_type, repo_id, req)
     for _attempt in range(8):
         try:
             result = _commit_once(hub, principal, repo_type, repo_id, revision, req, create_pr)
@@ -304,8 +306,24 @@ def create_commit(
         # commit returns as soon as the ref has moved.
         record_and_enqueue(hub, result.event_id)
         record_and_enqueue(hub, result.thread_event_id)
-        return result
+        return replace(result, warnings=warnings)
     raise ConflictError("Too many concurrent commits on this branch; try again")
+
+
+def _judge_content(
+    hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, req: CommitRequest
+) -> list[str]:
+    """Secrets in the regular files (warnings), unsafe files refused if the operator says so
+    (``services/scans.py: check_commit``); before the write transaction, which a scan would hold."""
+    from modelyard.services.scans import check_commit
+
+    def repo_pk() -> int:
+        with hub.db.read() as conn:
+            return find_repo(conn, principal, repo_type, repo_id).id
+
+    inline = [(op.path, op.content) for op in req.operations if isinstance(op, AddFile)]
+    large = [(op.path, op.sha256) for op in req.operations if isinstance(op, AddLfsFile)]
+    return check_commit(hub, repo_pk, inline, large)
 
 
 class _RefMoved(Exception):

@@ -56,13 +56,12 @@ def handle_event(hub: Hub, event_id: int) -> None:
         if event is None or event.done_at is not None:
             return  # done already, or its repo was deleted
         indexing = _indexing(event)
-        if not indexing:  # webhooks only: the whole job is this one transaction
-            hooked = _deliver(hub, conn, event)
+        if not indexing:  # webhooks only (and scans queued): the whole job is this one transaction
+            hooked, scans = _deliver(hub, conn, event)
         else:
             events_q.started(conn, event_id, utcnow(), timedelta(seconds=hub.settings.job_lease))
     if not indexing:
-        if hooked:
-            hub.webhook_sender.wake()
+        _after(hub, hooked, scans)
         return
     from modelyard.services.commits import refresh_used_storage
     from modelyard.services.git import make_clone_pack
@@ -79,9 +78,19 @@ def handle_event(hub: Hub, event_id: int) -> None:
                     event_id, event.repo_id, event.attempts + 1, exc_info=True)
         raise
     with hub.db.write() as conn:
-        hooked = _deliver(hub, conn, event)
+        hooked, scans = _deliver(hub, conn, event)
+    _after(hub, hooked, scans)
+
+
+def _after(hub: Hub, hooked: bool, scans: list[str]) -> None:
+    """Once the transaction that finished events has committed: post their deliveries, run the
+    scans they queued."""
     if hooked:
         hub.webhook_sender.wake()
+    if scans:
+        from modelyard.services.scans import enqueue
+
+        enqueue(hub, scans)
 
 
 def _indexing(event: events_q.Event) -> bool:
@@ -89,12 +98,14 @@ def _indexing(event: events_q.Event) -> bool:
     return event.kind in ("repo", "pack") or event.ref == DEFAULT_REF
 
 
-def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> bool:
+def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> tuple[bool, list[str]]:
     """The webhook deliveries of ``event`` and, in the same go, of its repo's other pending events
     (oldest first, so every webhook gets them in order): fan-out costs a few statements per batch
     rather than per event. The event is marked done, and so are the pending events that call for
     nothing but webhooks (their own jobs then find them done): a kind that gets more work here
-    must be added to ``_indexing``. Whether deliveries were made (wake the sender after commit)."""
+    must be added to ``_indexing``. The files the finished events' ref moves bring in are queued
+    for scanning. Whether deliveries were made (wake the sender after commit), and the scans queued."""
+    from modelyard.services.scans import queue_for_events
     from modelyard.services.webhooks import fan_out_events
 
     # The repo's row lock first, as its deletion takes it: the two never fan out one event at once.
@@ -104,5 +115,10 @@ def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> bool:
     if event.id not in {e.id for e in batch}:
         batch.append(event)
     hooked = repo is not None and fan_out_events(hub, conn, repo, batch)
-    events_q.done_many(conn, [e.id for e in batch if e.id == event.id or not _indexing(e)], utcnow())
-    return hooked
+    finished = [e for e in batch if e.id == event.id or not _indexing(e)]
+    events_q.done_many(conn, [e.id for e in finished], utcnow())
+    moves = [(e.old, e.new) for e in finished if e.kind == "ref"]
+    if any(e.kind == "repo" for e in finished):  # a new repo's first commit has no ref event
+        moves.append((None, refs_q.get(conn, event.repo_id, DEFAULT_REF)))
+    scans = [] if repo is None else queue_for_events(hub, conn, repo.id, moves)
+    return hooked, scans

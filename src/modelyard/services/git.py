@@ -32,7 +32,7 @@ from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import search as search_q
 from modelyard.catalog.repos import Repo
-from modelyard.errors import AuthenticationError, HubError, InvalidInputError
+from modelyard.errors import AuthenticationError, HubError, InvalidInputError, RefusedContentError
 from modelyard.ids import Oid, validate_ref_component
 from modelyard.services.auth import Principal, can_write, check_contribute
 from modelyard.services.contributions import check_push, note_commit, pr_number
@@ -533,6 +533,12 @@ class _Push:
                     if stored is None or stored != size:
                         raise _Refused(f"{path}: its LFS object {sha256} is not on the hub (git lfs push "
                                        "uploads it; is git-lfs installed?)")
+            from modelyard.services.scans import check_commit
+
+            try:  # MODELYARD_SCAN_REFUSE_UNSAFE: the large files are scanned before the push lands
+                check_commit(self.hub, lambda: repo.id, [], [(path, sha) for sha, (path, _s) in pointers.items()])
+            except RefusedContentError as exc:
+                raise _Refused(exc.message) from exc
 
     def _descends(self, new: str, old: str, got: _Received) -> bool:
         seen: set[str] = set()

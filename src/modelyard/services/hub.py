@@ -135,6 +135,18 @@ class Hub:
         self.jobs = Jobs(self)
         self.webhook_sender = WebhookSender(self)
         self._secret: bytes | None = None
+        self._scanner: Any = None
+        self._scanner_lock = threading.Lock()
+
+    @property
+    def scanner(self) -> Any:
+        """The scanner sandboxes of this process (``services/scans.py: Scanner``), made on first use."""
+        with self._scanner_lock:
+            if self._scanner is None:
+                from modelyard.services.scans import Scanner
+
+                self._scanner = Scanner(self)
+            return self._scanner
 
     def store_url(self, key: str, ttl: int, *, window: tuple[int, int] | None = None,
                   filename: str | None = None, media_type: str | None = None) -> str | None:
@@ -169,6 +181,8 @@ class Hub:
     def close(self) -> None:
         self.jobs.close()
         self.webhook_sender.close()
+        if self._scanner is not None:
+            self._scanner.close()
         self.tallies.close()
         self.db.dispose()
 

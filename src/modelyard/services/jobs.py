@@ -73,6 +73,7 @@ class Jobs:
         self._lock = threading.Lock()
         self._queue: Huey | None = None
         self._handle: Any = None
+        self._scan: Any = None
         self._consumer: EmbeddedConsumer | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -85,6 +86,9 @@ class Jobs:
                 self._handle = queue.task(
                     retries=RETRIES, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF, name="handle_event",
                 )(self._run_event)
+                self._scan = queue.task(
+                    retries=RETRIES, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF, name="scan_files",
+                )(self._run_scans)
                 self._queue = queue
             return self._queue
 
@@ -96,6 +100,21 @@ class Jobs:
             self._handle(event_id)
         except Exception:
             log.exception("could not enqueue event %s; the sweeper will", event_id)
+
+    def enqueue_scans(self, keys: list[str]) -> None:
+        """Queue the scans of these contents (``services/scans.py``), best effort like ``enqueue``:
+        a scan whose job is lost is enqueued again by the sweeper once its lease has passed."""
+        try:
+            _ = self.queue
+            self._scan(keys)
+        except Exception:
+            log.exception("could not enqueue %s scans; the sweeper will", len(keys))
+
+    def _run_scans(self, keys: list[str]) -> None:
+        from modelyard.services.scans import run_scans
+
+        lower_priority()
+        run_scans(self._hub, keys)
 
     def _run_event(self, event_id: int) -> None:
         from modelyard.services.events import handle_event
@@ -137,14 +156,16 @@ class Jobs:
             self._hub.webhook_sender.close()
 
     def sweep(self) -> int:
-        """Enqueue again the events whose job should have finished by now; how many."""
+        """Enqueue again the events (and file scans) whose job should have finished by now; how many."""
         from modelyard.services.hub import utcnow
 
         with self._hub.db.write() as conn:
             stale = events_q.claim_stale(conn, utcnow(), timedelta(seconds=self._hub.settings.job_lease))
         for event_id in stale:
             self.enqueue(event_id)
-        return len(stale)
+        from modelyard.services.scans import sweep as sweep_scans
+
+        return len(stale) + sweep_scans(self._hub)
 
     def _sweep_loop(self) -> None:
         interval = self._hub.settings.job_sweep_interval

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.errors import InvalidInputError
-from modelyard.metadata.reader import Read, read_exact
+from modelyard.metadata.reader import RangeFile, Read, read_exact
 from modelyard.services.auth import Principal
 from modelyard.services.files import FileEntry, list_tree, resolve_file
 from modelyard.services.hub import Hub
@@ -56,36 +56,6 @@ class ViewerPage:
         return max(1, -(-min(self.table.row_count, MAX_ROW) // ROWS))
 
 
-class _RangeFile(io.RawIOBase):
-    """A read-only, seekable file over ranged reads of a stored file (for pyarrow)."""
-
-    def __init__(self, read: Read, size: int) -> None:
-        self._read, self._size, self._pos = read, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        length = min(len(buffer), self._size - self._pos)
-        if length <= 0:
-            return 0
-        data = read_exact(self._read, self._pos, length, self._size)
-        buffer[:length] = data
-        self._pos += length
-        return length
-
-
 def _cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= CELL_LIMIT else text[:CELL_LIMIT] + "…"
@@ -94,7 +64,7 @@ def _cell(value: Any) -> str:
 def _parquet(read: Read, size: int, page: int) -> Table:
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(_RangeFile(read, size))
+    parquet = pq.ParquetFile(RangeFile(read, size))
     schema = parquet.schema_arrow
     columns = [(field.name, str(field.type)) for field in schema]
     start, rows = page * ROWS, []

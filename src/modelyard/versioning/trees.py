@@ -66,6 +66,21 @@ def walk(reader: ObjectReader, root: Oid, prefix: str = "", recursive: bool = Tr
             yield from walk(reader, oid, path + "/", recursive)
 
 
+def added_files(reader: ObjectReader, old: Oid | None, new: Oid, prefix: str = "") -> Iterator[TreeEntry]:
+    """The files of tree ``new`` that tree ``old`` does not hold at the same path with the same
+    content (every file when ``old`` is None); folders the two share are not opened."""
+    before = {name: (mode, oid) for name, mode, oid in read_tree(reader, old)} if old is not None else {}
+    for name, mode, oid in read_tree(reader, new):
+        path = f"{prefix}{name}"
+        if before.get(name) == (mode, oid):
+            continue
+        if mode == DIR_MODE:
+            was_mode, was_oid = before.get(name, (0, None))
+            yield from added_files(reader, was_oid if was_mode == DIR_MODE else None, oid, path + "/")
+        else:
+            yield TreeEntry(path, mode, oid)
+
+
 _Child = Union["_Dir", tuple[int, Oid], None]  # a folder, a file (mode, oid), or deleted
 
 

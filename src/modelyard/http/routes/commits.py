@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError, PayloadTooLargeError
 from modelyard.http.app import Ctx, Router
+from modelyard.http.errors import header_safe
 from modelyard.http.routes.common import (
     API_REPO,
     REV,
@@ -190,7 +191,16 @@ async def commit(ctx: Ctx) -> Response:
     }
     if result.pr_num is not None:
         body["pullRequestUrl"] = f"{url}/discussions/{result.pr_num}"
-    return json_response(body)
+    headers = {}
+    if result.warnings:
+        # huggingface_hub logs an X-HF-Warning ("topic; message"), once per topic and process:
+        # the topic names the commit, so every commit that leaks is told.
+        body["warnings"] = [{"topic": "secrets", "message": w} for w in result.warnings]
+        headers["X-HF-Warning"] = header_safe(
+            f"secrets-{result.oid}; This commit adds what looks like secrets (revoke them: they were sent): "
+            + "; ".join(result.warnings)
+        )
+    return json_response(body, headers=headers)
 
 
 async def refs(ctx: Ctx) -> Response:

@@ -160,7 +160,9 @@ def flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
 
-def entry_json(entry: FileEntry, last_commit: CommitInfo | None = None) -> dict[str, Any]:
+def entry_json(
+    entry: FileEntry, last_commit: CommitInfo | None = None, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "directory" if entry.is_dir else "file",
         "oid": entry.oid,
@@ -173,6 +175,8 @@ def entry_json(entry: FileEntry, last_commit: CommitInfo | None = None) -> dict[
         out["xetHash"] = entry.xet_hash
     if last_commit is not None:
         out["lastCommit"] = {"id": last_commit.oid, "title": last_commit.title, "date": iso(last_commit.date)}
+    if security is not None:
+        out["securityFileStatus"] = security
     return out
 
 

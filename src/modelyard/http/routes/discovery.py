@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelyard.errors import InvalidInputError
@@ -22,6 +23,7 @@ from modelyard.http.routes.common import (
     repo_type,
 )
 from modelyard.services import discovery
+from modelyard.services import scans as scans_svc
 from modelyard.services.discovery import Repo, RepoFacts
 from modelyard.services.files import FileEntry
 
@@ -96,6 +98,8 @@ async def info(ctx: Ctx) -> Response:
     out.update({"sha": view.snap.commit.oid, "lastModified": iso(view.snap.commit.date)})
     out.update(details(repo, view.facts, view.bases, view.children))
     out["siblings"] = [sibling(e, blobs) for e in view.entries if not e.is_dir]
+    if flag(q.get("securityStatus")):
+        out["securityRepoStatus"] = await run_in_threadpool(scans_svc.repo_status, ctx.hub, view.entries)
     return json_response(_select(out, expand) if expand else out)
 
 

@@ -31,6 +31,7 @@ from modelyard.http.routes.common import (
 from modelyard.ranges import parse_range
 from modelyard.services import files as files_svc
 from modelyard.services import repos as repos_svc
+from modelyard.services import scans as scans_svc
 from modelyard.services.auth import Principal
 from modelyard.services.hub import Hub
 
@@ -150,7 +151,8 @@ def _tree(
     lasts = (
         files_svc.last_commits(hub, snap.commit.oid, [e.path for e in chunk]) if expand and chunk else {}
     )
-    items = [entry_json(e, lasts.get(e.path)) for e in chunk]
+    security = scans_svc.file_statuses(hub, chunk) if expand else {}
+    items = [entry_json(e, lasts.get(e.path), security.get(e.path)) for e in chunk]
     following = offset + page if offset + page < len(entries) else None
     return snap.commit.oid, items, following
 
@@ -184,7 +186,8 @@ def _paths_info(
 ) -> list[dict[str, Any]]:
     snap, entries = files_svc.paths_info(hub, principal, rtype, rid, rev, paths)
     lasts = files_svc.last_commits(hub, snap.commit.oid, [e.path for e in entries]) if expand else {}
-    return [entry_json(e, lasts.get(e.path)) for e in entries]
+    security = scans_svc.file_statuses(hub, entries) if expand else {}
+    return [entry_json(e, lasts.get(e.path), security.get(e.path)) for e in entries]
 
 
 async def paths_info(ctx: Ctx) -> Response:
