@@ -678,3 +678,31 @@ def test_a_repo_page_shows_what_surrounds_the_model(api: HfApi, server: LiveServ
     assert "GLUE SST-2" in child_page.text and "accuracy" in child_page.text and "0.931" in child_page.text
     assert f"/datasets/acme/{repo_name}-data" in [a.get("href") for a in child_page.all("a")]
     assert f"/{base}" in [a.get("href") for a in child_page.all("a")]  # its base model
+
+
+def test_scan_results_show_on_the_file_pages(api: HfApi, server: LiveServer, repo_name: str) -> None:
+    import os
+    import pickle
+
+    from tests.conformance.test_scanning import wait_for_scans
+    from tests.support.scan_corpus import Reduce
+
+    repo_id = f"alice/{repo_name}"
+    api.create_repo(repo_id)
+    evil = pickle.dumps(Reduce(os.system, f"echo {repo_name}"), protocol=4)
+    api.upload_file(path_or_fileobj=evil, path_in_repo="models/evil.pkl", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"plain", path_in_repo="models/notes.txt", repo_id=repo_id)
+    wait_for_scans(api, repo_id)
+
+    tree = assert_page(get(server, f"/{repo_id}/tree/main/models"))
+    flagged = [a["href"] for a in parse(tree).all("a") if "scan-unsafe" in (a.get("class") or "")]
+    assert flagged == [f"/{repo_id}/blob/main/models/evil.pkl#security"]
+    assert re.search(r'class="badge scan-unsafe"[^>]*>unsafe</a>', tree)
+    blob = assert_page(get(server, f"/{repo_id}/blob/main/models/evil.pkl"))
+    text = page_text(blob)
+    assert "Security scan: unsafe" in text and "posix.system" in text and "dangerous" in text
+    # The page shows what the API says, no more: the same file through the API.
+    [info] = api.get_paths_info(repo_id, ["models/evil.pkl"], expand=True)
+    assert info.security.pickle_import_scan["pickleImports"] == [  # type: ignore[union-attr]
+        {"module": "posix", "name": "system", "safety": "dangerous"}]
+    assert "Security scan" not in page_text(assert_page(get(server, f"/{repo_id}/blob/main/models/notes.txt")))

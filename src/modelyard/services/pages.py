@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from dulwich.objects import Blob, Commit
@@ -53,6 +53,7 @@ from modelyard.services.gating import GatedRepoError, check_download
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.people import AccountNotFoundError, Overview, members, org_overview, user_overview
 from modelyard.services.repos import RepoSnapshot, find_repo, snapshot
+from modelyard.services.scans import file_statuses
 from modelyard.services.xet import CommitDedup, commit_dedup
 from modelyard.storage.base import BlobStoreError
 from modelyard.versioning.diff import file_diffs, tree_of
@@ -175,6 +176,7 @@ class TreePage:
     path: str
     entries: list[FileEntry]
     last: dict[str, CommitInfo]  # each entry's last commit (the first TREE_LAST_COMMITS entries)
+    security: dict[str, dict[str, Any]] = field(default_factory=dict)  # securityFileStatus by path
 
 
 #: A folder's page names the last commit of this many entries (a walk of the history per page).
@@ -193,7 +195,7 @@ def tree_page(
     if cached is None:
         cached = tuple(last_commits(hub, snap.commit.oid, [e.path for e in entries[:TREE_LAST_COMMITS]]).items())
         hub.histories.put(key, cached)
-    return TreePage(snap, revision, path.strip("/"), entries, dict(cached))
+    return TreePage(snap, revision, path.strip("/"), entries, dict(cached), file_statuses(hub, entries))
 
 
 #: A weight file's page lists at most this many tensors.
@@ -228,6 +230,7 @@ class BlobPage:
     weights: Weights | None = None
     highlighted: list[str] | None = None  # the lines as HTML (services/highlight.py), if a lexer knows the file
     image: bool = False  # shown as an image (from /resolve)
+    security: dict[str, Any] | None = None  # the file's securityFileStatus (services/scans.py)
 
 
 #: Files shown as an image on their page (SVG is not: /resolve serves it as text, never to render).
@@ -277,19 +280,21 @@ def blob_page(
     entry = resolved.entry
     weights = _weights(hub, entry)
     image = entry.path.lower().endswith(IMAGE_EXTENSIONS) and entry.size <= IMAGE_LIMIT
+    security = file_statuses(hub, [entry]).get(entry.path)
     if resolved.inline is None:
         kind = "Xet" if entry.xet_hash is not None else "LFS"
         return BlobPage(snap_repo, revision, resolved.commit, entry, None, f"Stored with {kind}.", weights,
-                        image=image)
+                        image=image, security=security)
     if len(resolved.inline) > TEXT_LIMIT:
         return BlobPage(snap_repo, revision, resolved.commit, entry, None, "Too large to show.", weights,
-                        image=image)
+                        image=image, security=security)
     try:
         text = resolved.inline.decode("utf-8")
     except UnicodeDecodeError:
-        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.", weights, image=image)
+        return BlobPage(snap_repo, revision, resolved.commit, entry, None, "A binary file.", weights, image=image,
+                        security=security)
     return BlobPage(snap_repo, revision, resolved.commit, entry, text.splitlines(), None, weights,
-                    highlight.file_lines(entry.path, text))
+                    highlight.file_lines(entry.path, text), security=security)
 
 
 def _repo_of(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str) -> Repo:
