@@ -50,6 +50,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "cluster": ("HEAD /resolve on S3: three servers behind nginx vs one", 1200),
     "load": ("Locust: 100 users for 5 minutes against three servers on PostgreSQL and S3", 1200),
     "catalog_1m": ("Catalog search on a 1,000,000-repo catalog (PostgreSQL)", 10800),
+    "scan": ("Scanning a 1 GiB PyTorch checkpoint (zip and legacy formats)", 900),
 }
 
 TARGETS = {
@@ -71,6 +72,7 @@ TARGETS = {
     "cluster": "3 single-worker servers ≥ 1.5x the HEAD req/s of 1; p99 < 50 ms at 32 connections",
     "load": "0 failures, 0 wrong bytes; each server < 300 MB RSS",
     "catalog_1m": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
+    "scan": "< 5 s per 1 GiB checkpoint, reading < 1% of it (no tensor data)",
 }
 
 

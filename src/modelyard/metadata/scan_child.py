@@ -21,7 +21,7 @@ from typing import IO, Any
 from modelyard.metadata.reader import Read
 
 LENGTH_BYTES = 8
-BUFFER = 1024 * 1024
+BUFFER = 64 * 1024  # a seek drops the buffer: small, as zip members are opened one by one
 
 
 def parent_reader(requests: IO[bytes], replies: IO[bytes]) -> Read:
