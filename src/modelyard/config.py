@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     job_lease: float = Field(
         default=300.0, description="Seconds a job may run (or wait) before its event is enqueued again"
     )
+    # -- rate limits (services/ratelimit.py, docs/security.md) --
+    rate_limit_api: str = Field(default="1000/minute", description="Requests to /api routes per token or address")
+    rate_limit_resolve: str = Field(default="5000/minute", description="File downloads (/resolve) per token or address")
+    rate_limit_uploads: str = Field(
+        default="2000/minute", description="Upload requests (LFS, Xet, commits, git pushes) per token or address"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="Where counts are kept: memory:// (one process) or redis://host:port/db"
+    )
     # -- scanning what is uploaded (services/scans.py, docs/security.md) --
     scan_files: bool = Field(default=True, description="Scan every file committed (pickles, archives, Keras, headers)")
     scan_timeout: float = Field(default=60.0, gt=0, description="Seconds one file's scan may take")

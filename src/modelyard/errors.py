@@ -100,3 +100,11 @@ class PermissionDeniedError(HubError):
 
 class QuotaExceededError(HubError):
     """A storage or rate quota is exhausted."""
+
+
+class RateLimitedError(QuotaExceededError):
+    """Too many requests from one token or address: ``headers`` say when to come back."""
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers

@@ -91,6 +91,10 @@ class LiveServer:
         env["MODELYARD_TALLY_INTERVAL"] = "0.2"  # download counts folded quickly for the tests
         # Webhook receivers in the tests listen on loopback, which a hub refuses by default.
         env["MODELYARD_WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"
+        # Rate limits stay on (every request goes through the limiter) but far above what the
+        # tests send from one address; tests/integration/test_rate_limits.py sets tight ones.
+        for group in ("API", "RESOLVE", "UPLOADS"):
+            env[f"MODELYARD_RATE_LIMIT_{group}"] = "1000000/minute"
         if self.database_url:
             env["MODELYARD_DATABASE_URL"] = self.database_url
         env.update(self.extra_env)

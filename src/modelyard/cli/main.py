@@ -66,7 +66,9 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
     token = None
     try:
         from modelyard.services.accounts import ensure_admin
+        from modelyard.services.ratelimit import RateLimiter
 
+        RateLimiter(settings)  # a malformed MODELYARD_RATE_LIMIT_* stops the start, not each request
         hub.signing_key()  # created (or moved out of the database) before any worker needs it
         token = ensure_admin(hub)
     except HubError as exc:
@@ -90,6 +92,9 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
         "modelyard.http.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, log_level="warning", http=limited_protocol(HttpLimits.from_settings(settings)),
         loop="uvloop", timeout_keep_alive=30, access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout,
+        # The client's address is the peer's; X-Forwarded-* are read by the app, and only with
+        # MODELYARD_TRUST_PROXY_HEADERS (uvicorn would believe any loopback peer's by default).
+        proxy_headers=False,
     )
 
 

@@ -23,13 +23,14 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from modelyard.config import Settings
-from modelyard.errors import HubError, InvalidInputError, NotFoundError
+from modelyard.errors import HubError, InvalidInputError, NotFoundError, RateLimitedError
 from modelyard.http.errors import MethodNotAllowedError, error_response
 from modelyard.http.metrics import UPLOAD_ROUTES, Metrics, route_name
 from modelyard.http.request_ids import configure_logging, log_request, loggable_path, request_id
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 from modelyard.services.pools import long_work_executor
+from modelyard.services.ratelimit import RateLimiter, caller_key
 
 log = logging.getLogger("modelyard.http")
 T = TypeVar("T")
@@ -104,9 +105,10 @@ class Ctx:
         self._principal = principal
 
     def client_address(self) -> str:
-        """The caller's network address (the first ``X-Forwarded-For`` hop behind a trusted proxy)."""
+        """The caller's network address: behind a trusted proxy, the last ``X-Forwarded-For`` hop
+        (the one the proxy added; earlier hops are whatever the client wrote)."""
         if self.hub.settings.trust_proxy_headers:
-            forwarded = self.request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+            forwarded = self.request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
             if forwarded:
                 return forwarded
         client = self.request.client
@@ -188,6 +190,7 @@ class App:
         self._bulk: ThreadPoolExecutor | None = None
         self._git: ThreadPoolExecutor | None = None
         self.metrics = Metrics(hub)
+        self.ratelimiter = RateLimiter(hub.settings)
         register(self.router)
 
     def limiter(self, pool: str) -> CapacityLimiter:
@@ -252,6 +255,10 @@ class App:
                 upload = route in UPLOAD_ROUTES and request.method in ("PUT", "POST")
                 if upload:
                     metrics.uploads.labels(route).inc()
+                group = "uploads" if upload else "resolve" if route == "files.resolve" else (
+                    "api" if path.startswith("/api/") else None)
+                if group is not None and self.ratelimiter.enabled:
+                    await self._limit(request, scope, group)
                 params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
                 response = await handler(Ctx(self.hub, request, params, self, m))
             except HubError as exc:
@@ -279,6 +286,14 @@ class App:
                 in_flight.dec()
             if upload:
                 metrics.uploads.labels(route).dec()
+
+    async def _limit(self, request: Request, scope: Scope, group: str) -> None:
+        """Count the request against its caller's limit; 429 past it (services/ratelimit.py)."""
+        key = caller_key(request.headers.get("authorization"), _client(scope),
+                         request.headers.get("x-forwarded-for"), self.hub.settings.trust_proxy_headers)
+        refusal = await self.ratelimiter.check(group, key)
+        if refusal is not None:
+            raise RateLimitedError(refusal.message, refusal.headers())
 
     def _check_host(self, request: Request) -> None:
         """Absolute URLs are built from the Host header unless a public URL is set: then only

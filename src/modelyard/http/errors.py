@@ -17,6 +17,7 @@ from modelyard.errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RangeNotSatisfiableError,
+    RateLimitedError,
     RefusedContentError,
     RepoMovedError,
     RepoNotFoundError,
@@ -64,6 +65,7 @@ ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     InvalidInputError: (400, "BadRequest"),
     AuthenticationError: (401, "Unauthorized"),
     PermissionDeniedError: (403, "Forbidden"),
+    RateLimitedError: (429, "RateLimited"),
     QuotaExceededError: (429, "QuotaExceeded"),
     HubError: (500, "InternalError"),
 }
@@ -94,6 +96,8 @@ def error_response(exc: HubError, head: bool = False, request_id: str | None = N
         headers["X-Repo-Commit"] = commit
     if isinstance(exc, RangeNotSatisfiableError):
         headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, RateLimitedError):
+        headers.update(exc.headers)
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = 'Bearer realm="modelyard", charset="UTF-8"'
     body: dict[str, object] = {"error": exc.message, "message": exc.message}
