@@ -51,6 +51,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "load": ("Locust: 100 users for 5 minutes against three servers on PostgreSQL and S3", 1200),
     "catalog_1m": ("Catalog search on a 1,000,000-repo catalog (PostgreSQL)", 10800),
     "scan": ("Scanning a 1 GiB PyTorch checkpoint (zip and legacy formats)", 900),
+    "ratelimit": ("HEAD /resolve with rate limits off, counted in memory, counted in Redis", 900),
 }
 
 TARGETS = {
@@ -73,6 +74,7 @@ TARGETS = {
     "load": "0 failures, 0 wrong bytes; each server < 300 MB RSS",
     "catalog_1m": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
     "scan": "< 5 s per 1 GiB checkpoint, reading < 1% of it (no tensor data)",
+    "ratelimit": "< 0.2 ms added to the p50 of a HEAD /resolve",
 }
 
 
