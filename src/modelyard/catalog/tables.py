@@ -589,3 +589,22 @@ file_scans = Table(
     Column("lease_until", DateTime, nullable=True),
     Index("ix_file_scans_status_lease_until", "status", "lease_until"),
 )
+
+# The audit log (services/audit.py): security-relevant actions, appended in the transaction of
+# the action itself and never changed. ``owner_id`` is the account (org or user) whose log shows
+# the entry; the names are copied, so an entry outlives the accounts and repos it names.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("owner_id", Integer, nullable=True),  # no foreign key: the log outlives the account
+    Column("actor_id", Integer, nullable=True),
+    Column("actor", String(96), nullable=False),  # a user name, or "cli" / "system"
+    Column("subject", Text, nullable=False),  # what was acted on: "model:ns/name", a token or member name
+    Column("details", Text, nullable=False),  # JSON
+    Column("address", String(64), nullable=False),
+    Index("ix_audit_events_owner_id_id", "owner_id", "id"),
+    Index("ix_audit_events_at", "at"),
+)

@@ -1,4 +1,4 @@
-"""``modelyard serve | users | orgs | tokens | seed | import | fsck | gc | storage | reindex | rescan | db``."""
+"""``modelyard serve | users | orgs | tokens | seed | import | fsck | gc | storage | reindex | rescan | audit | db``."""
 
 from __future__ import annotations
 
@@ -320,6 +320,26 @@ def reindex(state: State, repo_id: str | None, repo_type: str | None) -> None:
     except HubError as exc:
         fail(exc)
     click.echo(f"Reindexed {count} repositor{'y' if count == 1 else 'ies'}")
+
+
+@cli.command()
+@click.option("--account", help="Only the entries in this org's (or user's) log")
+@click.option("--action", "actions", multiple=True, help="Only these actions (repeatable), e.g. repo.deleted")
+@click.option("--actor", help="Only what this user did")
+@click.option("--since", type=click.DateTime(), help="Only entries at or after this UTC time")
+@click.option("--limit", type=int, default=100_000, show_default=True)
+@pass_state
+def audit(state: State, account: str | None, actions: tuple[str, ...], actor: str | None, since: Any,
+          limit: int) -> None:
+    """Print the audit log as JSON lines, newest first (who did what, when, from where)."""
+    from modelyard.services.audit import operator_log
+
+    try:
+        entries = operator_log(state.hub(), account, list(actions) or None, actor, since, limit)
+    except HubError as exc:
+        fail(exc)
+    for entry in entries:
+        click.echo(json.dumps(entry, sort_keys=True))
 
 
 @cli.command()

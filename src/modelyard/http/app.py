@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import functools
 import gc
 import logging
@@ -27,6 +28,7 @@ from modelyard.errors import HubError, InvalidInputError, NotFoundError, RateLim
 from modelyard.http.errors import MethodNotAllowedError, error_response
 from modelyard.http.metrics import UPLOAD_ROUTES, Metrics, route_name
 from modelyard.http.request_ids import configure_logging, log_request, loggable_path, request_id
+from modelyard.services.audit import ADDRESS
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 from modelyard.services.pools import long_work_executor
@@ -98,7 +100,8 @@ class Ctx:
         latency never depends on what else is uploading."""
         assert self.app is not None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.app.bulk_executor(), functools.partial(fn, *args))
+        run = contextvars.copy_context().run  # the request's context (its address) goes along
+        return await loop.run_in_executor(self.app.bulk_executor(), functools.partial(run, fn, *args))
 
     def authenticate_as(self, principal: Principal | None) -> None:
         """Who the request acts for, found another way than its token (a page's session)."""
@@ -240,6 +243,7 @@ class App:
 
         metrics = self.metrics
         in_flight: Any = None
+        ADDRESS.set(self._address(request, scope))  # what the audit log records as "from where"
         try:
             try:
                 self._check_host(request)
@@ -286,6 +290,14 @@ class App:
                 in_flight.dec()
             if upload:
                 metrics.uploads.labels(route).dec()
+
+    def _address(self, request: Request, scope: Scope) -> str:
+        """The caller's address: the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
+        if self.hub.settings.trust_proxy_headers:
+            hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+            if hops:
+                return hops[-1][:64]
+        return _client(scope)
 
     async def _limit(self, request: Request, scope: Scope, group: str) -> None:
         """Count the request against its caller's limit; 429 past it (services/ratelimit.py)."""

@@ -8,6 +8,7 @@ from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.accounts import Account
 from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
 from modelyard.ids import validate_account_name
+from modelyard.services.audit import record
 from modelyard.services.auth import Principal, check_token_strength, hash_token, new_token_value
 from modelyard.services.hub import Hub, utcnow
 
@@ -15,20 +16,22 @@ ROLES = ("read", "write", "admin")
 
 
 def create_user(
-    hub: Hub, name: str, fullname: str = "", email: str | None = None, admin: bool = False
+    hub: Hub, name: str, fullname: str = "", email: str | None = None, admin: bool = False, actor_name: str = "cli"
 ) -> Account:
     validate_account_name(name, "user name")
     with hub.db.write() as conn:
         if accounts_q.by_name(conn, name) is not None:
             raise ConflictError(f"The name {name!r} is already taken")
-        return accounts_q.create(
+        user = accounts_q.create(
             conn, name=name, kind="user", fullname=fullname or name, email=email,
             is_admin=admin, default_private=False, now=utcnow(),
         )
+        record(conn, "user.created", user.id, None, f"user:{name}", {"admin": admin}, actor_name=actor_name)
+        return user
 
 
 def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = False,
-               first_admin: int | None = None) -> Account:
+               first_admin: int | None = None, actor: Principal | None = None) -> Account:
     """A new organization; with ``first_admin`` (a user's id), that user is its admin from the start."""
     validate_account_name(name, "organization name")
     with hub.db.write() as conn:
@@ -40,6 +43,7 @@ def create_org(hub: Hub, name: str, fullname: str = "", default_private: bool = 
         )
         if first_admin is not None:
             accounts_q.set_member(conn, org.id, first_admin, "admin")
+        record(conn, "org.created", org.id, actor, f"org:{name}")
         return org
 
 
@@ -60,9 +64,11 @@ def add_member(hub: Hub, org: str, user: str, role: str) -> None:
         if user_acc is None or user_acc.kind != "user":
             raise NotFoundError(f"No user named {user!r}")
         accounts_q.set_member(conn, org_acc.id, user_acc.id, role)
+        record(conn, "org.member_role_set", org_acc.id, None, f"user:{user_acc.name}", {"role": role})
 
 
-def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", value: str | None = None) -> str:
+def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", value: str | None = None,
+                 actor: Principal | None = None) -> str:
     """Create a token and return its value (shown once; only its hash is stored)."""
     if role not in ("read", "write"):
         raise InvalidInputError(f"Invalid token role {role!r}: expected read or write")
@@ -79,15 +85,20 @@ def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", 
                 raise ConflictError("That token value belongs to another user")
             return token
         accounts_q.add_token(conn, account.id, name, hash_token(token), role, utcnow())
+        record(conn, "token.created", account.id, actor, f"token:{name}", {"role": role})
     return token
 
 
-def revoke_tokens(hub: Hub, user: str, name: str | None = None) -> int:
+def revoke_tokens(hub: Hub, user: str, name: str | None = None, actor: Principal | None = None) -> int:
     with hub.db.write() as conn:
         account = accounts_q.by_name(conn, user)
         if account is None:
             raise NotFoundError(f"No user named {user!r}")
-        return accounts_q.revoke_tokens(conn, account.id, name, utcnow())
+        revoked = accounts_q.revoke_tokens(conn, account.id, name, utcnow())
+        if revoked:
+            record(conn, "token.revoked", account.id, actor, f"token:{name}" if name else "token:*",
+                   {"count": revoked})
+        return revoked
 
 
 def ensure_admin(hub: Hub) -> str | None:

@@ -29,6 +29,7 @@ from modelyard.errors import (
 )
 from modelyard.ids import Oid
 from modelyard.metadata.cards import parse_card
+from modelyard.services.audit import record, repo_subject
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
@@ -144,6 +145,10 @@ def handle_request(
             raise AccessRequestNotFoundError(f"The access request of {found.user!r} is already {status}")
         if not requests_q.set_status(conn, found.id, found.status, status, reason, utcnow()):
             raise ConflictError("The access request changed meanwhile: try again")
+        action = {"accepted": "access_request.accepted", "rejected": "access_request.rejected",
+                  "pending": "access_request.cancelled"}[status]
+        record(conn, action, repo.owner_id, principal, repo_subject(repo.type, repo.repo_id),
+               {"user": found.user, "was": found.status, **({"reason": reason} if reason else {})})
 
 
 def grant_access(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, user: str) -> None:
@@ -161,6 +166,8 @@ def grant_access(hub: Hub, principal: Principal | None, repo_type: str, repo_id:
             raise InvalidInputError(f"{account.name!r} already has access to {repo.repo_id}")
         elif not requests_q.set_status(conn, found.id, found.status, "accepted", None, now):
             raise ConflictError("The access request changed meanwhile: try again")
+        record(conn, "access_request.granted", repo.owner_id, principal, repo_subject(repo.type, repo.repo_id),
+               {"user": account.name})
 
 
 #: A card larger than this is not read for its form (cards are a few KiB; the indexer bounds them too).

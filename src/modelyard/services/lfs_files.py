@@ -29,6 +29,7 @@ from modelyard.catalog import xet as xet_q
 from modelyard.catalog.repos import Repo
 from modelyard.errors import EntryNotFoundError, InvalidInputError
 from modelyard.ids import Oid, validate_sha256
+from modelyard.services.audit import record, repo_subject
 from modelyard.services.auth import Principal, check_write
 from modelyard.services.events import record_and_enqueue
 from modelyard.services.hub import Hub, utcnow
@@ -185,6 +186,9 @@ def permanently_delete(
         if rewrite_history:  # also the pointers of objects purged earlier without a rewrite
             strip = set(report.deleted) | lfs_files_q.purged(conn, repo.id, oids)
             events = rewrite_without(hub, conn, repo, strip, principal.account_id if principal else None)
+        if report.deleted:
+            record(conn, "lfs.permanently_deleted", repo.owner_id, principal, repo_subject(repo.type, repo.repo_id),
+                   {"oids": report.deleted, "rewriteHistory": rewrite_history})
     for event in events:
         record_and_enqueue(hub, event)
     # Bodies leave the store only after their row is gone, and only when no repository holds

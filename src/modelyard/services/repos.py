@@ -24,6 +24,7 @@ from modelyard.errors import (
 )
 from modelyard.ids import HOSTED_REPO_TYPES, Oid, is_commit_id, is_short_hex, validate_name
 from modelyard.metadata.vocabulary import SPACE_SDKS
+from modelyard.services.audit import record, repo_subject
 from modelyard.services.auth import (
     REPO_NOT_FOUND,
     Principal,
@@ -202,6 +203,8 @@ def create_repo(
         repos_q.update_repo(conn, repo_pk, used_storage=sum(map(len, files.values())))
         repo = repos_q.get_by_id(conn, repo_pk)
         event = new_event(hub, conn, repo_pk, "repo", actor_id=principal.account_id)
+        record(conn, "repo.created", owner.id, principal, repo_subject(repo_type, f"{owner.name}/{name}"),
+               {"private": is_private})
     assert repo is not None
     record_and_enqueue(hub, event)  # the catalog entry follows as a job
     return repo
@@ -241,6 +244,7 @@ def delete_repo(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
         search_q.delete_search_text(hub.db, conn, repo.id)
         redirects_q.remove_repo(conn, repo.id)
         repos_q.delete_repo(conn, repo.id)
+        record(conn, "repo.deleted", repo.owner_id, principal, repo_subject(repo_type, repo.repo_id))
     if hooked:
         hub.webhook_sender.wake()
 
@@ -267,6 +271,10 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         if repos_q.repo_key(repo.namespace, repo.name) != repos_q.repo_key(owner.name, to_name):
             redirects_q.add(conn, repo_type, repo.namespace, repo.name, repo, utcnow())
         moved = repos_q.get_by_id(conn, repo.id)
+        details = {"from": repo.repo_id, "to": f"{owner.name}/{to_name}"}
+        record(conn, "repo.moved", owner.id, principal, repo_subject(repo_type, f"{owner.name}/{to_name}"), details)
+        if owner.id != repo.owner_id:  # the namespace it left sees it go
+            record(conn, "repo.moved", repo.owner_id, principal, repo_subject(repo_type, repo.repo_id), details)
         # The name is part of the search text: the catalog entry follows as a job.
         event = new_event(hub, conn, repo.id, "repo", actor_id=principal.account_id if principal else None,
                           data={"moved_from": repo.repo_id})  # a ``repo`` move webhook delivery follows
@@ -302,6 +310,12 @@ def update_settings(
         if changed:  # a ``repo.config`` webhook delivery follows from it
             actor = principal.account_id if principal else None
             event = new_event(hub, conn, repo.id, "config", actor_id=actor, data=changed)
+        subject = repo_subject(repo_type, repo.repo_id)
+        if "private" in changed:
+            record(conn, "repo.visibility_changed", repo.owner_id, principal, subject,
+                   {"private": changed["private"]})
+        if "gated" in changed:
+            record(conn, "repo.gating_changed", repo.owner_id, principal, subject, {"gated": changed["gated"] or False})
     record_and_enqueue(hub, event)
 
 

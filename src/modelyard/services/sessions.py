@@ -23,6 +23,7 @@ from modelyard.catalog import sessions as sessions_q
 from modelyard.catalog.accounts import Account
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from modelyard.services.accounts import create_token, create_user, revoke_tokens
+from modelyard.services.audit import record
 from modelyard.services.auth import Principal, hash_token
 from modelyard.services.hub import Hub, utcnow
 
@@ -100,14 +101,23 @@ def check_form_token(expected: str | None, submitted: str | None) -> None:
         raise CsrfError("This form has expired or did not come from this hub: reload the page and try again")
 
 
-def _open(hub: Hub, account: Account) -> WebSession:
+def _open(hub: Hub, account: Account, action: str = "user.sign_in") -> WebSession:
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     now = utcnow()
+    principal = principal_for(hub, account)
     with hub.db.write() as conn:
         sessions_q.remove_expired(conn, now)
         sessions_q.add(conn, hash_token(cookie), account.id, csrf, now,
                        now + timedelta(seconds=hub.settings.session_lifetime))
-    return WebSession(principal_for(hub, account), csrf, cookie)
+        record(conn, action, account.id, principal, f"user:{account.name}")
+    return WebSession(principal, csrf, cookie)
+
+
+def _failed_sign_in(hub: Hub, name: str, account: Account | None) -> AuthenticationError:
+    with hub.db.write() as conn:
+        record(conn, "user.sign_in_failed", account.id if account is not None else None, None,
+               f"user:{name[:96]}", actor_name="anonymous")
+    return AuthenticationError(SIGN_IN_FAILED)
 
 
 def principal_for(hub: Hub, account: Account) -> Principal:
@@ -131,9 +141,9 @@ def sign_in(hub: Hub, name: str, password: str) -> WebSession:
     try:
         _hasher().verify(hashed or _dummy_hash(), password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
-        raise AuthenticationError(SIGN_IN_FAILED) from None
+        raise _failed_sign_in(hub, name, account) from None
     if account is None or hashed is None or account.kind != "user":
-        raise AuthenticationError(SIGN_IN_FAILED)
+        raise _failed_sign_in(hub, name, account)
     if _hasher().check_needs_rehash(hashed):
         with hub.db.write() as conn:
             sessions_q.set_password_hash(conn, account.id, _hasher().hash(password))
@@ -153,7 +163,7 @@ def change_password(hub: Hub, session: WebSession, current: str, new: str) -> We
     if account is None or hashed is None:
         raise AuthenticationError("The current password is wrong")
     set_password(hub, account.name, new)
-    return _open(hub, account)
+    return _open(hub, account, "user.password_changed")
 
 
 def check_signup_open(hub: Hub) -> None:
@@ -164,7 +174,7 @@ def check_signup_open(hub: Hub) -> None:
 def sign_up(hub: Hub, name: str, password: str, email: str | None = None) -> WebSession:
     check_signup_open(hub)
     check_password_rules(password)
-    account = create_user(hub, name, "", email or None)
+    account = create_user(hub, name, "", email or None, actor_name="sign-up")
     set_password(hub, account.name, password)
     return _open(hub, account)
 
@@ -202,9 +212,9 @@ def new_token(hub: Hub, session: WebSession, name: str, role: str) -> str:
     with hub.db.read() as conn:
         if any(t.name == name for t in accounts_q.tokens_of(conn, session.principal.account_id)):
             raise InvalidInputError(f"You already have a token named {name!r}")
-    return create_token(hub, session.principal.name, name, role)
+    return create_token(hub, session.principal.name, name, role, actor=session.principal)
 
 
 def revoke_token(hub: Hub, session: WebSession, name: str) -> None:
-    if revoke_tokens(hub, session.principal.name, name) == 0:
+    if revoke_tokens(hub, session.principal.name, name, actor=session.principal) == 0:
         raise NotFoundError(f"You have no token named {name!r}")

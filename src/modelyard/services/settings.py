@@ -19,6 +19,7 @@ from modelyard.catalog.people import Person
 from modelyard.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from modelyard.services import accounts
 from modelyard.services.accounts import ROLES
+from modelyard.services.audit import record
 from modelyard.services.auth import Principal, require_writer
 from modelyard.services.hub import Hub
 
@@ -92,7 +93,7 @@ def create_org(hub: Hub, principal: Principal | None, name: object, fullname: ob
     if not isinstance(name, str):
         raise InvalidInputError("name must be a string")
     full = _fullname(fullname) if fullname not in (None, "") else ""
-    return accounts.create_org(hub, name, full, first_admin=user.account_id)
+    return accounts.create_org(hub, name, full, first_admin=user.account_id, actor=user)
 
 
 def _org(conn: Connection, name: str, lock: bool = False) -> Account:
@@ -153,6 +154,8 @@ def set_role(hub: Hub, principal: Principal | None, name: str, member: object, r
         if role != "admin" and roles.get(account.id) == "admin" and list(roles.values()).count("admin") == 1:
             raise ConflictError(f"{account.name} is the last admin of {org.name}: make someone else admin first")
         accounts_q.set_member(conn, org.id, account.id, str(role))
+        record(conn, "org.member_role_set", org.id, user, f"user:{account.name}",
+               {"role": str(role), "was": roles.get(account.id)})
 
 
 def remove_member(hub: Hub, principal: Principal | None, name: str, member: str) -> None:
@@ -169,3 +172,4 @@ def remove_member(hub: Hub, principal: Principal | None, name: str, member: str)
         if roles[account.id] == "admin" and list(roles.values()).count("admin") == 1:
             raise ConflictError(f"{account.name} is the last admin of {org.name}: make someone else admin first")
         accounts_q.remove_member(conn, org.id, account.id)
+        record(conn, "org.member_removed", org.id, user, f"user:{account.name}", {"role": roles[account.id]})

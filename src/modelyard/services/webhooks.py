@@ -38,6 +38,7 @@ from modelyard.catalog.webhooks import LoggedDelivery, Webhook
 __all__ = ["LoggedDelivery", "Webhook", "WebhookNotFoundError"]
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from modelyard.ids import URL_PREFIXES
+from modelyard.services.audit import record
 from modelyard.services.auth import Principal, can_read, require_writer
 from modelyard.services.hub import Hub, utcnow
 
@@ -178,6 +179,8 @@ def create_webhook(hub: Hub, principal: Principal | None, body: dict[str, Any]) 
         watched = _watched(conn, user, body.get("watched"))
         webhooks_q.create(conn, uid=uid, owner_id=user.account_id, url=url, secret=secret, domains=domains,
                           watched=watched, now=utcnow())
+        record(conn, "webhook.created", user.account_id, user, f"webhook:{uid}",
+               {"url": url, "domains": domains, "watched": [f"{kind}:{name}" for kind, name in watched]})
         return _own(conn, user, uid)
 
 
@@ -200,6 +203,9 @@ def update_webhook(hub: Hub, principal: Principal | None, uid: str, body: dict[s
         if watched not in (None, []):
             webhooks_q.set_watched(conn, hook.id, _watched(conn, user, watched))
         webhooks_q.update_webhook(conn, hook.id, **values)
+        changed = sorted(values) + (["watched"] if watched not in (None, []) else [])
+        shown = {k: v for k, v in values.items() if k != "secret"}  # a secret is never written to the log
+        record(conn, "webhook.updated", user.account_id, user, f"webhook:{uid}", {"changed": changed, **shown})
         return _own(conn, user, uid)
 
 
@@ -211,6 +217,7 @@ def set_disabled(hub: Hub, principal: Principal | None, uid: str, disabled: bool
         webhooks_q.update_webhook(conn, hook.id, disabled=disabled)
         if disabled:
             webhooks_q.drop_pending(conn, hook.id, utcnow())
+        record(conn, "webhook.disabled" if disabled else "webhook.enabled", user.account_id, user, f"webhook:{uid}")
         return _own(conn, user, uid)
 
 
@@ -218,7 +225,9 @@ def delete_webhook(hub: Hub, principal: Principal | None, uid: str) -> None:
     """Delete a webhook with its delivery log."""
     user = require_writer(hub, principal)
     with hub.db.write() as conn:
-        webhooks_q.delete_webhook(conn, _own(conn, user, uid).id)
+        hook = _own(conn, user, uid)
+        webhooks_q.delete_webhook(conn, hook.id)
+        record(conn, "webhook.deleted", user.account_id, user, f"webhook:{uid}", {"url": hook.url})
 
 
 def list_deliveries(

@@ -5,13 +5,14 @@ The rules are in ``services/settings.py``."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
 from modelyard.http.app import Ctx, Router
-from modelyard.http.routes.common import iso, json_body, json_response
+from modelyard.http.routes.common import iso, json_body, json_response, link_next
 from modelyard.http.routes.people import NAME, avatar_url
-from modelyard.services import settings
+from modelyard.services import audit, settings
 from modelyard.services.settings import Account
 
 
@@ -43,6 +44,28 @@ async def org_settings(ctx: Ctx) -> Response:
         {"user": p.name, "fullname": p.fullname, "role": p.role} for p in found.members]})
 
 
+async def _audit_log(ctx: Ctx, name: str | None) -> Response:
+    """A page of an account's audit log (None: the caller's own), newest first; ``Link`` names
+    the next page."""
+    q = ctx.request.query_params
+    actions = q.getlist("action") or None
+    events = await ctx.call(audit.account_log, name, actions, q.get("cursor"), q.get("limit"))
+    headers = {}
+    limit = int(q.get("limit") or 100)
+    if len(events) == limit:
+        query = urlencode([*(("action", a) for a in actions or []), ("limit", limit), ("cursor", events[-1].id)])
+        headers = link_next(f"{ctx.base_url()}{ctx.request.url.path}?{query}")
+    return json_response([audit.as_json(e) for e in events], headers=headers)
+
+
+async def org_audit_log(ctx: Ctx) -> Response:
+    return await _audit_log(ctx, ctx.params["who"])
+
+
+async def my_audit_log(ctx: Ctx) -> Response:
+    return await _audit_log(ctx, None)
+
+
 async def update_org(ctx: Ctx) -> Response:
     body = await json_body(ctx)
     return json_response(account_json(await ctx.call(settings.update_org, ctx.params["who"], body.get("fullname"))))
@@ -64,6 +87,8 @@ def register(router: Router) -> None:
     router.add("PUT", r"/api/settings/profile", update_profile)
     router.add("POST", r"/api/organizations", create_org)
     router.add("GET", rf"/api/organizations/{NAME}/settings", org_settings)
+    router.add("GET", rf"/api/organizations/{NAME}/audit-log", org_audit_log)
+    router.add("GET", r"/api/settings/audit-log", my_audit_log)
     router.add("PUT", rf"/api/organizations/{NAME}/settings", update_org)
     router.add("PUT", rf"/api/organizations/{NAME}/members/(?P<member>[^/]+)", set_role)
     router.add("DELETE", rf"/api/organizations/{NAME}/members/(?P<member>[^/]+)", remove_member)

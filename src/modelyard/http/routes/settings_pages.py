@@ -10,11 +10,13 @@ from modelyard.errors import InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.account_pages import NO_STORE, form, require_session, signed_in
 from modelyard.http.routes.pages import _context, page, session_of, shows_errors
-from modelyard.services import sessions, settings, webhooks
+from modelyard.services import audit, sessions, settings, webhooks
 from modelyard.web.render import render
 
 ORG = r"/organizations/(?P<org>[^/]+)"
 HOOK = r"(?P<uid>[0-9a-f]{1,64})"
+#: Entries of the audit log an organization's settings page shows (the API pages through all of them).
+AUDIT_ROWS = 100
 
 
 def _see(path: str) -> Response:
@@ -82,7 +84,9 @@ async def org_form(ctx: Ctx) -> Response:
     if (go := _sign_in_first(ctx)) is not None:
         return go
     view = await ctx.call(settings.org_settings, ctx.params["org"])
-    return page(render("settings_org.html", **_context(ctx, view=view, roles=("read", "write", "admin"))),
+    log = await ctx.call(audit.account_log, view.org.name, None, None, AUDIT_ROWS)
+    return page(render("settings_org.html", **_context(ctx, view=view, roles=("read", "write", "admin"),
+                                                       log=[audit.as_json(e) for e in log])),
                 headers=NO_STORE)
 
 
