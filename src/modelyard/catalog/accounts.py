@@ -32,6 +32,8 @@ class Token:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: str | None = None  # JSON (fine-grained tokens)
+    expires_at: datetime | None = None
 
 
 def _account(row: object) -> Account:
@@ -151,7 +153,8 @@ def token_by_hash(conn: Connection, token_hash: str) -> Token | None:
     row = conn.execute(select(tokens).where(tokens.c.token_hash == token_hash)).first()
     if row is None:
         return None
-    return Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+    return Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at,
+                 row.scopes, row.expires_at)
 
 
 def token_with_account(conn: Connection, token_hash: str) -> tuple[Token, Account] | None:
@@ -167,7 +170,8 @@ def token_with_account_by_id(conn: Connection, token_id: int) -> tuple[Token, Ac
 def _token_and_account(row: Any) -> tuple[Token, Account] | None:
     if row is None:
         return None
-    token = Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+    token = Token(row.id, row.account_id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at,
+                  row.scopes, row.expires_at)
     account = Account(row.account_id, row.account_name, row.kind, row.fullname, row.email, bool(row.is_admin),
                       bool(row.default_private), row.account_created_at)
     return token, account
@@ -184,11 +188,13 @@ _TOKEN_WITH_ACCOUNT_BY_ID = _TOKEN_AND_ACCOUNT.where(tokens.c.id == bindparam("t
 
 
 def add_token(
-    conn: Connection, account_id: int, name: str, token_hash: str, role: str, now: datetime
+    conn: Connection, account_id: int, name: str, token_hash: str, role: str, now: datetime,
+    scopes: str | None = None, expires_at: datetime | None = None,
 ) -> None:
     conn.execute(
         insert(tokens).values(
-            account_id=account_id, name=name, token_hash=token_hash, role=role, created_at=now
+            account_id=account_id, name=name, token_hash=token_hash, role=role, created_at=now, scopes=scopes,
+            expires_at=expires_at,
         )
     )
 
@@ -209,4 +215,5 @@ def tokens_of(conn: Connection, account_id: int) -> list[Token]:
     rows = conn.execute(
         select(tokens).where(tokens.c.account_id == account_id, tokens.c.revoked_at.is_(None)).order_by(tokens.c.id)
     )
-    return [Token(r.id, r.account_id, r.name, r.role, r.created_at, r.last_used_at, r.revoked_at) for r in rows]
+    return [Token(r.id, r.account_id, r.name, r.role, r.created_at, r.last_used_at, r.revoked_at, r.scopes,
+                  r.expires_at) for r in rows]

@@ -75,10 +75,12 @@ tokens = Table(
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(128), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
-    Column("role", String(8), nullable=False),  # read | write
+    Column("role", String(8), nullable=False),  # read | write | fine (fine-grained: ``scopes``)
     Column("created_at", DateTime, nullable=False),
     Column("last_used_at", DateTime, nullable=True),
     Column("revoked_at", DateTime, nullable=True),
+    Column("scopes", Text, nullable=True),  # JSON: what a fine-grained token may do (services/auth.py)
+    Column("expires_at", DateTime, nullable=True),  # refused from then on
 )
 
 repos = Table(

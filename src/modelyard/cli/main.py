@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from modelyard.config import Settings
-from modelyard.errors import HubError
+from modelyard.errors import HubError, InvalidInputError
 from modelyard.services.hub import Hub
 
 
@@ -195,14 +195,32 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("user")
 @click.option("--name", default="token")
-@click.option("--role", type=click.Choice(["read", "write"]), required=True)
+@click.option("--role", type=click.Choice(["read", "write", "fineGrained"]), required=True)
 @click.option("--value", default=None, help="Provision a known token value (hf_...)")
+@click.option("--scope", "scopes", multiple=True, metavar="TYPE:NAME=PERM[,PERM]",
+              help="fineGrained: e.g. model:acme/bert=repo.content.read,repo.write or org:acme=repo.write")
+@click.option("--global", "global_perms", default="", metavar="PERM[,PERM]",
+              help="fineGrained: permissions on everything (repo.content.read, repo.write, discussion.write, "
+                   "webhooks.write)")
+@click.option("--expires", type=click.DateTime(), default=None, help="UTC time from which the token is refused")
 @pass_state
-def tokens_create(state: State, user: str, name: str, role: str, value: str | None) -> None:
+def tokens_create(state: State, user: str, name: str, role: str, value: str | None, scopes: tuple[str, ...],
+                  global_perms: str, expires: Any) -> None:
     from modelyard.services.accounts import create_token
+    from modelyard.services.auth import FINE_GRAINED, parse_scopes
 
     try:
-        click.echo(create_token(state.hub(), user, name, role, value))
+        parsed = None
+        if role == FINE_GRAINED:
+            scoped = []
+            for item in scopes:
+                entity, _, perms = item.partition("=")
+                kind, _, target = entity.partition(":")
+                scoped.append({"entity": {"type": kind, "name": target}, "permissions": perms.split(",")})
+            parsed = parse_scopes(scoped, [p for p in global_perms.split(",") if p])
+        elif scopes or global_perms:
+            raise InvalidInputError("--scope and --global are for --role fineGrained")
+        click.echo(create_token(state.hub(), user, name, role, value, scopes=parsed, expires_at=expires))
     except HubError as exc:
         fail(exc)
 

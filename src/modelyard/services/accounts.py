@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.accounts import Account
-from modelyard.errors import ConflictError, InvalidInputError, NotFoundError
+from modelyard.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from modelyard.ids import validate_account_name
 from modelyard.services.audit import record
-from modelyard.services.auth import Principal, check_token_strength, hash_token, new_token_value
+from modelyard.services.auth import (
+    FINE,
+    FINE_GRAINED,
+    Principal,
+    Scope,
+    check_token_strength,
+    hash_token,
+    new_token_value,
+    parse_scopes,
+    scopes_json,
+    whoami_scopes,
+)
 from modelyard.services.hub import Hub, utcnow
 
 ROLES = ("read", "write", "admin")
@@ -68,10 +86,16 @@ def add_member(hub: Hub, org: str, user: str, role: str) -> None:
 
 
 def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", value: str | None = None,
-                 actor: Principal | None = None) -> str:
-    """Create a token and return its value (shown once; only its hash is stored)."""
-    if role not in ("read", "write"):
+                 actor: Principal | None = None, scopes: tuple[Scope, ...] | None = None,
+                 expires_at: datetime | None = None) -> str:
+    """Create a token and return its value (shown once; only its hash is stored). With
+    ``scopes`` it is fine-grained (``services/auth.py``); ``expires_at`` (UTC) ends it."""
+    if scopes is not None:
+        role = FINE
+    elif role not in ("read", "write"):
         raise InvalidInputError(f"Invalid token role {role!r}: expected read or write")
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInputError("A token's expiry date must lie in the future")
     if value is not None:
         check_token_strength(value)
     token = value or new_token_value()
@@ -84,9 +108,49 @@ def create_token(hub: Hub, user: str, name: str = "token", role: str = "write", 
             if existing.account_id != account.id:
                 raise ConflictError("That token value belongs to another user")
             return token
-        accounts_q.add_token(conn, account.id, name, hash_token(token), role, utcnow())
-        record(conn, "token.created", account.id, actor, f"token:{name}", {"role": role})
+        accounts_q.add_token(conn, account.id, name, hash_token(token), role, utcnow(),
+                             scopes_json(scopes) if scopes is not None else None, expires_at)
+        details: dict[str, Any] = {"role": FINE_GRAINED if scopes is not None else role}
+        if scopes is not None:
+            details["scopes"] = whoami_scopes(scopes)
+        if expires_at is not None:
+            details["expiresAt"] = expires_at.isoformat(timespec="seconds") + "Z"
+        record(conn, "token.created", account.id, actor, f"token:{name}", details)
     return token
+
+
+def new_api_token(hub: Hub, principal: Principal | None, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/settings/tokens`` (a modelyard extension): a new token of the caller's, read,
+    write or fine-grained (``scoped`` and ``global`` as whoami-v2 reports them), with an optional
+    ``expiresAt``; its value is in the answer, once. Made with a session or a read/write token
+    (a fine-grained token cannot make tokens)."""
+    if principal is None:
+        raise AuthenticationError("Authentication required: pass a write token")
+    if principal.token_role != "write" or principal.scopes is not None:
+        raise PermissionDeniedError("Tokens are made with a write token (not a read or fine-grained one)")
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64 or not name.isprintable():
+        raise InvalidInputError("A token needs a name of 1 to 64 printable characters")
+    role = body.get("role", "read")
+    scopes = parse_scopes(body.get("scoped", []), body.get("global", [])) if role == FINE_GRAINED else None
+    expires_at = None
+    if body.get("expiresAt") is not None:
+        try:
+            parsed = datetime.fromisoformat(str(body["expiresAt"]).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInputError("'expiresAt' must be an ISO 8601 date") from exc
+        expires_at = parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    with hub.db.read() as conn:
+        if any(t.name == name.strip() for t in accounts_q.tokens_of(conn, principal.account_id)):
+            raise ConflictError(f"You already have a token named {name.strip()!r}")
+    value = create_token(hub, principal.name, name.strip(), str(role), actor=principal, scopes=scopes,
+                         expires_at=expires_at)
+    out: dict[str, Any] = {"name": name.strip(), "token": value, "role": FINE_GRAINED if scopes else role}
+    if scopes is not None:
+        out["fineGrained"] = whoami_scopes(scopes)
+    if expires_at is not None:
+        out["expiresAt"] = expires_at.isoformat(timespec="seconds") + "Z"
+    return out
 
 
 def revoke_tokens(hub: Hub, user: str, name: str | None = None, actor: Principal | None = None) -> int:

@@ -81,6 +81,8 @@ def account_log(hub: Hub, principal: Principal | None, name: str | None, actions
     if principal is None:
         raise AuthenticationError("Sign in to read an audit log")
     name = principal.name if name is None else name
+    if principal.scopes is not None:
+        raise PermissionDeniedError("Audit logs are read with a read or write token, not a fine-grained one")
     unknown = [a for a in actions or [] if a not in ACTIONS]
     if unknown:
         raise InvalidInputError(f"Unknown action {unknown[0]!r}")

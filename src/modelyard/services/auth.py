@@ -1,12 +1,24 @@
-"""Identity and access: who is calling, and what they may read or write."""
+"""Identity and access: who is calling, and what they may read or write.
+
+A token is ``read`` or ``write`` for everything its user may reach, or **fine-grained**: a list of
+scopes, each an entity (one repo ``model:ns/name``, a namespace ``ns``, or every repo: global)
+with permissions (``repo.content.read``, ``repo.write``, ``discussion.write``, and, global only,
+``webhooks.write``), and optionally an expiry date. A fine-grained token does what its user may
+do *and* its scopes allow: outside them it reads public repos like an anonymous caller and
+nothing else (not even gated repos its user was granted), and writes nothing. Every access
+check below goes through ``scope_allows``, so every route (and every signed URL or Xet token,
+re-checked at each use) applies the scopes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog.repos import RepoHead
@@ -17,6 +29,117 @@ TOKEN_PREFIX = "hf_"
 #: A provisioned token value must be at least this long and use this many distinct characters.
 MIN_TOKEN_LENGTH = 32
 MIN_TOKEN_DISTINCT = 10
+
+READ, WRITE, DISCUSS, WEBHOOKS = "repo.content.read", "repo.write", "discussion.write", "webhooks.write"
+#: What each permission grants beyond itself.
+IMPLIES = {WRITE: frozenset({WRITE, READ, DISCUSS}), DISCUSS: frozenset({DISCUSS, READ}), READ: frozenset({READ}),
+           WEBHOOKS: frozenset({WEBHOOKS})}
+REPO_TYPES = ("model", "dataset", "space")
+MAX_SCOPES = 100
+FINE = "fine"  # the stored role of a fine-grained token
+FINE_GRAINED = "fineGrained"  # its role as whoami-v2 reports it
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One entry of a fine-grained token: ``kind`` repo (``name`` "model:ns/name", lower-case),
+    namespace (``name`` "ns") or global, and what it allows there."""
+
+    kind: str
+    name: str
+    permissions: frozenset[str]
+
+    def covers(self, repo: RepoHead) -> bool:
+        if self.kind == "global":
+            return True
+        if self.kind == "namespace":
+            return self.name == repo.namespace.lower()
+        return self.name == f"{repo.type}:{repo.namespace}/{repo.name}".lower()
+
+
+def parse_scopes(scoped: Any, global_permissions: Any) -> tuple[Scope, ...]:
+    """Scopes from the whoami-v2 shape: ``scoped`` a list of ``{"entity": {"type": "model" |
+    "dataset" | "space" | "user" | "org", "name": ...}, "permissions": [...]}``, ``global`` a list of
+    permissions. Refuses unknown permissions, entities or shapes with a 400."""
+    if not isinstance(scoped, list) or not isinstance(global_permissions, list) or len(scoped) > MAX_SCOPES:
+        raise InvalidInputError(f"'scoped' and 'global' must be lists (at most {MAX_SCOPES} scopes)")
+    out: list[Scope] = []
+
+    def permissions(value: Any, allowed: frozenset[str]) -> frozenset[str]:
+        if not isinstance(value, list) or not value or not all(isinstance(p, str) and p in allowed for p in value):
+            raise InvalidInputError(f"Permissions must be a non-empty list of: {', '.join(sorted(allowed))}")
+        return frozenset(value)
+
+    repo_permissions = frozenset({READ, WRITE, DISCUSS})
+    for item in scoped:
+        entity = item.get("entity") if isinstance(item, dict) else None
+        kind = entity.get("type") if isinstance(entity, dict) else None
+        name = entity.get("name") if isinstance(entity, dict) else None
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise InvalidInputError("Every scope needs an entity with a type and a name")
+        if kind in REPO_TYPES:
+            if name.count("/") != 1:
+                raise InvalidInputError(f"A repo scope names 'namespace/name', not {name!r}")
+            out.append(Scope("repo", f"{kind}:{name}".lower(), permissions(item.get("permissions"), repo_permissions)))
+        elif kind in ("user", "org"):
+            out.append(Scope("namespace", name.lower(), permissions(item.get("permissions"), repo_permissions)))
+        else:
+            raise InvalidInputError(f"Unknown scope entity type {kind!r}: model, dataset, space, user or org")
+    if global_permissions:
+        out.append(Scope("global", "", permissions(global_permissions, repo_permissions | {WEBHOOKS})))
+    if not out:
+        raise InvalidInputError("A fine-grained token needs at least one scope")
+    return tuple(out)
+
+
+def scopes_json(scopes: tuple[Scope, ...]) -> str:
+    return json.dumps([[s.kind, s.name, sorted(s.permissions)] for s in scopes])
+
+
+def scopes_from_json(raw: str | None) -> tuple[Scope, ...] | None:
+    if raw is None:
+        return None
+    return tuple(Scope(kind, name, frozenset(perms)) for kind, name, perms in json.loads(raw))
+
+
+def whoami_scopes(scopes: tuple[Scope, ...]) -> dict[str, Any]:
+    """``auth.accessToken.fineGrained`` as whoami-v2 reports it."""
+    scoped = []
+    for s in scopes:
+        if s.kind == "repo":
+            kind, name = s.name.split(":", 1)
+            scoped.append({"entity": {"type": kind, "name": name}, "permissions": sorted(s.permissions)})
+        elif s.kind == "namespace":
+            scoped.append({"entity": {"type": "namespace", "name": s.name}, "permissions": sorted(s.permissions)})
+    glob = next((sorted(s.permissions) for s in scopes if s.kind == "global"), [])
+    return {"scoped": scoped, "global": glob, "canReadGatedRepos": any(READ in granted(s) for s in scopes)}
+
+
+def granted(scope: Scope) -> frozenset[str]:
+    """Every permission a scope gives (``repo.write`` gives reading and discussing too)."""
+    return frozenset().union(*(IMPLIES[p] for p in scope.permissions))
+
+
+def scope_allows(principal: Principal | None, repo: RepoHead, permission: str) -> bool:
+    """Whether the caller's token allows ``permission`` on ``repo`` (always, but for a
+    fine-grained token outside its scopes)."""
+    if principal is None or principal.scopes is None:
+        return True
+    return any(s.covers(repo) and permission in granted(s) for s in principal.scopes)
+
+
+def global_allows(principal: Principal, permission: str) -> bool:
+    if principal.scopes is None:
+        return True
+    return any(s.kind == "global" and permission in granted(s) for s in principal.scopes)
+
+
+def namespace_allows(principal: Principal, namespace: str, permission: str) -> bool:
+    """A fine-grained token may create repos in a namespace its scopes name (or globally)."""
+    if principal.scopes is None:
+        return True
+    return any(s.kind in ("global", "namespace") and (s.kind == "global" or s.name == namespace.lower())
+               and permission in granted(s) for s in principal.scopes)
 
 
 @dataclass(frozen=True)
@@ -32,6 +155,8 @@ class Principal:
     token_role: str  # read | write
     token_created_at: object = None
     token_id: int = 0  # 0: not a stored token (operator commands)
+    scopes: tuple[Scope, ...] | None = None  # a fine-grained token's (None: read or write everywhere)
+    token_expires_at: datetime | None = None
     #: Loads ``org id -> (name, role)`` when first needed: most reads (public repos) never ask.
     load_orgs: Callable[[], dict[int, tuple[str, str]]] = field(default=dict, repr=False, compare=False)
 
@@ -78,6 +203,7 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
     if found is None or found[0].revoked_at is not None:
         raise AuthenticationError("Invalid credentials in Authorization header")
     row, account = found
+    check_not_expired(row)
 
     def load_orgs() -> dict[int, tuple[str, str]]:
         return hub.db.quick(lambda conn: accounts_q.org_roles(conn, account.id))
@@ -86,9 +212,15 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
     return principal_of(row, account, load_orgs)
 
 
+def check_not_expired(row: accounts_q.Token) -> None:
+    if row.expires_at is not None and row.expires_at <= datetime.now(UTC).replace(tzinfo=None):
+        raise AuthenticationError(f"This token expired on {row.expires_at.isoformat(timespec='seconds')}Z")
+
+
 def principal_of(
     row: accounts_q.Token, account: accounts_q.Account, load_orgs: Callable[[], dict[int, tuple[str, str]]]
 ) -> Principal:
+    fine = row.role == FINE
     return Principal(
         account_id=account.id,
         name=account.name,
@@ -96,19 +228,26 @@ def principal_of(
         email=account.email,
         is_admin=account.is_admin,
         token_name=row.name,
-        token_role=row.role,
+        token_role=FINE_GRAINED if fine else row.role,
         token_created_at=row.created_at,
         token_id=row.id,
         load_orgs=load_orgs,
+        scopes=scopes_from_json(row.scopes) if fine else None,
+        token_expires_at=row.expires_at,
     )
 
 
 def can_read(principal: Principal | None, repo: RepoHead) -> bool:
     if not repo.private:
         return True
-    if principal is None:
+    if principal is None or not scope_allows(principal, repo, READ):
         return False
     return principal.is_admin or principal.org_role(repo.owner_id) is not None
+
+
+def outside_scopes(principal: Principal | None, repo: RepoHead) -> bool:
+    """A fine-grained token on a repo its scopes do not name: it acts as an anonymous caller."""
+    return principal is not None and not scope_allows(principal, repo, READ)
 
 
 #: The one message for a repo that does not exist and for one the caller may not see: it names
@@ -121,6 +260,12 @@ def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
     repos are visible to everyone. What SQL filters by, so that listings match ``can_read``."""
     if principal is None:
         return frozenset()
+    if principal.scopes is not None and not global_allows(principal, READ):
+        # Listings show a fine-grained token the private repos of the namespaces it names
+        # (repos it names one by one are read directly, not listed).
+        named = {s.name for s in principal.scopes if s.kind == "namespace" and READ in granted(s)}
+        mine = {principal.account_id: principal.name, **{i: n for i, (n, _r) in principal.orgs.items()}}
+        return frozenset(i for i, n in mine.items() if n.lower() in named)
     if principal.is_admin:
         return None
     return frozenset({principal.account_id, *principal.orgs})
@@ -132,11 +277,23 @@ def check_read(principal: Principal | None, repo: RepoHead) -> None:
         raise RepoNotFoundError(REPO_NOT_FOUND)
 
 
+def _check_write_role(principal: Principal) -> None:
+    if principal.token_role not in ("write", FINE_GRAINED):
+        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
+
+
 def check_namespace_write(principal: Principal | None, owner_id: int, namespace: str) -> None:
+    """Creating a repo in a namespace (the caller's role there; a fine-grained token's scopes
+    must name the namespace, or be global, with ``repo.write``)."""
     if principal is None:
         raise AuthenticationError("Authentication required: pass a write token")
-    if principal.token_role != "write":
-        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
+    _check_write_role(principal)
+    if not namespace_allows(principal, namespace, WRITE):
+        raise PermissionDeniedError(f"This token's scopes do not allow writing in {namespace!r}")
+    _check_role(principal, owner_id, namespace)
+
+
+def _check_role(principal: Principal, owner_id: int, namespace: str) -> None:
     if principal.is_admin:
         return
     role = principal.org_role(owner_id)
@@ -144,18 +301,27 @@ def check_namespace_write(principal: Principal | None, owner_id: int, namespace:
         raise PermissionDeniedError(f"You don't have write access to the namespace {namespace!r}")
 
 
-def require_writer(hub: Hub, principal: Principal | None) -> Principal:
-    """An authenticated caller with a write token (before reading the body of a write request)."""
+def require_writer(hub: Hub, principal: Principal | None, permission: str | None = None) -> Principal:
+    """An authenticated caller with a write token (before reading the body of a write request).
+    With ``permission``, for what is not a repo's (webhooks, profile, organizations,
+    collections), a fine-grained token needs it globally; without, the repo's own check follows."""
     if principal is None:
         raise AuthenticationError("Authentication required: pass a write token")
-    if principal.token_role != "write":
-        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
+    _check_write_role(principal)
+    if permission is not None and not global_allows(principal, permission):
+        raise PermissionDeniedError(f"This token's scopes do not include {permission} for everything")
     return principal
 
 
 def check_write(principal: Principal | None, repo: RepoHead) -> None:
     check_read(principal, repo)
-    check_namespace_write(principal, repo.owner_id, repo.namespace)
+    assert principal is not None or not repo.private
+    if principal is None:
+        raise AuthenticationError("Authentication required: pass a write token")
+    _check_write_role(principal)
+    if not scope_allows(principal, repo, WRITE):
+        raise PermissionDeniedError(f"This token's scopes do not allow writing to {repo.namespace}/{repo.name}")
+    _check_role(principal, repo.owner_id, repo.namespace)
 
 
 def can_write(principal: Principal | None, repo: RepoHead) -> bool:
@@ -173,8 +339,9 @@ def check_contribute(principal: Principal | None, repo: RepoHead) -> Principal:
     check_read(principal, repo)
     if principal is None:
         raise AuthenticationError("Authentication required: pass a write token")
-    if principal.token_role != "write":
-        raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
+    _check_write_role(principal)
+    if not scope_allows(principal, repo, DISCUSS):
+        raise PermissionDeniedError(f"This token's scopes do not allow discussing {repo.namespace}/{repo.name}")
     return principal
 
 

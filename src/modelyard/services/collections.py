@@ -27,10 +27,13 @@ from modelyard.catalog.repos import Repo
 from modelyard.errors import ConflictError, InvalidInputError, NotFoundError, RepoNotFoundError
 from modelyard.ids import HOSTED_REPO_TYPES, PLURALS
 from modelyard.services.auth import (
+    READ,
     REPO_NOT_FOUND,
+    WRITE,
     Principal,
     can_read,
     check_namespace_write,
+    global_allows,
     require_writer,
     visible_owner_ids,
 )
@@ -110,8 +113,8 @@ def _oid_of(slug: str) -> tuple[str, str]:
 def can_read_collection(principal: Principal | None, collection: Collection) -> bool:
     if not collection.private:
         return True
-    if principal is None:
-        return False
+    if principal is None or not global_allows(principal, READ):
+        return False  # a fine-grained token sees only public collections, unless it reads everything
     return principal.is_admin or principal.org_role(collection.owner_id) is not None
 
 
@@ -137,7 +140,7 @@ def authorize_write(hub: Hub, principal: Principal | None, slug: str) -> None:
 
 def authorize_create(hub: Hub, principal: Principal | None) -> None:
     """A new collection needs a write token (the namespace is checked with the body)."""
-    require_writer(hub, principal)
+    require_writer(hub, principal, WRITE)
 
 
 def set_resource_group(hub: Hub, principal: Principal | None, slug: str, body: dict[str, Any]) -> None:
@@ -237,7 +240,7 @@ def _flag(body: dict[str, Any], key: str) -> bool | None:
 def create_collection(hub: Hub, principal: Principal | None, body: dict[str, Any]) -> CollectionView:
     """A new collection in ``namespace`` (the caller's own by default); 409 naming the existing
     collection's slug if the namespace has one of that title already."""
-    caller = require_writer(hub, principal)
+    caller = require_writer(hub, principal, WRITE)
     if body.get("resourceGroupId") is not None:
         raise InvalidInputError("This hub has no resource groups")
     title = _text(body, "title", MAX_TITLE, required=True)

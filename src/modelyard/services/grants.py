@@ -25,6 +25,7 @@ from modelyard.services.auth import (
     REPO_NOT_FOUND,
     Principal,
     check_contribute,
+    check_not_expired,
     check_read,
     check_write,
     principal_of,
@@ -97,6 +98,7 @@ def check_grant(hub: Hub, payload: dict[str, Any], write: bool = False) -> Grant
             found = accounts_q.token_with_account_by_id(conn, token_id)
             if found is None or found[0].revoked_at is not None:
                 raise AuthenticationError("The token this URL was issued to has been revoked")
+            check_not_expired(found[0])
             orgs = accounts_q.org_roles(conn, found[1].id)
             principal = principal_of(found[0], found[1], lambda: orgs)
         check_read(principal, repo)

@@ -19,7 +19,7 @@ from modelyard.catalog import people as people_q
 from modelyard.catalog.accounts import Account
 from modelyard.catalog.people import OwnedRepo, Person
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
-from modelyard.services.auth import Principal, require_writer, visible_owner_ids
+from modelyard.services.auth import READ, WRITE, Principal, global_allows, require_writer, visible_owner_ids
 from modelyard.services.hub import Hub, utcnow
 
 __all__ = ["OwnedRepo", "Person"]  # re-exported for the http layer
@@ -53,7 +53,8 @@ def _account(conn: Connection, name: str, kind: str) -> Account:
 
 
 def _sees_private(principal: Principal | None, owner_id: int) -> bool:
-    return principal is not None and (principal.is_admin or principal.org_role(owner_id) is not None)
+    return principal is not None and global_allows(principal, READ) and (
+        principal.is_admin or principal.org_role(owner_id) is not None)
 
 
 def _following(conn: Connection, principal: Principal | None, account_id: int) -> bool | None:
@@ -115,7 +116,7 @@ def following(hub: Hub, principal: Principal | None, name: str) -> list[Person]:
 
 def follow(hub: Hub, principal: Principal | None, name: str, kind: str, on: bool) -> None:
     """Follow (``on``) or unfollow a user or an organization; doing it twice changes nothing."""
-    caller = require_writer(hub, principal)
+    caller = require_writer(hub, principal, WRITE)
     with hub.db.write() as conn:
         target = _account(conn, name, kind)
         if target.id == caller.account_id:
@@ -144,7 +145,7 @@ def repo_storage(hub: Hub, principal: Principal | None, namespace: str | None, o
             owner_id = principal.account_id
         else:
             org = _account(conn, namespace, "org")
-            if not principal.is_admin and principal.org_role(org.id) is None:
+            if not global_allows(principal, READ) or (not principal.is_admin and principal.org_role(org.id) is None):
                 raise PermissionDeniedError(f"Only members of {org.name!r} may list its repositories")
             owner_id = org.id
         rows, total = people_q.owned_repos(conn, owner_id, offset, size + 1)

@@ -20,7 +20,7 @@ from modelyard.errors import AuthenticationError, ConflictError, InvalidInputErr
 from modelyard.services import accounts
 from modelyard.services.accounts import ROLES
 from modelyard.services.audit import record
-from modelyard.services.auth import Principal, require_writer
+from modelyard.services.auth import WRITE, Principal, global_allows, require_writer
 from modelyard.services.hub import Hub
 
 FULLNAME_LIMIT = 128
@@ -61,7 +61,7 @@ def profile(hub: Hub, principal: Principal | None) -> Account:
 
 
 def update_profile(hub: Hub, principal: Principal | None, fullname: object, email: object) -> Account:
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WRITE)
     values = {"fullname": _fullname(fullname), "email": _email(email)}
     with hub.db.write() as conn:
         accounts_q.update_account(conn, user.account_id, **values)
@@ -89,7 +89,7 @@ class OrgSettings:
 
 def create_org(hub: Hub, principal: Principal | None, name: object, fullname: object) -> Account:
     """A new organization, its creator its first admin."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WRITE)
     if not isinstance(name, str):
         raise InvalidInputError("name must be a string")
     full = _fullname(fullname) if fullname not in (None, "") else ""
@@ -106,6 +106,8 @@ def _org(conn: Connection, name: str, lock: bool = False) -> Account:
 
 
 def _check_org_admin(principal: Principal, org: Account) -> None:
+    if not global_allows(principal, WRITE):
+        raise PermissionDeniedError("Fine-grained tokens without global repo.write do not manage organizations")
     if principal.is_admin or principal.orgs.get(org.id, ("", ""))[1] == "admin":
         return
     if org.id in principal.orgs:
@@ -126,7 +128,7 @@ def org_settings(hub: Hub, principal: Principal | None, name: str) -> OrgSetting
 
 
 def update_org(hub: Hub, principal: Principal | None, name: str, fullname: object) -> Account:
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WRITE)
     full = _fullname(fullname)
     with hub.db.write() as conn:
         org = _org(conn, name)
@@ -139,7 +141,7 @@ def update_org(hub: Hub, principal: Principal | None, name: str, fullname: objec
 
 def set_role(hub: Hub, principal: Principal | None, name: str, member: object, role: object) -> None:
     """Add a user to the organization with ``role``, or change a member's role."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WRITE)
     if role not in ROLES:
         raise InvalidInputError(f"Invalid role {role!r}: expected read, write or admin")
     if not isinstance(member, str) or not member.strip():
@@ -160,7 +162,7 @@ def set_role(hub: Hub, principal: Principal | None, name: str, member: object, r
 
 def remove_member(hub: Hub, principal: Principal | None, name: str, member: str) -> None:
     """Take a member out (an admin), or leave (the member themself)."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WRITE)
     with hub.db.write() as conn:
         org = _org(conn, name, lock=True)
         account = accounts_q.by_name(conn, member)

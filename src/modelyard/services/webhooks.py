@@ -39,7 +39,7 @@ __all__ = ["LoggedDelivery", "Webhook", "WebhookNotFoundError"]
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
 from modelyard.ids import URL_PREFIXES
 from modelyard.services.audit import record
-from modelyard.services.auth import Principal, can_read, require_writer
+from modelyard.services.auth import WEBHOOKS, Principal, can_read, global_allows, require_writer
 from modelyard.services.hub import Hub, utcnow
 
 DOMAINS = ("repo", "discussion")
@@ -139,6 +139,8 @@ def _watched(conn: Connection, principal: Principal, value: object) -> list[tupl
 def _user(principal: Principal | None) -> Principal:
     if principal is None:
         raise AuthenticationError("Authentication required to manage webhooks")
+    if not global_allows(principal, WEBHOOKS):
+        raise PermissionDeniedError(f"This token's scopes do not include {WEBHOOKS}")
     return principal
 
 
@@ -168,7 +170,7 @@ def _own(conn: Connection, user: Principal, uid: str) -> Webhook:
 
 def create_webhook(hub: Hub, principal: Principal | None, body: dict[str, Any]) -> Webhook:
     """A new webhook posting to ``url`` (jobs are not run here: ``jobSourceId`` is refused)."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WEBHOOKS)
     if "jobSourceId" in body or "secrets" in body:
         raise InvalidInputError("Webhooks that trigger Jobs are not supported here: pass a url")
     url = check_url(hub, body.get("url"))
@@ -187,7 +189,7 @@ def create_webhook(hub: Hub, principal: Principal | None, body: dict[str, Any]) 
 def update_webhook(hub: Hub, principal: Principal | None, uid: str, body: dict[str, Any]) -> Webhook:
     """Change a webhook's url, watched items, domains or secret. The client always sends
     ``watched`` (``[]`` when the caller passed none): an empty list keeps the current items."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WEBHOOKS)
     if "jobSourceId" in body or "secrets" in body:
         raise InvalidInputError("Webhooks that trigger Jobs are not supported here: pass a url")
     values: dict[str, Any] = {}
@@ -211,7 +213,7 @@ def update_webhook(hub: Hub, principal: Principal | None, uid: str, body: dict[s
 
 def set_disabled(hub: Hub, principal: Principal | None, uid: str, disabled: bool) -> Webhook:
     """Enable or disable a webhook; disabling gives up its pending deliveries."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WEBHOOKS)
     with hub.db.write() as conn:
         hook = _own(conn, user, uid)
         webhooks_q.update_webhook(conn, hook.id, disabled=disabled)
@@ -223,7 +225,7 @@ def set_disabled(hub: Hub, principal: Principal | None, uid: str, disabled: bool
 
 def delete_webhook(hub: Hub, principal: Principal | None, uid: str) -> None:
     """Delete a webhook with its delivery log."""
-    user = require_writer(hub, principal)
+    user = require_writer(hub, principal, WEBHOOKS)
     with hub.db.write() as conn:
         hook = _own(conn, user, uid)
         webhooks_q.delete_webhook(conn, hook.id)

@@ -10,6 +10,7 @@ from modelyard.errors import AuthenticationError, InvalidInputError
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import iso, json_body, json_response, read_body
 from modelyard.services import accounts as accounts_svc
+from modelyard.services.auth import whoami_scopes
 from modelyard.services.discovery import validate_card
 
 TELEMETRY_LIMIT = 64 * 1024
@@ -29,6 +30,14 @@ async def whoami(ctx: Ctx) -> Response:
     if principal is None:
         raise AuthenticationError("Invalid credentials in Authorization header")
     orgs = await ctx.call(accounts_svc.org_memberships)
+    token: dict[str, Any] = {
+        "displayName": principal.token_name, "role": principal.token_role,
+        "createdAt": iso(principal.token_created_at) if principal.token_created_at else None,  # type: ignore[arg-type]
+    }
+    if principal.scopes is not None:
+        token["fineGrained"] = whoami_scopes(principal.scopes)
+    if principal.token_expires_at is not None:
+        token["expiresAt"] = iso(principal.token_expires_at)
     return json_response({
         "type": "user",
         "id": f"{principal.account_id:024x}",
@@ -42,10 +51,7 @@ async def whoami(ctx: Ctx) -> Response:
             {"type": "org", "id": f"{org_id:024x}", "name": name, "fullname": fullname, "roleInOrg": role}
             for org_id, name, fullname, role in orgs
         ],
-        "auth": {"type": "access_token", "accessToken": {
-            "displayName": principal.token_name, "role": principal.token_role,
-            "createdAt": iso(principal.token_created_at) if principal.token_created_at else None,  # type: ignore[arg-type]
-        }},
+        "auth": {"type": "access_token", "accessToken": token},
     })
 
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from modelyard.http.app import Ctx, Router
 from modelyard.http.routes.common import iso, json_body, json_response, link_next
 from modelyard.http.routes.people import NAME, avatar_url
-from modelyard.services import audit, settings
+from modelyard.services import accounts, audit, settings
 from modelyard.services.settings import Account
 
 
@@ -62,6 +62,11 @@ async def org_audit_log(ctx: Ctx) -> Response:
     return await _audit_log(ctx, ctx.params["who"])
 
 
+async def create_token(ctx: Ctx) -> Response:
+    body = await json_body(ctx)
+    return json_response(await ctx.call(accounts.new_api_token, body), status=201)
+
+
 async def my_audit_log(ctx: Ctx) -> Response:
     return await _audit_log(ctx, None)
 
@@ -89,6 +94,7 @@ def register(router: Router) -> None:
     router.add("GET", rf"/api/organizations/{NAME}/settings", org_settings)
     router.add("GET", rf"/api/organizations/{NAME}/audit-log", org_audit_log)
     router.add("GET", r"/api/settings/audit-log", my_audit_log)
+    router.add("POST", r"/api/settings/tokens", create_token)
     router.add("PUT", rf"/api/organizations/{NAME}/settings", update_org)
     router.add("PUT", rf"/api/organizations/{NAME}/members/(?P<member>[^/]+)", set_role)
     router.add("DELETE", rf"/api/organizations/{NAME}/members/(?P<member>[^/]+)", remove_member)
