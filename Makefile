@@ -39,7 +39,12 @@ AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 $(AXE):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1
 
-pytest: $(VENV)/.dev $(AXE)
+# oidc-provider (a real OpenID provider for the sign-in tests, tests/web/test_oidc.py) from npm.
+OIDC := $(VENV)/oidc/node_modules/oidc-provider/package.json
+$(OIDC):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/oidc oidc-provider@9.13.3
+
+pytest: $(VENV)/.dev $(AXE) $(OIDC)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: check pytest

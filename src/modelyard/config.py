@@ -122,6 +122,19 @@ class Settings(BaseSettings):
     job_lease: float = Field(
         default=300.0, description="Seconds a job may run (or wait) before its event is enqueued again"
     )
+    # -- single sign-on with OpenID Connect (services/oidc.py, docs/security.md) --
+    oidc_issuer: str | None = Field(default=None, description="OpenID provider's issuer URL (sign-in with it on)")
+    oidc_client_id: str | None = Field(default=None, description="This hub's client id at the provider")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="This hub's client secret at the provider")
+    oidc_name: str = Field(default="single sign-on", description="The provider's name on the sign-in page")
+    oidc_scopes: str = Field(default="openid profile email groups", description="Scopes asked of the provider")
+    oidc_username_claim: str = Field(default="preferred_username", description="Claim that names the hub user")
+    oidc_groups_claim: str = Field(default="groups", description="Claim that lists the user's groups")
+    oidc_group_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='Groups to organization roles, JSON: {"ml-team": "acme:write"}; memberships follow each sign-in',
+    )
+    oidc_create_users: bool = Field(default=True, description="Create a hub user at a person's first sign-in")
     # -- rate limits (services/ratelimit.py, docs/security.md) --
     rate_limit_api: str = Field(default="1000/minute", description="Requests to /api routes per token or address")
     rate_limit_resolve: str = Field(default="5000/minute", description="File downloads (/resolve) per token or address")

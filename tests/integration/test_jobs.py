@@ -103,7 +103,8 @@ def test_a_failed_indexing_job_is_retried_until_the_catalog_converges(jobs_serve
 
     parked.rename(blob)  # the store is back: a retry succeeds
     wait_for(lambda: params_in_catalog(api, repo_id, 2000), 60)
-    assert rows(server, "SELECT done_at FROM events WHERE id = :id", id=event)[0][0] is not None
+    # The event is marked done in the transaction after the catalog's (with its webhooks and scans).
+    wait_for(lambda: rows(server, "SELECT done_at FROM events WHERE id = :id", id=event)[0][0] is not None, 30)
     assert api.model_info(repo_id).safetensors.total == 2000
     assert "refreshing the catalog failed" in server.log_path.read_text()
 

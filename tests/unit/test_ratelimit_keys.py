@@ -27,3 +27,35 @@ def test_limits_parse_or_are_refused() -> None:
     assert parse_limit("none", "X") is None and parse_limit("", "X") is None
     with pytest.raises(InvalidInputError, match="MODELYARD_RATE_LIMIT_API: 'lots' is not a rate limit"):
         parse_limit("lots", "MODELYARD_RATE_LIMIT_API")
+
+
+def test_shared_counts_are_batched_but_never_exceeded() -> None:
+    """Two processes' limiters on one Redis (the real one the CI starts): busy callers are counted
+    a batch per round trip, yet no more than the limit get through in a window, together."""
+    import asyncio
+
+    import redis
+
+    from modelyard.config import Settings
+    from modelyard.services.ratelimit import RateLimiter
+
+    redis.Redis(host="127.0.0.1", port=6379, db=9).flushdb()
+    settings = Settings(rate_limit_resolve="1000/minute", rate_limit_storage="redis://127.0.0.1:6379/9")
+
+    async def run() -> tuple[int, int]:
+        first, second = RateLimiter(settings), RateLimiter(settings)
+        assert first._batch(first.limits["resolve"]) == 10
+        allowed = 0
+        for i in range(1300):
+            limiter = first if i % 3 else second
+            allowed += (await limiter.check("resolve", "t:busy")) is None
+        small = RateLimiter(Settings(rate_limit_resolve="6/minute", rate_limit_storage="redis://127.0.0.1:6379/9"))
+        exact = [(await small.check("resolve", "t:small")) is None for _ in range(8)]
+        for limiter in (first, second, small):
+            await limiter.close()
+        return allowed, exact.count(True)
+
+    allowed, exact = asyncio.run(run())
+    assert 1000 - 2 * 9 <= allowed <= 1000
+    assert exact == 6  # limits under 200 are counted one by one
+    redis.Redis(host="127.0.0.1", port=6379, db=9).flushdb()

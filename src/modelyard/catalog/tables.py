@@ -610,3 +610,16 @@ audit_events = Table(
     Index("ix_audit_events_owner_id_id", "owner_id", "id"),
     Index("ix_audit_events_at", "at"),
 )
+
+# A person's identity at an OpenID provider, linked to the hub user it signs in as (services/oidc.py).
+external_identities = Table(
+    "external_identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issuer", String(512), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("issuer", "subject"),
+    Index("ix_external_identities_account_id", "account_id"),
+)

@@ -104,8 +104,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     for key, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        if key == "signing_key" and settings.signing_key is not None:
-            value = settings.signing_key.get_secret_value()
+        secret = getattr(settings, key)
+        if hasattr(secret, "get_secret_value"):  # SecretStr: the workers need the value itself
+            value = secret.get_secret_value()
         env[f"MODELYARD_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 

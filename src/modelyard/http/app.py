@@ -35,6 +35,7 @@ from modelyard.services.pools import long_work_executor
 from modelyard.services.ratelimit import RateLimiter, caller_key
 
 log = logging.getLogger("modelyard.http")
+
 T = TypeVar("T")
 
 Handler = Callable[..., Awaitable[Response]]
@@ -260,7 +261,7 @@ class App:
                 if upload:
                     metrics.uploads.labels(route).inc()
                 group = "uploads" if upload else "resolve" if route == "files.resolve" else (
-                    "api" if path.startswith("/api/") else None)
+                    "api" if path.startswith("/api/") or _signs_in(request.method, path) else None)
                 if group is not None and self.ratelimiter.enabled:
                     await self._limit(request, scope, group)
                 params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
@@ -347,8 +348,17 @@ class App:
                     if pool is not None:
                         pool.shutdown(wait=True)
                 await run_in_threadpool(self.hub.close)
+                try:
+                    await self.ratelimiter.close()
+                except Exception:  # its storage gone already: nothing left to close
+                    log.debug("closing the rate limit storage failed", exc_info=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _signs_in(method: str, path: str) -> bool:
+    """Sign-in attempts count with the API's requests (each failed one is an audit log entry)."""
+    return (method == "POST" and path in ("/login", "/join")) or path.startswith("/login/oidc")
 
 
 def _client(scope: Scope) -> str:

@@ -5,8 +5,10 @@ Three groups with a limit each (``MODELYARD_RATE_LIMIT_API``, ``_RESOLVE``, ``_U
 (``/resolve``), and the routes that receive uploads (LFS, Xet, commits, git pushes). Counting is
 the ``limits`` library's sliding-window counter in its storage (``MODELYARD_RATE_LIMIT_STORAGE``:
 ``memory://`` for one process, ``redis://host:port/db`` to share the counts between worker
-processes and servers). A request past its group's limit gets 429 with ``Retry-After`` (which
-huggingface_hub waits for, then retries) and the draft-standard ``RateLimit`` headers.
+processes and servers; each process then counts a busy caller's requests a batch at a time, one
+round trip per batch, see ``RateLimiter._batch``). A request past its group's limit gets 429 with
+``Retry-After`` (which huggingface_hub waits for, then retries) and the draft-standard
+``RateLimit`` headers.
 
 Who is counted: the request's credentials (a hash of its ``Authorization`` header), else its
 network address: the peer, or behind a trusted proxy (``MODELYARD_TRUST_PROXY_HEADERS``) the
@@ -35,6 +37,13 @@ log = logging.getLogger("modelyard.ratelimit")
 GROUPS = ("api", "resolve", "uploads")
 #: Seconds between two log lines about a failing storage.
 FAILURE_LOG_INTERVAL = 30.0
+#: With a shared storage (Redis), a process counts up to MAX_BATCH requests of a caller in one
+#: round trip (a limit's amount / BATCH_DIVISOR, so limits under 200 are counted one by one) and
+#: lets that many through within HOLD_SECONDS; unused ones stay counted (stricter, never looser).
+MAX_BATCH = 20
+BATCH_DIVISOR = 100
+HOLD_SECONDS = 1.0
+MAX_HELD = 100_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class RateLimiter:
         self._url = settings.rate_limit_storage
         self._strategy: SlidingWindowCounterRateLimiter | None = None
         self._failed_at = 0.0
+        #: ``(group, key) -> (requests already counted in the storage, until when they may be used)``
+        self._held: dict[tuple[str, str], tuple[int, float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -109,16 +120,45 @@ class RateLimiter:
         item = self.limits.get(group)
         if item is None:
             return None
+        batch = self._batch(item)
+        now = time.monotonic()
+        if batch > 1:
+            held = self._held.get((group, key))
+            if held is not None and held[0] > 0 and held[1] > now:
+                self._held[(group, key)] = (held[0] - 1, held[1])
+                return None
         limiter = self._limiter()
         try:
+            if batch > 1 and await limiter.hit(item, group, key, cost=batch):
+                self._hold(group, key, batch - 1, now)
+                return None
             if await limiter.hit(item, group, key):
                 return None
             stats = await limiter.get_window_stats(item, group, key)
         except Exception:  # the storage is down: let the request through, say so now and then
-            now = time.monotonic()
             if now - self._failed_at > FAILURE_LOG_INTERVAL:
                 self._failed_at = now
                 log.warning("rate limit storage %s failed; requests are not limited meanwhile", self._url,
                             exc_info=True)
             return None
         return Refusal(group, item, max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def close(self) -> None:
+        """Close the storage's connections (Redis), on the loop that opened them."""
+        client = getattr(getattr(getattr(self._strategy, "storage", None), "bridge", None), "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
+        self._strategy = None
+
+    def _batch(self, item: RateLimitItem) -> int:
+        """Requests counted per round trip to a shared storage: one for small limits (exact), up
+        to ``MAX_BATCH`` for large ones; in memory every request is counted on its own."""
+        if self._url.startswith(("memory", "async+memory")):
+            return 1
+        return max(1, min(MAX_BATCH, item.amount // BATCH_DIVISOR))
+
+    def _hold(self, group: str, key: str, count: int, now: float) -> None:
+        if len(self._held) >= MAX_HELD:  # forget the stalest callers first
+            for stale in [k for k, (_n, until) in self._held.items() if until <= now] or list(self._held)[:1024]:
+                self._held.pop(stale, None)
+        self._held[(group, key)] = (count, now + HOLD_SECONDS)

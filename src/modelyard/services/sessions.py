@@ -101,7 +101,13 @@ def check_form_token(expected: str | None, submitted: str | None) -> None:
         raise CsrfError("This form has expired or did not come from this hub: reload the page and try again")
 
 
-def _open(hub: Hub, account: Account, action: str = "user.sign_in") -> WebSession:
+def open_session(hub: Hub, account: Account, via: str) -> WebSession:
+    """A session for someone another way vouched for (``services/oidc.py``)."""
+    return _open(hub, account, details={"via": via})
+
+
+def _open(hub: Hub, account: Account, action: str = "user.sign_in",
+          details: dict[str, str] | None = None) -> WebSession:
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     now = utcnow()
     principal = principal_for(hub, account)
@@ -109,7 +115,7 @@ def _open(hub: Hub, account: Account, action: str = "user.sign_in") -> WebSessio
         sessions_q.remove_expired(conn, now)
         sessions_q.add(conn, hash_token(cookie), account.id, csrf, now,
                        now + timedelta(seconds=hub.settings.session_lifetime))
-        record(conn, action, account.id, principal, f"user:{account.name}")
+        record(conn, action, account.id, principal, f"user:{account.name}", details)
     return WebSession(principal, csrf, cookie)
 
 

@@ -17,7 +17,7 @@ from modelyard.http.app import Ctx, Router
 from modelyard.http.errors import header_safe, status_for
 from modelyard.http.routes.common import declared_length, repo_id, repo_type
 from modelyard.http.routes.pages import PAGE_REPO, SESSION_COOKIE, _context, page, session_of, shows_errors
-from modelyard.services import discovery, sessions
+from modelyard.services import discovery, oidc, sessions
 from modelyard.services.sessions import WebSession
 from modelyard.web.render import render
 
@@ -79,8 +79,9 @@ def require_session(ctx: Ctx) -> WebSession:
 def _sign_form(ctx: Ctx, template: str, status: int = 200, message: str | None = None,
                code: str | None = None, **values: str) -> Response:
     token = ctx.request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
-    html = render(template, **_context(ctx, form_token=token, message=message, allow_signup=ctx.hub.settings
-                                       .allow_signup, **values))
+    settings = ctx.hub.settings
+    html = render(template, **_context(ctx, form_token=token, message=message, allow_signup=settings.allow_signup,
+                                       sso=settings.oidc_name if oidc.enabled(ctx.hub) else None, **values))
     headers = dict(NO_STORE)
     if code is not None and message is not None:
         headers.update({"X-Error-Code": code, "X-Error-Message": header_safe(message)})
@@ -103,6 +104,35 @@ async def login(ctx: Ctx) -> Response:
         status, code = status_for(exc)
         return _sign_form(ctx, "login.html", status, exc.message, code, next=target, username=username)
     return signed_in(ctx, session, target)
+
+
+OIDC_COOKIE = "modelyard_oidc"
+OIDC_PATH = "/login/oidc"
+
+
+async def oidc_start(ctx: Ctx) -> Response:
+    """Off to the identity provider (``services/oidc.py``), with the flow's cookie."""
+    target = local(ctx.request.query_params.get("next"))
+    url, cookie = await ctx.heavy(oidc.start, ctx.hub, f"{ctx.base_url()}{OIDC_PATH}/callback", target)
+    response = RedirectResponse(url, status_code=303, headers=NO_STORE)
+    response.set_cookie(OIDC_COOKIE, cookie, max_age=oidc.FLOW_LIFETIME, path=OIDC_PATH, secure=_secure(ctx),
+                        httponly=True, samesite="lax")
+    return response
+
+
+async def oidc_callback(ctx: Ctx) -> Response:
+    """Back from the identity provider: a session, or the sign-in form saying why not."""
+    params = dict(ctx.request.query_params)
+    try:
+        session, target = await ctx.heavy(oidc.finish, ctx.hub, ctx.request.cookies.get(OIDC_COOKIE), params,
+                                          f"{ctx.base_url()}{OIDC_PATH}/callback")
+    except AuthenticationError as exc:
+        status, code = status_for(exc)
+        response = _sign_form(ctx, "login.html", status, exc.message, code, next="/", username="")
+    else:
+        response = signed_in(ctx, session, target)
+    response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH)  # one flow, one answer
+    return response
 
 
 async def logout(ctx: Ctx) -> Response:
@@ -177,6 +207,8 @@ async def like(ctx: Ctx) -> Response:
 def register(router: Router) -> None:
     router.add("GET", r"/login", shows_errors(login_form))
     router.add("POST", r"/login", shows_errors(login))
+    router.add("GET", OIDC_PATH, shows_errors(oidc_start))
+    router.add("GET", rf"{OIDC_PATH}/callback", shows_errors(oidc_callback))
     router.add("POST", r"/logout", shows_errors(logout))
     router.add("GET", r"/join", shows_errors(join_form))
     router.add("POST", r"/join", shows_errors(join))
