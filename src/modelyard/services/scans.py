@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any, cast
 
@@ -40,7 +39,7 @@ from modelyard.metadata.scanner import HEAD_BYTES, extension, kind, rules
 from modelyard.metadata.secrets import find_secrets
 from modelyard.services.files import FileEntry, file_entries
 from modelyard.services.hub import Hub, utcnow
-from modelyard.storage.base import BlobNotFoundError, BlobStoreError, lfs_key
+from modelyard.storage.base import BlobNotFoundError, lfs_key
 from modelyard.versioning.objects import commit_info, make_blob
 from modelyard.versioning.trees import added_files
 
@@ -298,12 +297,6 @@ class Sandbox:
             raise ScanFailed("crashed") from exc
 
 
-@dataclass
-class Outcome:
-    status: str
-    report: dict[str, Any]
-
-
 class Scanner:
     """The sandboxes of one process: a scan takes an idle one or starts one; a sandbox that
     failed is killed, never reused."""
@@ -329,8 +322,8 @@ class Scanner:
                 "crashed": "the scanner process died (out of memory, or crashed) on this file",
             }[str(exc)]
             return "error", {"status": "error", "imports": [], "messages": [reason], "kind": scan_kind}
-        except (BlobNotFoundError, BlobStoreError):
-            box.kill()  # the child waits for bytes that will not come: start afresh next time
+        except BaseException:
+            box.kill()  # a read failed (the store?): the child waits for bytes that will not come
             raise
         with self._lock:
             self._idle.append(box)
