@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from modelyard.errors import AuthenticationError, InvalidInputError
 from modelyard.http.app import Ctx, Router
+from modelyard.http.openapi import document
 from modelyard.http.routes.common import iso, json_body, json_response, read_body
 from modelyard.services import accounts as accounts_svc
 from modelyard.services.auth import whoami_scopes
@@ -68,7 +69,15 @@ async def validate_yaml(ctx: Ctx) -> Response:
     return json_response({"errors": errors, "warnings": warnings}, status=400 if errors else 200)
 
 
+DOCUMENT = document()
+
+
+async def openapi_document(ctx: Ctx) -> Response:
+    return json_response(DOCUMENT)
+
+
 def register(router: Router) -> None:
+    router.add("GET", r"/openapi.json", openapi_document)
     router.add("GET", r"/api/agent-harnesses", agent_harnesses)
     router.add("GET HEAD POST", r"/api/telemetry(?:/.*)?", telemetry)
     router.add("GET", r"/api/whoami-v2", whoami)
