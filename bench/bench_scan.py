@@ -46,13 +46,13 @@ def measure(hub: Hub, name: str, model: Path) -> dict[str, Any]:
 
     from modelyard.catalog.scans import Scan
     from modelyard.services.files import list_tree
-    from modelyard.services.scans import content_key, scan_content
+    from modelyard.services.scans import scan_content, scan_row
 
     path = model / name
     size = path.stat().st_size
     _snap, entries = list_tree(hub, None, "model", "bench/scan", "main", "", True)
     entry = next(e for e in entries if e.path == name)
-    scan = Scan(content_key(entry), "queued", None, None, name, size, entry.lfs_sha256, None, None, None)
+    scan = Scan(status="queued", report=None, rules=None, scanned_at=None, **scan_row(entry))
     hub.scanner.close()  # the first scan starts a sandbox child: cold
     counting = CountingStore(hub.blobs)
     hub.blobs = counting  # type: ignore[assignment]

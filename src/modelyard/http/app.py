@@ -32,7 +32,7 @@ from modelyard.services.audit import ADDRESS
 from modelyard.services.auth import Principal, authenticate
 from modelyard.services.hub import Hub
 from modelyard.services.pools import long_work_executor
-from modelyard.services.ratelimit import RateLimiter, caller_key
+from modelyard.services.ratelimit import RateLimiter, client_address, key_for
 
 log = logging.getLogger("modelyard.http")
 
@@ -109,14 +109,9 @@ class Ctx:
         self._principal = principal
 
     def client_address(self) -> str:
-        """The caller's network address: behind a trusted proxy, the last ``X-Forwarded-For`` hop
-        (the one the proxy added; earlier hops are whatever the client wrote)."""
-        if self.hub.settings.trust_proxy_headers:
-            forwarded = self.request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
-            if forwarded:
-                return forwarded
-        client = self.request.client
-        return client.host if client else ""
+        """The caller's network address (``services/ratelimit.py: client_address``), found once
+        per request by the app."""
+        return str(self.request.state.client_address)
 
     def base_url(self) -> str:
         settings = self.hub.settings
@@ -244,7 +239,10 @@ class App:
 
         metrics = self.metrics
         in_flight: Any = None
-        ADDRESS.set(self._address(request, scope))  # what the audit log records as "from where"
+        address = client_address(_client(scope), request.headers.get("x-forwarded-for"),
+                                 self.hub.settings.trust_proxy_headers)
+        request.state.client_address = address
+        ADDRESS.set(address)  # what the audit log records as "from where"
         try:
             try:
                 self._check_host(request)
@@ -263,7 +261,7 @@ class App:
                 group = "uploads" if upload else "resolve" if route == "files.resolve" else (
                     "api" if path.startswith("/api/") or _signs_in(request.method, path) else None)
                 if group is not None and self.ratelimiter.enabled:
-                    await self._limit(request, scope, group)
+                    await self._limit(request, address, group)
                 params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
                 response = await handler(Ctx(self.hub, request, params, self, m))
             except HubError as exc:
@@ -292,19 +290,9 @@ class App:
             if upload:
                 metrics.uploads.labels(route).dec()
 
-    def _address(self, request: Request, scope: Scope) -> str:
-        """The caller's address: the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
-        if self.hub.settings.trust_proxy_headers:
-            hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-            if hops:
-                return hops[-1][:64]
-        return _client(scope)
-
-    async def _limit(self, request: Request, scope: Scope, group: str) -> None:
+    async def _limit(self, request: Request, address: str, group: str) -> None:
         """Count the request against its caller's limit; 429 past it (services/ratelimit.py)."""
-        key = caller_key(request.headers.get("authorization"), _client(scope),
-                         request.headers.get("x-forwarded-for"), self.hub.settings.trust_proxy_headers)
-        refusal = await self.ratelimiter.check(group, key)
+        refusal = await self.ratelimiter.check(group, key_for(request.headers.get("authorization"), address))
         if refusal is not None:
             raise RateLimitedError(refusal.message, refusal.headers())
 

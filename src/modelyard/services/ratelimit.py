@@ -77,15 +77,27 @@ def parse_limit(value: str, setting: str) -> RateLimitItem | None:
         raise InvalidInputError(f"{setting}: {value!r} is not a rate limit such as '1000/minute'") from exc
 
 
-def caller_key(authorization: str | None, peer: str, forwarded_for: str | None, trust_proxy: bool) -> str:
-    """Whom a request counts against: its credentials, else its address (see the module)."""
-    if authorization:
-        return "t:" + hashlib.sha256(authorization.strip().encode("utf-8", "surrogateescape")).hexdigest()[:32]
+def client_address(peer: str, forwarded_for: str | None, trust_proxy: bool) -> str:
+    """The caller's network address: the peer, or behind a trusted proxy the last
+    ``X-Forwarded-For`` hop (the one the proxy added; earlier hops are the client's own words).
+    What rate limits, the audit log and download counts know a caller by."""
     if trust_proxy and forwarded_for:
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         if hops:
-            return "a:" + hops[-1]
-    return "a:" + peer
+            return hops[-1][:64]
+    return peer
+
+
+def key_for(authorization: str | None, address: str) -> str:
+    """Whom a request counts against: its credentials, else its address."""
+    if authorization:
+        return "t:" + hashlib.sha256(authorization.strip().encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return "a:" + address
+
+
+def caller_key(authorization: str | None, peer: str, forwarded_for: str | None, trust_proxy: bool) -> str:
+    """``key_for`` from the request's raw parts."""
+    return key_for(authorization, client_address(peer, forwarded_for, trust_proxy))
 
 
 class RateLimiter:

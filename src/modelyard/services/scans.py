@@ -55,6 +55,12 @@ def content_key(entry: FileEntry) -> str:
     return f"{content}|{extension(entry.path)}"
 
 
+def scan_row(entry: FileEntry) -> dict[str, Any]:
+    """A content's ``file_scans`` row before its scan: its key, a path it goes by, where its bytes are."""
+    return {"key": content_key(entry), "path": entry.path, "size": entry.size, "sha256": entry.lfs_sha256,
+            "oid": None if entry.lfs_sha256 else entry.oid, "xet_hash": entry.xet_hash}
+
+
 # -- what the clients read --------------------------------------------------------------------
 
 
@@ -134,9 +140,8 @@ def queue_for_events(
             continue  # not a commit this hub holds (never expected): nothing to scan
         added = list(added_files(hub.objects, old_tree, new_tree))
         for entry in file_entries(hub, added, repo_pk, conn):
-            key = content_key(entry)
-            items.setdefault(key, {"key": key, "path": entry.path, "size": entry.size, "sha256": entry.lfs_sha256,
-                                   "oid": None if entry.lfs_sha256 else entry.oid, "xet_hash": entry.xet_hash})
+            item = scan_row(entry)
+            items.setdefault(item["key"], item)
     if not items:
         return []
     known = scans_q.get_many(conn, items)
@@ -390,13 +395,12 @@ def refuse_unsafe(hub: Hub, entries: list[tuple[FileEntry, bytes | None]]) -> No
     for key, (entry, data) in sorted(items.items()):
         scan = known.get(key)
         if scan is None or scan.report is None or scan.rules != rules():
-            fresh = Scan(key, "queued", None, None, entry.path, entry.size, entry.lfs_sha256,
-                         None if entry.lfs_sha256 else entry.oid, entry.xet_hash, None)
-            status, report = scan_content(hub, fresh, data)
+            row = scan_row(entry)
+            status, report = scan_content(hub, Scan(status="queued", report=None, rules=None, scanned_at=None, **row),
+                                          data)
             now = utcnow()
             with hub.db.write() as conn:
-                scans_q.queue(conn, [{"key": key, "path": entry.path, "size": entry.size, "sha256": fresh.sha256,
-                                      "oid": fresh.oid, "xet_hash": fresh.xet_hash}], now, timedelta(0))
+                scans_q.queue(conn, [row], now, timedelta(0))
                 scans_q.finish(conn, key, status, report, rules(), now)
         else:
             status, report = scan.status, scan.report
