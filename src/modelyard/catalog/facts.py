@@ -6,10 +6,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from modelyard.catalog.repos import Repo, _repo
 from modelyard.catalog.tables import eval_results, repo_relations, repo_tags, repos
+from modelyard.catalog.visibility import EVERYTHING, Visibility
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def base_models_of(conn: Connection, repo_ids: list[int]) -> dict[int, list[tupl
     return out
 
 
-def children_counts(conn: Connection, repo_keys: list[str], visible: frozenset[int] | None = None) -> dict[str, int]:
+def children_counts(conn: Connection, repo_keys: list[str], visible: Visibility = EVERYTHING) -> dict[str, int]:
     """``children_count`` of several repos (by key) in one statement."""
     out = dict.fromkeys(repo_keys, 0)
     if repo_keys:
@@ -109,24 +110,22 @@ def children_counts(conn: Connection, repo_keys: list[str], visible: frozenset[i
             .where(repo_relations.c.base_key.in_(repo_keys), repos.c.type == "model")
             .group_by(repo_relations.c.base_key)
         )
-        if visible is not None:
-            stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+        stmt = stmt.where(visible.repos())
         for key, count in conn.execute(stmt):
             out[key] = int(count)
     return out
 
 
-def children_count(conn: Connection, repo_key: str, visible: frozenset[int] | None = None) -> int:
-    """Models that name ``repo_key`` as their base, counting private ones only of the owners in
-    ``visible`` (None: all), as ``children`` lists them."""
+def children_count(conn: Connection, repo_key: str, visible: Visibility = EVERYTHING) -> int:
+    """Models that name ``repo_key`` as their base, counting only the private ones ``visible``,
+    as ``children`` lists them."""
     # The children's ids first (the base_key index), then those rows by primary key: joined in one
     # statement, SQLite walked every model by its type index instead (30 ms at 30,000 repos).
     ids = [r[0] for r in conn.execute(select(repo_relations.c.repo_id).where(repo_relations.c.base_key == repo_key))]
     if not ids:
         return 0
     stmt = select(func.count()).select_from(repos).where(repos.c.id.in_(ids), repos.c.type == "model")
-    if visible is not None:
-        stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+    stmt = stmt.where(visible.repos())
     return int(conn.execute(stmt).scalar_one())
 
 
@@ -153,10 +152,10 @@ class BoardEntry:
 
 def leaderboard(
     conn: Connection, task_type: str, dataset_type: str, metric_type: str, limit: int, ascending: bool,
-    visible: frozenset[int] | None = None,
+    visible: Visibility = EVERYTHING,
 ) -> list[BoardEntry]:
     """Models ranked by their best reported value of a metric on a task and dataset, among the
-    repos the caller may see (private ones only of the owners in ``visible``; None: all): a page
+    repos the caller may see (private ones only if ``visible``): a page
     is filled with visible entries, in two statements whatever its size."""
     best = func.min(eval_results.c.metric_value) if ascending else func.max(eval_results.c.metric_value)
     sub = (
@@ -168,8 +167,7 @@ def leaderboard(
     )
     order = sub.c.value.asc() if ascending else sub.c.value.desc()
     stmt = select(repos, sub.c.value).join(sub, sub.c.repo_id == repos.c.id)
-    if visible is not None:
-        stmt = stmt.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+    stmt = stmt.where(visible.repos())
     rows = conn.execute(stmt.order_by(order, repos.c.id).limit(limit)).all()
     details: dict[tuple[int, float], Any] = {}
     if rows:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, delete, func, or_, select, true
+from sqlalchemy import Connection, delete, func, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import accounts, discussions, follows, likes, members, repos
+from modelyard.catalog.visibility import Visibility
 
 
 @dataclass(frozen=True)
@@ -93,44 +94,40 @@ def count_members(conn: Connection, org_id: int) -> int:
     return int(conn.execute(select(func.count()).select_from(members).where(members.c.org_id == org_id)).scalar_one())
 
 
-def repo_counts(conn: Connection, owner_id: int, with_private: bool) -> dict[str, int]:
-    """``type -> number`` of the owner's repos (public ones only unless ``with_private``)."""
-    stmt = select(repos.c.type, func.count()).where(repos.c.owner_id == owner_id).group_by(repos.c.type)
-    if not with_private:
-        stmt = stmt.where(repos.c.private.is_(False))
+def repo_counts(conn: Connection, owner_id: int, visible: Visibility) -> dict[str, int]:
+    """``type -> number`` of the owner's repos the viewer may see."""
+    stmt = (select(repos.c.type, func.count()).where(repos.c.owner_id == owner_id, visible.repos())
+            .group_by(repos.c.type))
     return {t: int(n) for t, n in conn.execute(stmt).tuples()}
 
 
-def _visible(visible: frozenset[int] | None) -> ColumnElement[bool]:
-    return true() if visible is None else or_(repos.c.private.is_(False), repos.c.owner_id.in_(visible))
-
-
-def count_likes(conn: Connection, account_id: int, visible: frozenset[int] | None) -> int:
-    """Likes the account gave to repos the viewer may see (``visible``: see ``collections.listing``)."""
+def count_likes(conn: Connection, account_id: int, visible: Visibility) -> int:
+    """Likes the account gave to repos the viewer may see."""
     return int(conn.execute(
         select(func.count()).select_from(likes).join(repos, repos.c.id == likes.c.repo_id)
-        .where(likes.c.account_id == account_id, _visible(visible))
+        .where(likes.c.account_id == account_id, visible.repos())
     ).scalar_one())
 
 
-def count_discussions(conn: Connection, account_id: int, visible: frozenset[int] | None) -> int:
+def count_discussions(conn: Connection, account_id: int, visible: Visibility) -> int:
     """Discussions and pull requests the account opened in repos the viewer may see."""
     return int(conn.execute(
         select(func.count()).select_from(discussions).join(repos, repos.c.id == discussions.c.repo_id)
-        .where(discussions.c.author_id == account_id, _visible(visible))
+        .where(discussions.c.author_id == account_id, visible.repos())
     ).scalar_one())
 
 
 OwnedRepo = tuple[str, str, str, datetime, bool, int]
 
 
-def owned_repos(conn: Connection, owner_id: int, offset: int, size: int) -> tuple[list[OwnedRepo], int]:
-    """A page of the owner's repos, largest first, as ``(type, namespace, name, last_modified,
-    private, used_storage)``; and the storage all the owner's repos use."""
+def owned_repos(conn: Connection, owner_id: int, visible: Visibility, offset: int,
+                size: int) -> tuple[list[OwnedRepo], int]:
+    """A page of the owner's repos the viewer may see, largest first, as ``(type, namespace, name,
+    last_modified, private, used_storage)``; and the storage all the owner's repos use."""
     rows = conn.execute(
         select(repos.c.type, repos.c.namespace, repos.c.name, repos.c.last_modified, repos.c.private,
                repos.c.used_storage)
-        .where(repos.c.owner_id == owner_id)
+        .where(repos.c.owner_id == owner_id, visible.repos())
         .order_by(repos.c.used_storage.desc(), repos.c.id)
         .offset(offset).limit(size)
     ).tuples().all()

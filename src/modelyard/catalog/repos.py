@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,9 @@ class RepoHead:
     owner_id: int
     private: bool
     gated: str | None
+    #: the resource group the repo is in (services/groups.py), and who created it
+    resource_group_id: int | None = field(default=None, kw_only=True)
+    creator_id: int | None = field(default=None, kw_only=True)
 
     @property
     def repo_id(self) -> str:
@@ -83,6 +86,8 @@ def _repo(row: Any) -> Repo:
         card_errors=_load(row.card_errors),
         indexed_commit=row.indexed_commit,
         uid=row.uid,
+        resource_group_id=row.resource_group_id,
+        creator_id=row.creator_id,
     )
 
 
@@ -128,7 +133,8 @@ def head_and_refs(
     if row is None:
         return None
     head = RepoHead(id=row.id, type=row.type, namespace=row.namespace, name=row.name, owner_id=row.owner_id,
-                    private=bool(row.private), gated=row.gated)
+                    private=bool(row.private), gated=row.gated, resource_group_id=row.resource_group_id,
+                    creator_id=row.creator_id)
     return HeadAndRefs(head, [row.target0, row.target1][: len(ref_names)],
                        None if row.xet is None else str(row.xet), bool(row.purged))
 
@@ -142,7 +148,7 @@ def _ref_target(param: str, label: str) -> Any:
 
 _HEAD_AND_REFS = select(
     repos.c.id, repos.c.type, repos.c.namespace, repos.c.name, repos.c.owner_id, repos.c.private, repos.c.gated,
-    _ref_target("ref0", "target0"), _ref_target("ref1", "target1"),
+    repos.c.resource_group_id, repos.c.creator_id, _ref_target("ref0", "target0"), _ref_target("ref1", "target1"),
     *download_fact_columns(repos.c.id, bindparam("sha256")),
 ).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
@@ -162,6 +168,8 @@ def create(
     private: bool,
     now: datetime,
     created_seq: int,
+    creator_id: int | None = None,
+    resource_group_id: int | None = None,
 ) -> int:
     result = conn.execute(
         insert(repos).values(
@@ -182,6 +190,8 @@ def create(
             tags="[]",
             created_seq=created_seq,
             change_seq=created_seq,
+            creator_id=creator_id,
+            resource_group_id=resource_group_id,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]

@@ -37,6 +37,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from modelyard.catalog.database import Database
 from modelyard.catalog.repos import Repo, _repo
 from modelyard.catalog.tables import catalog_counter, repo_sort_log, repo_tags, repos
+from modelyard.catalog.visibility import Visibility
 
 SORT_KEYS = ("lastModified", "createdAt", "downloads", "likes", "trendingScore")
 SORT_COLUMNS = {
@@ -157,7 +158,7 @@ class SearchQuery:
     sort: str
     limit: int
     cursor: Cursor | None
-    visible_owner_ids: frozenset[int] | None  # None = everything (admin)
+    visible: Visibility  # which private repos the caller may see
 
 
 _NEW_LEXEMES = text(
@@ -209,8 +210,8 @@ def _conditions(
         # say: `+col` keeps SQLite from choosing a (type, ...) index instead.
         type_col = literal_column("+repos.type")
     conds: list[ColumnElement[bool]] = [type_col == q.repo_type]
-    if q.visible_owner_ids is not None:
-        conds.append(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(q.visible_owner_ids))))
+    if not q.visible.everything:
+        conds.append(q.visible.repos())
     tag_filters = list(q.filters)
     if tokens and db.is_sqlite:
         # Words in the name and body, tags in their column: FTS5 intersects the posting lists.

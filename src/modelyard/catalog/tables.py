@@ -68,6 +68,30 @@ members = Table(
     Column("role", String(8), nullable=False),  # read | write | admin
 )
 
+# Resource groups (services/groups.py): within an org, a set of repos with members of its own.
+# A private repo in a group is seen only by the group's members and the org's admins.
+resource_groups = Table(
+    "resource_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(24), nullable=False, unique=True),  # the id clients see: 24 hex digits, as on the Hub
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(96), nullable=False),
+    Column("name_lower", String(96), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("org_id", "name_lower"),
+)
+
+resource_group_members = Table(
+    "resource_group_members",
+    metadata,
+    Column("group_id", Integer, ForeignKey("resource_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(12), nullable=False),  # read | contributor | write | admin
+    Index("ix_resource_group_members_user_id", "user_id"),
+)
+
 tokens = Table(
     "tokens",
     metadata,
@@ -122,6 +146,11 @@ repos = Table(
     # Catalog change sequence numbers: pagination snapshots (catalog/search.py).
     Column("created_seq", BigInteger, nullable=False, default=0, server_default="0"),
     Column("change_seq", BigInteger, nullable=False, default=0, server_default="0"),
+    # The resource group the repo is in (None: none), and who created it (a group's contributors
+    # write the repos they created). No foreign keys: added to a populated table by a plain ADD
+    # COLUMN (see migration 0019); services/groups.py refuses to delete a group that has repos.
+    Column("resource_group_id", Integer, nullable=True),
+    Column("creator_id", Integer, nullable=True),
     UniqueConstraint("type", "key"),
     Index("ix_repos_type_last_modified", "type", "last_modified"),
     Index("ix_repos_type_created_at", "type", "created_at"),
@@ -130,6 +159,7 @@ repos = Table(
     Index("ix_repos_type_trending_score", "type", "trending_score"),
     Index("ix_repos_change_seq", "change_seq"),
     Index("ix_repos_uid", "uid", unique=True),
+    Index("ix_repos_resource_group_id", "resource_group_id"),
 )
 
 # Old names of moved repos (rename or transfer): reads of an old name are redirected to the repo

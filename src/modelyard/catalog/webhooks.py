@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from modelyard.catalog.tables import accounts, members, webhook_attempts, webhook_deliveries, webhook_watches, webhooks
+from modelyard.catalog.tables import (
+    accounts,
+    members,
+    resource_group_members,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_watches,
+    webhooks,
+)
 
 
 @dataclass(frozen=True)
@@ -140,16 +148,20 @@ def matching(conn: Connection, repo_type: str, repo_name: str, owner_name: str, 
     return [w for w in found if domain in w.domains]
 
 
-def readers(conn: Connection, owner_ids: set[int], repo_owner_id: int) -> set[int]:
-    """Which of ``owner_ids`` may read a private repo of ``repo_owner_id``: the owner itself, its
-    org's members, and site admins (what ``services.auth.can_read`` decides for a principal)."""
+def readers(conn: Connection, owner_ids: set[int], repo_owner_id: int, group_id: int | None) -> set[int]:
+    """Which of ``owner_ids`` may read a private repo of ``repo_owner_id`` in resource group
+    ``group_id``: the owner itself, its org's members (of a group's repo: the org's admins and the
+    group's members), and site admins (what ``services.auth.can_read`` decides for a principal)."""
     if not owner_ids:
         return set()
     ids = list(owner_ids)
     found = {repo_owner_id} & owner_ids
     found |= {r.id for r in conn.execute(select(accounts.c.id).where(accounts.c.id.in_(ids), accounts.c.is_admin))}
-    found |= {r.user_id for r in conn.execute(select(members.c.user_id).where(
-        members.c.org_id == repo_owner_id, members.c.user_id.in_(ids)))}
+    member = select(members.c.user_id).where(members.c.org_id == repo_owner_id, members.c.user_id.in_(ids))
+    if group_id is not None:
+        in_group = select(resource_group_members.c.user_id).where(resource_group_members.c.group_id == group_id)
+        member = member.where(or_(members.c.role == "admin", members.c.user_id.in_(in_group)))
+    found |= {r.user_id for r in conn.execute(member)}
     return found
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, or_, select
+from sqlalchemy import Connection, delete, exists, func, select
 
 from modelyard.catalog.database import Database
 from modelyard.catalog.tables import (
@@ -19,6 +19,7 @@ from modelyard.catalog.tables import (
     xet_shards,
     xet_xorbs,
 )
+from modelyard.catalog.visibility import EVERYTHING, Visibility
 
 _BATCH = 500
 
@@ -87,7 +88,7 @@ def add_dedup_chunks(db: Database, conn: Connection, rows: Sequence[tuple[str, s
         conn.execute(db.insert_ignore(xet_dedup_chunks), [{"chunk_hash": c, "xorb_hash": x} for c, x in rows])
 
 
-def _visible_use(xorb_col: Any, visible: frozenset[int] | None) -> Any:
+def _visible_use(xorb_col: Any, visible: Visibility) -> Any:
     """``xorb_col`` is used by a file that a repository the caller may read holds."""
     cond = (
         select(xet_file_xorbs.c.xorb_hash)
@@ -95,14 +96,13 @@ def _visible_use(xorb_col: Any, visible: frozenset[int] | None) -> Any:
         .join(repos, repos.c.id == repo_xet_files.c.repo_id)
         .where(xet_file_xorbs.c.xorb_hash == xorb_col)
     )
-    if visible is not None:
-        cond = cond.where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+    if not visible.everything:
+        cond = cond.where(visible.repos())
     return cond.exists()
 
 
-def dedup_xorb(conn: Connection, chunk_hash: str, visible: frozenset[int] | None = None) -> str | None:
-    """The xorb offered for a chunk, if a repository visible to the caller (owners ``visible``;
-    None: all) uses it."""
+def dedup_xorb(conn: Connection, chunk_hash: str, visible: Visibility = EVERYTHING) -> str | None:
+    """The xorb offered for a chunk, if a repository ``visible`` to the caller uses it."""
     row = conn.execute(
         select(xet_dedup_chunks.c.xorb_hash).where(
             xet_dedup_chunks.c.chunk_hash == chunk_hash, _visible_use(xet_dedup_chunks.c.xorb_hash, visible)
@@ -112,17 +112,17 @@ def dedup_xorb(conn: Connection, chunk_hash: str, visible: frozenset[int] | None
 
 
 def related_xorbs(
-    conn: Connection, xorb_hash: str, files: int, limit: int, visible: frozenset[int] | None = None
+    conn: Connection, xorb_hash: str, files: int, limit: int, visible: Visibility = EVERYTHING
 ) -> list[str]:
     """Other xorbs used by (a few of) the files that use ``xorb_hash``: what a client that holds
     one of its chunks most likely holds the rest of. Only files of repositories the caller may
-    read are considered (owners ``visible``; None: all)."""
+    read are considered (``visible``)."""
     users = select(xet_file_xorbs.c.file_hash).where(xet_file_xorbs.c.xorb_hash == xorb_hash)
-    if visible is not None:
+    if not visible.everything:
         readable = (
             select(repo_xet_files.c.file_hash)
             .join(repos, repos.c.id == repo_xet_files.c.repo_id)
-            .where(or_(repos.c.private.is_(False), repos.c.owner_id.in_(sorted(visible))))
+            .where(visible.repos())
         )
         users = users.where(xet_file_xorbs.c.file_hash.in_(readable))
     rows = conn.execute(

@@ -35,6 +35,8 @@ ACTIONS = (
     "token.created", "token.revoked",
     "repo.created", "repo.deleted", "repo.moved", "repo.visibility_changed", "repo.gating_changed",
     "org.member_role_set", "org.member_removed",
+    "resource_group.created", "resource_group.updated", "resource_group.deleted",
+    "resource_group.member_role_set", "resource_group.member_removed", "repo.resource_group_changed",
     "access_request.accepted", "access_request.rejected", "access_request.cancelled", "access_request.granted",
     "webhook.created", "webhook.updated", "webhook.enabled", "webhook.disabled", "webhook.deleted",
     "lfs.permanently_deleted",

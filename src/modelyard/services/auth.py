@@ -21,7 +21,9 @@ from functools import cached_property
 from typing import Any
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import groups as groups_q
 from modelyard.catalog.repos import RepoHead
+from modelyard.catalog.visibility import EVERYTHING, PUBLIC, Visibility
 from modelyard.errors import AuthenticationError, InvalidInputError, PermissionDeniedError, RepoNotFoundError
 from modelyard.services.hub import Hub
 
@@ -159,10 +161,16 @@ class Principal:
     token_expires_at: datetime | None = None
     #: Loads ``org id -> (name, role)`` when first needed: most reads (public repos) never ask.
     load_orgs: Callable[[], dict[int, tuple[str, str]]] = field(default=dict, repr=False, compare=False)
+    #: Loads ``resource group id -> (org id, role)`` when first needed (a repo in a group).
+    load_groups: Callable[[], dict[int, tuple[int, str]]] = field(default=dict, repr=False, compare=False)
 
     @cached_property
     def orgs(self) -> dict[int, tuple[str, str]]:
         return self.load_orgs()
+
+    @cached_property
+    def groups(self) -> dict[int, tuple[int, str]]:
+        return self.load_groups()
 
     def org_role(self, account_id: int) -> str | None:
         if account_id == self.account_id:
@@ -208,8 +216,11 @@ def authenticate(hub: Hub, token: str | None) -> Principal | None:
     def load_orgs() -> dict[int, tuple[str, str]]:
         return hub.db.quick(lambda conn: accounts_q.org_roles(conn, account.id))
 
+    def load_groups() -> dict[int, tuple[int, str]]:
+        return hub.db.quick(lambda conn: groups_q.roles_of(conn, account.id))
+
     hub.tallies.touch_token(row.id)  # folded later: a read never waits for the write lock
-    return principal_of(row, account, load_orgs)
+    return principal_of(row, account, load_orgs, load_groups)
 
 
 def check_not_expired(row: accounts_q.Token) -> None:
@@ -218,7 +229,8 @@ def check_not_expired(row: accounts_q.Token) -> None:
 
 
 def principal_of(
-    row: accounts_q.Token, account: accounts_q.Account, load_orgs: Callable[[], dict[int, tuple[str, str]]]
+    row: accounts_q.Token, account: accounts_q.Account, load_orgs: Callable[[], dict[int, tuple[str, str]]],
+    load_groups: Callable[[], dict[int, tuple[int, str]]],
 ) -> Principal:
     fine = row.role == FINE
     return Principal(
@@ -232,9 +244,30 @@ def principal_of(
         token_created_at=row.created_at,
         token_id=row.id,
         load_orgs=load_orgs,
+        load_groups=load_groups,
         scopes=scopes_from_json(row.scopes) if fine else None,
         token_expires_at=row.expires_at,
     )
+
+
+def repo_role(principal: Principal, repo: RepoHead) -> str | None:
+    """The caller's role on a repo, whatever the token (read | write | admin, None: none).
+
+    Outside resource groups, the caller's role in the owning namespace. A repo in a resource
+    group is the group's: the org's admins are its admins, and other members have the role the
+    group gives them (none if not in it); a group ``contributor`` writes the repos it created and
+    reads the others."""
+    if principal.is_admin:
+        return "admin"
+    org_role = principal.org_role(repo.owner_id)
+    if repo.resource_group_id is None or org_role in (None, "admin"):
+        return org_role
+    entry = principal.groups.get(repo.resource_group_id)
+    if entry is None:
+        return None
+    if entry[1] == "contributor":
+        return "write" if repo.creator_id == principal.account_id else "read"
+    return entry[1]
 
 
 def can_read(principal: Principal | None, repo: RepoHead) -> bool:
@@ -242,7 +275,7 @@ def can_read(principal: Principal | None, repo: RepoHead) -> bool:
         return True
     if principal is None or not scope_allows(principal, repo, READ):
         return False
-    return principal.is_admin or principal.org_role(repo.owner_id) is not None
+    return repo_role(principal, repo) is not None
 
 
 def outside_scopes(principal: Principal | None, repo: RepoHead) -> bool:
@@ -255,20 +288,27 @@ def outside_scopes(principal: Principal | None, repo: RepoHead) -> bool:
 REPO_NOT_FOUND = "Repository Not Found"
 
 
-def visible_owner_ids(principal: Principal | None) -> frozenset[int] | None:
-    """Owners whose private repos the caller may see (None: every owner, for an admin); public
-    repos are visible to everyone. What SQL filters by, so that listings match ``can_read``."""
+def visibility(principal: Principal | None) -> Visibility:
+    """Which private repos the caller may see (public ones are visible to everyone): what SQL
+    filters by, so that listings match ``can_read``."""
     if principal is None:
-        return frozenset()
+        return PUBLIC
+    if principal.is_admin and (principal.scopes is None or global_allows(principal, READ)):
+        return EVERYTHING
+    mine = {principal.account_id: principal.name, **{i: n for i, (n, _r) in principal.orgs.items()}}
     if principal.scopes is not None and not global_allows(principal, READ):
         # Listings show a fine-grained token the private repos of the namespaces it names
         # (repos it names one by one are read directly, not listed).
         named = {s.name for s in principal.scopes if s.kind == "namespace" and READ in granted(s)}
-        mine = {principal.account_id: principal.name, **{i: n for i, (n, _r) in principal.orgs.items()}}
-        return frozenset(i for i, n in mine.items() if n.lower() in named)
-    if principal.is_admin:
-        return None
-    return frozenset({principal.account_id, *principal.orgs})
+        mine = {i: n for i, n in mine.items() if n.lower() in named}
+        if principal.is_admin:
+            return Visibility(owners=frozenset(mine))
+    owners = {i for i in mine if principal.org_role(i) == "admin"}
+    return Visibility(
+        owners=frozenset(owners),
+        ungrouped=frozenset(set(mine) - owners),
+        groups=frozenset(g for g, (org, _r) in principal.groups.items() if org in mine and org not in owners),
+    )
 
 
 def check_read(principal: Principal | None, repo: RepoHead) -> None:
@@ -282,22 +322,24 @@ def _check_write_role(principal: Principal) -> None:
         raise PermissionDeniedError("This operation needs a token with the write role; yours is read-only")
 
 
-def check_namespace_write(principal: Principal | None, owner_id: int, namespace: str) -> None:
-    """Creating a repo in a namespace (the caller's role there; a fine-grained token's scopes
-    must name the namespace, or be global, with ``repo.write``)."""
+def check_namespace_write(principal: Principal | None, owner_id: int, namespace: str,
+                          group_id: int | None = None) -> None:
+    """Creating a repo in a namespace (the caller's role there), or in one of its resource
+    groups (``group_id``: a contributor, writer or admin of the group, or an org admin); a
+    fine-grained token's scopes must name the namespace, or be global, with ``repo.write``."""
     if principal is None:
         raise AuthenticationError("Authentication required: pass a write token")
     _check_write_role(principal)
     if not namespace_allows(principal, namespace, WRITE):
         raise PermissionDeniedError(f"This token's scopes do not allow writing in {namespace!r}")
-    _check_role(principal, owner_id, namespace)
-
-
-def _check_role(principal: Principal, owner_id: int, namespace: str) -> None:
     if principal.is_admin:
         return
     role = principal.org_role(owner_id)
-    if role not in ("write", "admin"):
+    if group_id is not None and role != "admin":
+        entry = principal.groups.get(group_id)
+        if entry is None or entry[1] not in ("contributor", "write", "admin"):
+            raise PermissionDeniedError("You need the contributor, write or admin role in the resource group")
+    elif role not in ("write", "admin"):
         raise PermissionDeniedError(f"You don't have write access to the namespace {namespace!r}")
 
 
@@ -321,7 +363,8 @@ def check_write(principal: Principal | None, repo: RepoHead) -> None:
     _check_write_role(principal)
     if not scope_allows(principal, repo, WRITE):
         raise PermissionDeniedError(f"This token's scopes do not allow writing to {repo.namespace}/{repo.name}")
-    _check_role(principal, repo.owner_id, repo.namespace)
+    if repo_role(principal, repo) not in ("write", "admin"):
+        raise PermissionDeniedError(f"You don't have write access to {repo.namespace}/{repo.name}")
 
 
 def can_write(principal: Principal | None, repo: RepoHead) -> bool:
@@ -349,8 +392,9 @@ def check_admin(principal: Principal | None, repo: RepoHead) -> None:
     """Deleting, moving and changing visibility need the admin role in the namespace."""
     check_write(principal, repo)
     assert principal is not None
-    if not principal.is_admin and principal.org_role(repo.owner_id) != "admin":
-        raise PermissionDeniedError(f"You need the admin role in {repo.namespace!r} to do this")
+    if repo_role(principal, repo) != "admin":
+        where = "its resource group" if repo.resource_group_id is not None else repr(repo.namespace)
+        raise PermissionDeniedError(f"You need the admin role in {where} to do this")
 
 
 def principal_for(hub: Hub, user: str) -> Principal:
@@ -362,5 +406,6 @@ def principal_for(hub: Hub, user: str) -> Principal:
 
             raise NotFoundError(f"No user named {user!r}")
         orgs = accounts_q.org_roles(conn, account.id)
+        groups = groups_q.roles_of(conn, account.id)
     return Principal(account.id, account.name, account.fullname, account.email, account.is_admin,
-                     "cli", "write", None, load_orgs=lambda: orgs)
+                     "cli", "write", None, load_orgs=lambda: orgs, load_groups=lambda: groups)

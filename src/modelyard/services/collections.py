@@ -35,7 +35,7 @@ from modelyard.services.auth import (
     check_namespace_write,
     global_allows,
     require_writer,
-    visible_owner_ids,
+    visibility,
 )
 from modelyard.services.hub import Hub, utcnow
 
@@ -144,12 +144,12 @@ def authorize_create(hub: Hub, principal: Principal | None) -> None:
 
 
 def set_resource_group(hub: Hub, principal: Principal | None, slug: str, body: dict[str, Any]) -> None:
-    """Resource groups (an Enterprise Hub feature) do not exist here: taking a collection out of
-    every group (``null``) is done already; naming one is refused."""
+    """Collections are not put in resource groups here (repos are: services/groups.py): taking
+    a collection out of every group (``null``) is done already; naming one is refused."""
     with hub.db.read() as conn:
         _find_writable(conn, principal, slug)
     if body.get("resourceGroupId") is not None:
-        raise InvalidInputError("This hub has no resource groups")
+        raise InvalidInputError("Collections are not put in resource groups on this hub (repos are)")
 
 
 def _views(conn: Connection, principal: Principal | None, found: list[Collection],
@@ -212,7 +212,7 @@ def list_collections(
             accounts = [accounts_q.by_name(conn, name) for name in owners]
             owner_ids = [a.id for a in accounts if a is not None]
         item_keys = _item_keys(conn, principal, items) if items else None
-        stmt = collections_q.listing(owner_ids, item_keys, visible_owner_ids(principal), sort or "lastModified")
+        stmt = collections_q.listing(owner_ids, item_keys, visibility(principal).member_of, sort or "lastModified")
         found, more = collections_q.list_page(conn, stmt, offset, size)
         return _views(conn, principal, found, LISTED_ITEMS), more
 
@@ -242,7 +242,7 @@ def create_collection(hub: Hub, principal: Principal | None, body: dict[str, Any
     collection's slug if the namespace has one of that title already."""
     caller = require_writer(hub, principal, WRITE)
     if body.get("resourceGroupId") is not None:
-        raise InvalidInputError("This hub has no resource groups")
+        raise InvalidInputError("Collections are not put in resource groups on this hub (repos are)")
     title = _text(body, "title", MAX_TITLE, required=True)
     assert title is not None
     description = _text(body, "description", MAX_DESCRIPTION)

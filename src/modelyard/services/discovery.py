@@ -23,7 +23,7 @@ from modelyard.catalog.repos import get_by_id as repo_by_id
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError
 from modelyard.ids import HOSTED_REPO_TYPES, Oid
 from modelyard.metadata.cards import CardReport, validate
-from modelyard.services.auth import Principal, can_read, visible_owner_ids
+from modelyard.services.auth import Principal, can_read, visibility
 from modelyard.services.files import FileEntry, file_paths, list_tree
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.indexer import RepoFiles, compute_facts
@@ -119,7 +119,7 @@ def _query(principal: Principal | None, repo_type: str, params: ListParams) -> s
         filters=params.filters, pipeline_tag=params.pipeline_tag, min_params=min_params,
         max_params=max_params, gated=gated, sort=sort, limit=limit,
         cursor=_decode_cursor(params.cursor, sort) if params.cursor else None,
-        visible_owner_ids=visible_owner_ids(principal),
+        visible=visibility(principal),
     )
 
 
@@ -148,7 +148,7 @@ def facets(hub: Hub, principal: Principal | None, repo_type: str, params: ListPa
     if query is None:
         return search_q.Facets({}, {}, {})
     key = (repo_type, tuple(query.search), query.author, tuple(query.filters), query.pipeline_tag,
-           query.min_params, query.max_params, query.gated, query.visible_owner_ids)
+           query.min_params, query.max_params, query.gated, query.visible)
     now = time.monotonic()
     found = hub.facets.get(key)
     if found is not None and found[0] > now:
@@ -182,7 +182,7 @@ class RepoInfo:
 def repo_info(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, revision: str) -> RepoInfo:
     snap, entries = list_tree(hub, principal, repo_type, repo_id, revision, "", recursive=True)
     repo = snap.repo
-    visible = visible_owner_ids(principal)
+    visible = visibility(principal)
     if repo.indexed_commit == snap.commit.oid:
         facts = facts_of(repo)
         with hub.db.read() as conn:
@@ -224,7 +224,7 @@ def list_page(
         if extra:
             bases = facts_q.base_models_of(conn, ids)
             keys = [repo.repo_id.lower() for repo in rows if repo.type == "model"]
-            children = facts_q.children_counts(conn, keys, visible_owner_ids(principal))
+            children = facts_q.children_counts(conn, keys, visibility(principal))
             for item in items:
                 item.bases = bases[item.repo.id]
                 item.children = children.get(item.repo.repo_id.lower(), 0)
@@ -316,4 +316,4 @@ def leaderboard(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT}")
     with hub.db.read() as conn:
-        return facts_q.leaderboard(conn, task, dataset, metric, limit, ascending, visible_owner_ids(principal))
+        return facts_q.leaderboard(conn, task, dataset, metric, limit, ascending, visibility(principal))

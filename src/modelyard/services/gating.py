@@ -30,7 +30,7 @@ from modelyard.errors import (
 from modelyard.ids import Oid
 from modelyard.metadata.cards import parse_card
 from modelyard.services.audit import record, repo_subject
-from modelyard.services.auth import Principal, check_write, outside_scopes
+from modelyard.services.auth import Principal, check_write, outside_scopes, repo_role
 from modelyard.services.hub import Hub, utcnow
 from modelyard.services.repos import DEFAULT_BRANCH, find_repo
 from modelyard.versioning.objects import commit_info
@@ -61,8 +61,8 @@ def has_access(conn: Connection, principal: Principal | None, repo: RepoHead) ->
         return True
     if principal is None or outside_scopes(principal, repo):
         return False  # a fine-grained token does not carry its user's access outside its scopes
-    if principal.is_admin or principal.org_role(repo.owner_id) is not None:
-        return True  # the owner and every member of the owning org, whatever their role
+    if repo_role(principal, repo) is not None:
+        return True  # the owner and every member of the owning org (or of the repo's resource group)
     return requests_q.is_accepted(conn, repo.id, principal.account_id)
 
 

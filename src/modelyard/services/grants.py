@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import groups as groups_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog.repos import Repo
 from modelyard.errors import AuthenticationError, RepoNotFoundError
@@ -100,7 +101,8 @@ def check_grant(hub: Hub, payload: dict[str, Any], write: bool = False) -> Grant
                 raise AuthenticationError("The token this URL was issued to has been revoked")
             check_not_expired(found[0])
             orgs = accounts_q.org_roles(conn, found[1].id)
-            principal = principal_of(found[0], found[1], lambda: orgs)
+            groups = groups_q.roles_of(conn, found[1].id)
+            principal = principal_of(found[0], found[1], lambda: orgs, lambda: groups)
         check_read(principal, repo)
         if not write:  # a download URL or read token dies with the caller's access to a gated repo
             check_download(conn, principal, repo)

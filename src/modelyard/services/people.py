@@ -19,7 +19,7 @@ from modelyard.catalog import people as people_q
 from modelyard.catalog.accounts import Account
 from modelyard.catalog.people import OwnedRepo, Person
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
-from modelyard.services.auth import READ, WRITE, Principal, global_allows, require_writer, visible_owner_ids
+from modelyard.services.auth import READ, WRITE, Principal, global_allows, require_writer, visibility
 from modelyard.services.hub import Hub, utcnow
 
 __all__ = ["OwnedRepo", "Person"]  # re-exported for the http layer
@@ -65,12 +65,12 @@ def user_overview(hub: Hub, principal: Principal | None, name: str) -> Overview:
     """A user's profile with counts of what the viewer may see, and the user's orgs."""
     with hub.db.read() as conn:
         user = _account(conn, name, "user")
-        visible = visible_owner_ids(principal)
+        visible = visibility(principal)
         orgs = [accounts_q.by_id(conn, org_id) for org_id, *_ in accounts_q.memberships(conn, user.id)]
         return Overview(
             account=user,
             is_following=_following(conn, principal, user.id),
-            repos=people_q.repo_counts(conn, user.id, _sees_private(principal, user.id)),
+            repos=people_q.repo_counts(conn, user.id, visible),
             followers=people_q.count_followers(conn, user.id),
             following=people_q.count_following(conn, user.id),
             likes=people_q.count_likes(conn, user.id, visible),
@@ -86,7 +86,7 @@ def org_overview(hub: Hub, principal: Principal | None, name: str) -> Overview:
         return Overview(
             account=org,
             is_following=_following(conn, principal, org.id),
-            repos=people_q.repo_counts(conn, org.id, _sees_private(principal, org.id)),
+            repos=people_q.repo_counts(conn, org.id, visibility(principal)),
             followers=people_q.count_followers(conn, org.id),
             members=people_q.count_members(conn, org.id),
         )
@@ -148,7 +148,7 @@ def repo_storage(hub: Hub, principal: Principal | None, namespace: str | None, o
             if not global_allows(principal, READ) or (not principal.is_admin and principal.org_role(org.id) is None):
                 raise PermissionDeniedError(f"Only members of {org.name!r} may list its repositories")
             owner_id = org.id
-        rows, total = people_q.owned_repos(conn, owner_id, offset, size + 1)
+        rows, total = people_q.owned_repos(conn, owner_id, visibility(principal), offset, size + 1)
     return StoragePage(rows[:size], total, len(rows) > size)
 
 

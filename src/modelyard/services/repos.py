@@ -24,6 +24,7 @@ from modelyard.errors import (
 )
 from modelyard.ids import HOSTED_REPO_TYPES, Oid, is_commit_id, is_short_hex, validate_name
 from modelyard.metadata.vocabulary import SPACE_SDKS
+from modelyard.services import groups
 from modelyard.services.audit import record, repo_subject
 from modelyard.services.auth import (
     REPO_NOT_FOUND,
@@ -156,9 +157,11 @@ def create_repo(
     private: bool | None,
     url_for: Any,
     sdk: str | None = None,
+    resource_group: object = None,
 ) -> Repo:
     """Create a repo with its initial commit: a ``.gitattributes`` with the LFS patterns, and for
-    a Space a README.md whose card names its ``sdk`` (required, as on the Hub)."""
+    a Space a README.md whose card names its ``sdk`` (required, as on the Hub); in the owner org's
+    ``resource_group`` (its id) if given."""
     if repo_type not in HOSTED_REPO_TYPES:
         raise InvalidInputError(f"Repositories of type {repo_type!r} are not hosted here")
     if principal is None:
@@ -182,7 +185,8 @@ def create_repo(
         owner = accounts_q.by_name(conn, namespace)
         if owner is None:
             raise PermissionDeniedError(f"The namespace {namespace!r} does not exist")
-        check_namespace_write(principal, owner.id, owner.name)
+        group_id = groups.group_for_create(conn, principal, owner, resource_group)
+        check_namespace_write(principal, owner.id, owner.name, group_id)
         existing = repos_q.get(conn, repo_type, owner.name, name)
         if existing is not None:
             raise ConflictError(f"You already created this {repo_type} repo", url=url_for(repo_type, existing.repo_id))
@@ -190,6 +194,7 @@ def create_repo(
         repo_pk = repos_q.create(
             conn, repo_type=repo_type, namespace=owner.name, name=name,
             owner_id=owner.id, private=is_private, now=now, created_seq=search_q.next_seq(conn),
+            creator_id=principal.account_id, resource_group_id=group_id,
         )
         # The name is a repo again: it leads nowhere else. After the insert, which on PostgreSQL
         # waits for a concurrent move away from this name to commit, so its redirect is seen.
@@ -204,7 +209,7 @@ def create_repo(
         repo = repos_q.get_by_id(conn, repo_pk)
         event = new_event(hub, conn, repo_pk, "repo", actor_id=principal.account_id)
         record(conn, "repo.created", owner.id, principal, repo_subject(repo_type, f"{owner.name}/{name}"),
-               {"private": is_private})
+               {"private": is_private, **({"resourceGroup": resource_group} if group_id is not None else {})})
     assert repo is not None
     record_and_enqueue(hub, event)  # the catalog entry follows as a job
     return repo
@@ -262,11 +267,15 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         owner = accounts_q.by_name(conn, to_ns)
         if owner is None:
             raise PermissionDeniedError(f"The namespace {to_ns!r} does not exist")
-        check_namespace_write(principal, owner.id, owner.name)
+        # A resource group holds its org's repos only: a transfer leaves it (in the new
+        # namespace the repo follows that namespace's roles); a rename stays in it.
+        group = repo.resource_group_id if owner.id == repo.owner_id else None
+        check_namespace_write(principal, owner.id, owner.name, group)
         clash = repos_q.get(conn, repo_type, owner.name, to_name)
         if clash is not None and clash.id != repo.id:
             raise ConflictError(f"A {repo_type} repository called {owner.name}/{to_name} already exists")
-        repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id)
+        repos_q.update_repo(conn, repo.id, namespace=owner.name, name=to_name, owner_id=owner.id,
+                            resource_group_id=group)
         redirects_q.remove_name(conn, repo_type, owner.name, to_name)  # after taking the name, as in create
         if repos_q.repo_key(repo.namespace, repo.name) != repos_q.repo_key(owner.name, to_name):
             redirects_q.add(conn, repo_type, repo.namespace, repo.name, repo, utcnow())

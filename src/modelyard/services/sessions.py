@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import groups as groups_q
 from modelyard.catalog import sessions as sessions_q
 from modelyard.catalog.accounts import Account
 from modelyard.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
@@ -133,9 +134,13 @@ def principal_for(hub: Hub, account: Account) -> Principal:
         with hub.db.read() as conn:
             return accounts_q.org_roles(conn, account.id)
 
+    def load_groups() -> dict[int, tuple[int, str]]:
+        with hub.db.read() as conn:
+            return groups_q.roles_of(conn, account.id)
+
     return Principal(account_id=account.id, name=account.name, fullname=account.fullname, email=account.email,
                      is_admin=account.is_admin, token_name="web session", token_role="write",
-                     load_orgs=load_orgs)
+                     load_orgs=load_orgs, load_groups=load_groups)
 
 
 def sign_in(hub: Hub, name: str, password: str) -> WebSession:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from modelyard.catalog import accounts as accounts_q
+from modelyard.catalog import groups as groups_q
 from modelyard.catalog import people as people_q
 from modelyard.catalog.accounts import Account as Account  # re-exported for the http layer
 from modelyard.catalog.people import Person
@@ -105,7 +106,7 @@ def _org(conn: Connection, name: str, lock: bool = False) -> Account:
     return found
 
 
-def _check_org_admin(principal: Principal, org: Account) -> None:
+def check_org_admin(principal: Principal, org: Account) -> None:
     if not global_allows(principal, WRITE):
         raise PermissionDeniedError("Fine-grained tokens without global repo.write do not manage organizations")
     if principal.is_admin or principal.orgs.get(org.id, ("", ""))[1] == "admin":
@@ -121,7 +122,7 @@ def org_settings(hub: Hub, principal: Principal | None, name: str) -> OrgSetting
         raise AuthenticationError("Sign in to see this page")
     with hub.db.read() as conn:
         org = _org(conn, name)
-        _check_org_admin(principal, org)
+        check_org_admin(principal, org)
         people = people_q.org_members(conn, org.id)
     people.sort(key=lambda p: (p.role != "admin", p.name.lower()))
     return OrgSettings(org, people)
@@ -132,7 +133,7 @@ def update_org(hub: Hub, principal: Principal | None, name: str, fullname: objec
     full = _fullname(fullname)
     with hub.db.write() as conn:
         org = _org(conn, name)
-        _check_org_admin(user, org)
+        check_org_admin(user, org)
         accounts_q.update_account(conn, org.id, fullname=full)
         found = accounts_q.by_id(conn, org.id)
     assert found is not None
@@ -148,7 +149,7 @@ def set_role(hub: Hub, principal: Principal | None, name: str, member: object, r
         raise InvalidInputError("A user name is required")
     with hub.db.write() as conn:
         org = _org(conn, name, lock=True)
-        _check_org_admin(user, org)
+        check_org_admin(user, org)
         account = accounts_q.by_name(conn, member.strip())
         if account is None or account.kind != "user":
             raise NotFoundError(f"No user named {member.strip()!r}")
@@ -167,11 +168,12 @@ def remove_member(hub: Hub, principal: Principal | None, name: str, member: str)
         org = _org(conn, name, lock=True)
         account = accounts_q.by_name(conn, member)
         if account is None or account.id != user.account_id:
-            _check_org_admin(user, org)
+            check_org_admin(user, org)
         roles = {p.id: p.role for p in people_q.org_members(conn, org.id)}
         if account is None or account.id not in roles:
             raise NotFoundError(f"{member!r} is not a member of {org.name}")
         if roles[account.id] == "admin" and list(roles.values()).count("admin") == 1:
             raise ConflictError(f"{account.name} is the last admin of {org.name}: make someone else admin first")
         accounts_q.remove_member(conn, org.id, account.id)
+        groups_q.leave_org(conn, org.id, account.id)
         record(conn, "org.member_removed", org.id, user, f"user:{account.name}", {"role": roles[account.id]})

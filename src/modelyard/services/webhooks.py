@@ -330,7 +330,7 @@ def _hooks(conn: Connection, repo: Repo, domain: str) -> list[Webhook]:
     owner = accounts_q.by_id(conn, repo.owner_id)
     hooks = webhooks_q.matching(conn, repo.type, repo.repo_id, owner.name if owner else repo.namespace, domain)
     if repo.private:  # only to webhooks whose owner may read the repo (checked now, not at creation)
-        allowed = webhooks_q.readers(conn, {h.owner_id for h in hooks}, repo.owner_id)
+        allowed = webhooks_q.readers(conn, {h.owner_id for h in hooks}, repo.owner_id, repo.resource_group_id)
         hooks = [h for h in hooks if h.owner_id in allowed]
     return hooks
 

@@ -34,7 +34,7 @@ from modelyard.errors import (
     RangeNotSatisfiableError,
 )
 from modelyard.ranges import parse_range
-from modelyard.services.auth import Principal, visible_owner_ids
+from modelyard.services.auth import Principal, visibility
 from modelyard.services.contributions import check_push
 from modelyard.services.gating import check_download
 from modelyard.services.grants import Grant, check_grant, claims, sign, verify_signature
@@ -564,7 +564,7 @@ def dedup_query(hub: Hub, grant: Grant, prefix: str, chunk_hash: str) -> bytes:
     """
     _check_prefix(prefix)
     name = hash_to_str(str_to_hash(chunk_hash, "chunk hash"))
-    visible = visible_owner_ids(grant.principal)
+    visible = visibility(grant.principal)
     with hub.db.read() as conn:
         xorb = xet_q.dedup_xorb(conn, name, visible)
         if xorb is None:

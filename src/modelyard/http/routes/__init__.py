@@ -19,6 +19,7 @@ def register(router: Router) -> None:
         files,
         gating,
         git,
+        groups,
         lfs,
         lfs_files,
         misc,
@@ -35,6 +36,6 @@ def register(router: Router) -> None:
 
     # The pages last: no API route is ever taken by a page.
     modules = (ops, misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections,
-               people, gating, git, webhooks, settings, account_pages, settings_pages, contribute_pages, pages)
+               people, gating, git, groups, webhooks, settings, account_pages, settings_pages, contribute_pages, pages)
     for module in modules:
         module.register(router)

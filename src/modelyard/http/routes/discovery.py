@@ -22,7 +22,7 @@ from modelyard.http.routes.common import (
     repo_id,
     repo_type,
 )
-from modelyard.services import discovery
+from modelyard.services import discovery, groups
 from modelyard.services import scans as scans_svc
 from modelyard.services.discovery import Repo, RepoFacts
 from modelyard.services.files import FileEntry
@@ -98,6 +98,8 @@ async def info(ctx: Ctx) -> Response:
     out.update({"sha": view.snap.commit.oid, "lastModified": iso(view.snap.commit.date)})
     out.update(details(repo, view.facts, view.bases, view.children))
     out["siblings"] = [sibling(e, blobs) for e in view.entries if not e.is_dir]
+    if repo.resource_group_id is not None:
+        out["resourceGroup"] = await run_in_threadpool(groups.repo_summary, ctx.hub, repo.resource_group_id)
     if flag(q.get("securityStatus")):
         out["securityRepoStatus"] = await run_in_threadpool(scans_svc.repo_status, ctx.hub, view.entries)
     return json_response(_select(out, expand) if expand else out)

@@ -40,7 +40,8 @@ async def create(ctx: Ctx) -> Response:
     base = ctx.base_url()
     sdk = body.get("sdk") if rtype == "space" else None
     repo = await ctx.call(
-        repos_svc.create_repo, rtype, org, name, private, lambda t, rid: repo_url(base, t, rid), sdk
+        repos_svc.create_repo, rtype, org, name, private, lambda t, rid: repo_url(base, t, rid), sdk,
+        body.get("resourceGroupId"),
     )
     return json_response({"url": repo_url(base, rtype, repo.repo_id), "name": repo.repo_id,
                           "id": f"{repo.id:024x}"})
