@@ -307,8 +307,12 @@ def _matched_page(
     each match's row takes the columns the filters and the sort read (materialised), the page's
     ids are picked from those, and only the page's rows are read in full: each match's row is
     visited once, not once by the scan and again to filter and sort it."""
-    wanted = [repos.c.id, repos.c.type, repos.c.private, repos.c.owner_id, repos.c.key, repos.c.pipeline_tag,
-              repos.c.num_parameters, repos.c.gated, repos.c.created_seq, repos.c.change_seq, sort_col]
+    # Every column a condition reads (``_conditions``, ``Visibility.repos``): one left out would
+    # stay a reference to ``repos``, correlated with the outer statement's row, and the page would
+    # be filtered row by row instead.
+    wanted = [repos.c.id, repos.c.type, repos.c.private, repos.c.owner_id, repos.c.resource_group_id, repos.c.key,
+              repos.c.pipeline_tag, repos.c.num_parameters, repos.c.gated, repos.c.created_seq, repos.c.change_seq,
+              sort_col]
     found = (
         select(*wanted).where(text("repos.search_vector @@ CAST(:tsq AS tsquery)").bindparams(tsq=tsq))
         .cte("found").prefix_with("MATERIALIZED")
