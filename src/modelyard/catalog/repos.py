@@ -197,6 +197,11 @@ def create(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def bump_refs_version(conn: Connection, repo_id: int) -> None:
+    """Tell gc that what the repo holds changed (a bucket's files: services/buckets.py)."""
+    conn.execute(update(repos).where(repos.c.id == repo_id).values(refs_version=repos.c.refs_version + 1))
+
+
 def delete_repo(conn: Connection, repo_id: int) -> None:
     conn.execute(delete(repos).where(repos.c.id == repo_id))
 

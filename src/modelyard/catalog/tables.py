@@ -527,6 +527,24 @@ repo_xet_files = Table(
     Index("ix_repo_xet_files_file_hash", "file_hash"),
 )
 
+# Buckets (services/buckets.py): a bucket is a ``repos`` row of type ``bucket`` (its owner,
+# visibility, resource group, uid and access checks are a repo's) whose files are a mutable map
+# from paths to Xet files, without git history. Each file's Xet file is also held by the bucket
+# in ``repo_xet_files`` (what the CAS reads and gc keep by).
+bucket_files = Table(
+    "bucket_files",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("xet_hash", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", BigInteger, nullable=True),  # the client's, in ms since the epoch
+    Column("content_type", String(255), nullable=True),
+    Column("uploaded_at", DateTime, nullable=False),
+    Index("ix_bucket_files_xet_hash", "xet_hash"),
+)
+
 xet_dedup_chunks = Table(
     "xet_dedup_chunks",
     metadata,

@@ -26,6 +26,7 @@ from dulwich.objects import Commit, Tree
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from modelyard.catalog import buckets as buckets_q
 from modelyard.catalog import lfs as lfs_q
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
@@ -150,6 +151,7 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
     report = GcReport()
     with hub.db.read() as conn:
         repo_ids = [int(r.id) for r in conn.execute(select(repos.c.id))]
+        buckets = {int(r.id) for r in conn.execute(select(repos.c.id).where(repos.c.type == "bucket"))}
 
     # 1. Each repository lets go of the large files (and the commits) none of its refs reach.
     released: set[int] = set()
@@ -160,7 +162,11 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
         snap = snapshot(hub, pk)
         if snap is None:
             continue  # deleted meanwhile
-        reach = reachable_pointers(hub, pk, snap)
+        if pk in buckets:  # no refs: a bucket holds the files its paths name (services/buckets.py)
+            with hub.db.read() as conn:
+                reach = Reach(frozenset(), frozenset(buckets_q.held_sha256(conn, pk)))
+        else:
+            reach = reachable_pointers(hub, pk, snap)
         everywhere |= unpurged(reach.pointers, pk, purged)
         if _release(hub, snap, reach, cutoff, dry_run, report):
             released.add(pk)
@@ -207,7 +213,7 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
     if released:
         from modelyard.services.commits import refresh_used_storage
 
-        for pk in sorted(released):
+        for pk in sorted(released - buckets):  # a bucket's size is the sum of its files
             refresh_used_storage(hub, pk)
 
     _abandoned_uploads(hub, cutoff, report)

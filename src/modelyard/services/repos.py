@@ -148,6 +148,20 @@ def _commit_revision(conn: Connection, repo: RepoHead, revision: str) -> tuple[O
     raise RevisionNotFoundError(f"Invalid rev id: {revision}")
 
 
+def requested_private(body: dict[str, Any]) -> bool | None:
+    """A create request's visibility: ``visibility`` ("public" | "private") or ``private``
+    (a boolean); None when it names neither (the namespace's default)."""
+    visibility = body.get("visibility")
+    if visibility is not None:
+        if visibility not in ("public", "private"):
+            raise InvalidInputError("visibility must be 'public' or 'private'")
+        return bool(visibility == "private")
+    private = body.get("private")
+    if private is not None and not isinstance(private, bool):
+        raise InvalidInputError("private must be a boolean")
+    return private
+
+
 def create_repo(
     hub: Hub,
     principal: Principal | None,

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import xet as xet_q
+from modelyard.catalog.repos import Repo
 from modelyard.catalog.xet import StoredFile
 from modelyard.errors import (
     AuthenticationError,
@@ -112,6 +113,14 @@ def issue_token(
     exp = int(time.time()) + hub.settings.xet_token_ttl
     grant = claims(principal, repo) | ({"c": 1} if contributor else {})
     token = sign(hub, {"k": "xet", **grant, "w": mode == "write", "exp": exp})
+    return XetToken(token, exp, base_url + CAS_PATH)
+
+
+def issue_bucket_token(hub: Hub, principal: Principal | None, bucket: Repo, mode: str, base_url: str) -> XetToken:
+    """A CAS token for a bucket (``services/buckets.py`` checked the caller's access): a grant
+    on the bucket's row like a repo's, re-checked at every CAS call."""
+    exp = int(time.time()) + hub.settings.xet_token_ttl
+    token = sign(hub, {"k": "xet", **claims(principal, bucket), "w": mode == "write", "exp": exp})
     return XetToken(token, exp, base_url + CAS_PATH)
 
 
@@ -300,12 +309,20 @@ def upload_shard(hub: Hub, grant: Grant, body: bytes | bytearray) -> int:
             continue  # the empty file: committed as a regular file, nothing to record
         check_file(record, indexes)
         if record.sha256 is None or record.sha256 == ZERO_HASH:
-            raise ShardFormatError(f"File {name} carries no sha256 (metadata extension)")
+            if grant.repo.type != "bucket":
+                raise ShardFormatError(f"File {name} carries no sha256 (metadata extension)")
+            # Bucket uploads skip the sha256 (the client sends none): the hub computes it,
+            # below, from the xorbs just uploaded, so every stored file has one.
+            files.append(StoredFile(name, "", record.size, pack_terms(record.terms)))
+            continue
         files.append(StoredFile(name, record.sha256.hex(), record.size, pack_terms(record.terms)))
     with hub.db.read() as conn:
         known = {f.hash: xet_q.file(conn, f.hash) for f in files}
-    for f in files:
+    for i, f in enumerate(files):
         existing = known[f.hash]
+        if not f.sha256:
+            files[i] = replace(f, sha256=existing.sha256 if existing is not None else _sha256_of(hub, f, chain))
+            continue
         if existing is not None:
             if existing.sha256 != f.sha256:
                 raise ShardFormatError(f"File {f.hash} has sha256 {existing.sha256}, the shard claims {f.sha256}")

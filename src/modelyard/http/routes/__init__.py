@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 def register(router: Router) -> None:
     from modelyard.http.routes import (
         account_pages,
+        buckets,
         collections,
         commits,
         contribute_pages,
@@ -35,7 +36,8 @@ def register(router: Router) -> None:
     )
 
     # The pages last: no API route is ever taken by a page.
-    modules = (ops, misc, discovery, repos, files, commits, discussions, lfs, lfs_files, xet, spaces, collections,
-               people, gating, git, groups, webhooks, settings, account_pages, settings_pages, contribute_pages, pages)
+    modules = (ops, misc, discovery, repos, buckets, files, commits, discussions, lfs, lfs_files, xet, spaces,
+               collections, people, gating, git, groups, webhooks, settings, account_pages, settings_pages,
+               contribute_pages, pages)
     for module in modules:
         module.register(router)

@@ -16,6 +16,7 @@ from modelyard.http.routes.common import (
     repo_url,
 )
 from modelyard.ids import parse_repo_type
+from modelyard.services import buckets
 from modelyard.services import repos as repos_svc
 from modelyard.services.auth import require_writer
 
@@ -27,14 +28,7 @@ async def create(ctx: Ctx) -> Response:
     if not isinstance(name, str) or (org is not None and not isinstance(org, str)):
         raise InvalidInputError("'name' (and optionally 'organization') must be strings")
     rtype = parse_repo_type(body.get("type"))
-    visibility = body.get("visibility")
-    private = body.get("private")
-    if visibility is not None:
-        if visibility not in ("public", "private"):
-            raise InvalidInputError("visibility must be 'public' or 'private'")
-        private = visibility == "private"
-    elif private is not None and not isinstance(private, bool):
-        raise InvalidInputError("private must be a boolean")
+    private = repos_svc.requested_private(body)
     if "/" in name and org is None:
         org, name = name.split("/", 1)
     base = ctx.base_url()
@@ -64,6 +58,9 @@ async def move(ctx: Ctx) -> Response:
     src, dst = body.get("fromRepo"), body.get("toRepo")
     if not isinstance(src, str) or not isinstance(dst, str):
         raise InvalidInputError("'fromRepo' and 'toRepo' are required")
+    if body.get("type") == "bucket":
+        await ctx.call(buckets.move, src, dst)
+        return Response(b"", status_code=200)
     rtype = parse_repo_type(body.get("type"))
     await ctx.call(repos_svc.move_repo, rtype, src, dst)
     return Response(b"", status_code=200)
