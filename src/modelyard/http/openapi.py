@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``GET /openapi.json``.
 
 It describes the routes the Hub's clients call (repos, files, revisions, commits, downloads, the
-catalog) and modelyard's own (tokens, audit log), with the shapes of their answers and the error
-envelope every refusal uses. Schemathesis runs against it in the test suite
+catalog, discussions and pull requests, collections, people, gated access, webhooks, resource
+groups, buckets, git-lfs, the Xet CAS and git over HTTP) and modelyard's own (tokens, audit log), with the
+shapes of their answers and the error envelope every refusal uses (plain text for git, which
+shows it to the person at the terminal). Schemathesis runs against it in the test suite
 (``integration/test_schemathesis.py``): no 500s, answers as documented.
 """
 
@@ -41,6 +43,141 @@ def _op(summary: str, ok: dict[str, Any], params: list[dict[str, Any]] | None = 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+def _path(name: str, example: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "example": example, "schema": schema or {"type": "string"}}
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+def _binary(summary: str, ok: dict[str, Any], params: list[dict[str, Any]], media: str,
+            errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An operation whose request body is bytes (``media``), not JSON."""
+    return {"summary": summary, "parameters": params, "responses": {"200": ok, **(errors or _errors())},
+            "requestBody": {"required": True, "content": {media: {"schema": {"type": "string",
+                                                                              "format": "binary"}}}}}
+
+
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+INTEGER = {"type": "integer"}
+ORG = _path("org", "acme")
+NUM = _path("num", "1", {"type": "integer", "minimum": 1})
+OWNER = _path("owner", "alice")
+SLUG = _path("slug", "models-0123456789abcdef01234567")
+GROUP = _path("group", "0123456789abcdef01234567", {"type": "string", "pattern": "^[0-9a-f]{24}$"})
+HOOK = _path("id", "0123456789abcdef01234567")
+XET_HASH = _path("hash", "0" * 64)
+XET_PREFIX = _path("prefix", "default")
+USERS = {"type": "array", "items": _object(user=STRING, role={"enum": ["read", "contributor", "write", "admin"]})}
+GIT_ERRORS = {"4XX": {"description": "Refused: plain text, as git shows it (a repo the caller may not see: the "
+                                     "error envelope, as everywhere)",
+                      "content": {"text/plain": {"schema": STRING}, "application/json": {"schema": ERROR}}}}
+LFS_JSON = "application/vnd.git-lfs+json"
+
+
+def _more_paths(repo: list[dict[str, Any]], at: list[dict[str, Any]]) -> dict[str, Any]:
+    """Discussions, collections, people, gating, webhooks, resource groups, LFS, Xet and git."""
+    thread = [*repo, NUM]
+    return {
+        f"{REPO_PATH}/discussions": {
+            "get": _op("A repo's discussions and pull requests", _json(OBJECT), [
+                *repo, _query("p", INTEGER), _query("type", {"enum": ["all", "discussion", "pull_request"]}),
+                _query("status", {"enum": ["all", "open", "closed"]}), _query("author", STRING)]),
+            "post": _op("Open a discussion or a pull request", _json(OBJECT), repo, _object(
+                title=STRING, description=STRING, pullRequest=BOOLEAN)),
+        },
+        f"{REPO_PATH}/discussions/{{num}}": {"get": _op("A discussion with its events", _json(OBJECT), thread)},
+        f"{REPO_PATH}/discussions/{{num}}/comment": {"post": _op("Comment", _json(OBJECT), thread,
+                                                                 _object(comment=STRING))},
+        f"{REPO_PATH}/discussions/{{num}}/title": {"post": _op("Rename", _json(OBJECT), thread, _object(title=STRING))},
+        f"{REPO_PATH}/discussions/{{num}}/status": {"post": _op("Close or reopen", _json(OBJECT), thread, _object(
+            status={"enum": ["open", "closed"]}, comment=STRING))},
+        f"{REPO_PATH}/user-access-request/pending": {"get": _op("Pending access requests (the repo's admins)",
+                                                                _json(ARRAY_OF_OBJECTS), repo)},
+        f"{REPO_PATH}/resource-group": {"post": _op("Move a repo into a resource group, or out", _json(OBJECT), repo,
+                                                    _object(resourceGroupId={"type": ["string", "null"]}))},
+        f"{REPO_PATH}/xet-read-token/{{revision}}": {"get": _op("A Xet CAS token to read a revision", _json(
+            {"type": "object", "required": ["accessToken", "casUrl", "exp"]}), at)},
+        "/api/collections": {
+            "get": _op("List collections", _json(ARRAY_OF_OBJECTS), [
+                _query("owner", STRING), _query("item", STRING), _query("sort", STRING), _query("limit", INTEGER)]),
+            "post": _op("Create a collection", _json(OBJECT), [], _object(
+                title=STRING, namespace=STRING, description=STRING, private=BOOLEAN)),
+        },
+        "/api/collections/{owner}/{slug}": {
+            "get": _op("A collection", _json(OBJECT), [OWNER, SLUG]),
+            "patch": _op("Change a collection", _json(OBJECT), [OWNER, SLUG], _object(
+                title=STRING, description=STRING, private=BOOLEAN, position=INTEGER, theme=STRING)),
+            "delete": _op("Delete a collection", _json(OBJECT), [OWNER, SLUG]),
+        },
+        "/api/collections/{owner}/{slug}/items": {"post": _op("Add an item", _json(OBJECT), [OWNER, SLUG], _object(
+            item=_object(type=STRING, id=STRING), note=STRING))},
+        "/api/users/{user}/overview": {"get": _op("A user's profile", _json(OBJECT), [_path("user", "alice")])},
+        "/api/organizations/{org}/overview": {"get": _op("An organization's profile", _json(OBJECT), [ORG])},
+        "/api/organizations/{org}/members": {"get": _op("An organization's members", _json(ARRAY_OF_OBJECTS), [ORG])},
+        "/api/settings/webhooks": {
+            "get": _op("The caller's webhooks", _json(ARRAY_OF_OBJECTS)),
+            "post": _op("Create a webhook", _json(OBJECT), [], _object(
+                url=STRING, watched=ARRAY_OF_OBJECTS, domains={"type": "array", "items": STRING}, secret=STRING)),
+        },
+        "/api/settings/webhooks/{id}": {
+            "get": _op("A webhook", _json(OBJECT), [HOOK]),
+            "delete": _op("Delete a webhook", _json(OBJECT), [HOOK]),
+        },
+        "/api/settings/webhooks/{id}/deliveries": {"get": _op("A webhook's delivery log", _json(ARRAY_OF_OBJECTS),
+                                                              [HOOK])},
+        "/api/organizations/{org}/resource-groups": {
+            "get": _op("An org's resource groups the caller may see", _json(ARRAY_OF_OBJECTS), [ORG]),
+            "post": _op("Create a resource group (org admins)", _json(OBJECT, "Created"), [ORG], _object(
+                name=STRING, description=STRING, users=USERS, repos=ARRAY_OF_OBJECTS), status="201"),
+        },
+        "/api/organizations/{org}/resource-groups/{group}": {
+            "get": _op("A resource group", _json(OBJECT), [ORG, GROUP]),
+            "patch": _op("Rename a resource group", _json(OBJECT), [ORG, GROUP], _object(
+                name=STRING, description=STRING)),
+            "delete": _op("Delete an empty resource group", _json(OBJECT), [ORG, GROUP]),
+        },
+        "/api/organizations/{org}/resource-groups/{group}/users": {"post": _op(
+            "Give users roles in a resource group", _json(OBJECT), [ORG, GROUP], _object(users=USERS))},
+        "/api/buckets/{namespace}/{repo}": {"get": _op("A bucket's info", _json(
+            {"type": "object", "required": ["id", "private", "createdAt", "size", "totalFiles"]}), [NAMESPACE, REPO])},
+        "/api/buckets/{namespace}/{repo}/tree": {"get": _op("A bucket's files and folders", _json(ARRAY_OF_OBJECTS), [
+            NAMESPACE, REPO, _query("recursive", BOOLEAN), _query("cursor", STRING)])},
+        "/api/buckets/{namespace}/{repo}/paths-info": {"post": _op("Facts of some of a bucket's files", _json(
+            ARRAY_OF_OBJECTS), [NAMESPACE, REPO], _object(paths={"type": "array", "items": STRING}))},
+        "/{namespace}/{repo}.git/info/lfs/objects/batch": {"post": {
+            "summary": "git-lfs batch: where to upload or download objects", "parameters": [NAMESPACE, REPO],
+            "requestBody": {"required": True, "content": {LFS_JSON: {"schema": _object(
+                operation={"enum": ["upload", "download"]}, transfers={"type": "array", "items": STRING},
+                objects={"type": "array", "items": _object(oid=STRING, size=INTEGER)})}}},
+            "responses": {"200": {"description": "OK", "content": {LFS_JSON: {"schema": _object(
+                transfer=STRING, objects=ARRAY_OF_OBJECTS)}}}, **_errors()}}},
+        "/xet/v1/reconstructions/{hash}": {"get": _op("How to rebuild a Xet file (a Xet token)",
+                                                      _json(OBJECT), [XET_HASH])},
+        "/xet/v1/chunks/{prefix}/{hash}": {"get": {
+            "summary": "Global deduplication: a shard naming the xorb that holds a chunk (a Xet token)",
+            "parameters": [XET_PREFIX, XET_HASH],
+            "responses": {"200": {"description": "A shard", "content": {"application/octet-stream": {}}},
+                          **_errors()}}},
+        "/xet/v1/xorbs/{prefix}/{hash}": {"post": _binary(
+            "Upload a xorb (a Xet write token)", _json(OBJECT), [XET_PREFIX, XET_HASH], "application/octet-stream")},
+        "/xet/v1/shards": {"post": _binary("Register a shard (a Xet write token)", _json(OBJECT), [],
+                                           "application/octet-stream")},
+        "/{namespace}/{repo}.git/info/refs": {"get": {
+            "summary": "git: advertise refs", "parameters": [
+                NAMESPACE, REPO, {"name": "service", "in": "query", "required": True,
+                                  "schema": {"enum": ["git-upload-pack", "git-receive-pack"]}}],
+            "responses": {"200": {"description": "The advertisement", "content": {
+                "application/x-git-upload-pack-advertisement": {}, "application/x-git-receive-pack-advertisement": {}}},
+                **GIT_ERRORS}}},
+        "/{namespace}/{repo}.git/git-upload-pack": {"post": _binary(
+            "git: fetch", {"description": "A pack", "content": {"application/x-git-upload-pack-result": {}}},
+            [NAMESPACE, REPO], "application/x-git-upload-pack-request", GIT_ERRORS)},
+    }
 
 
 REPO_PATH = "/api/{types}/{namespace}/{repo}"
@@ -117,6 +254,7 @@ def document() -> dict[str, Any]:
                                                               _json(ARRAY_OF_OBJECTS), [
                 {"name": "org", "in": "path", "required": True, "schema": {"type": "string"}},
                 _query("action", {"type": "string"}), _query("limit", {"type": "integer"})])},
+            **_more_paths(repo, at),
             "/{namespace}/{repo}/resolve/{revision}/{path}": {
                 "get": {"summary": "Download a file", "parameters": [
                     NAMESPACE, REPO, REVISION, {"name": "path", "in": "path", "required": True,
