@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from huggingface_hub import HfApi, RepoFile
 from huggingface_hub.errors import BucketNotFoundError, HfHubHTTPError
 
 from tests.support.clients.run import run_client
-from tests.support.server import TOKENS, LiveServer, seeded_hub
+from tests.support.server import BIN, TOKENS, LiveServer, seeded_hub
 
 
 def tag() -> str:
@@ -125,13 +126,14 @@ def test_lifecycle_access_and_bad_input(server: LiveServer, api: HfApi,
     assert batch(server, private, [{"type": "deleteFile", "path": "x"}], "carol").status_code == 403
 
     # Bad lines fail one by one (reported in `failed`), nothing else changes.
+    bobs_private = bob.create_repo(f"bob/private-{tag()}", private=True).repo_id
     bad = batch(server, bucket, [
         {"type": "addFile", "path": "../escape", "xetHash": "0" * 64},
         {"type": "addFile", "path": "ok/missing.bin", "xetHash": "ab" * 32},  # never uploaded here
         {"type": "copyFile", "path": "stolen.bin", "xetHash": "cd" * 32, "sourceRepoType": "bucket",
          "sourceRepoId": private},  # alice may read it, but it holds no such file
         {"type": "copyFile", "path": "x.bin", "xetHash": "cd" * 32, "sourceRepoType": "model",
-         "sourceRepoId": "bob/nothing-here"},
+         "sourceRepoId": bobs_private},  # alice may not read it
         {"type": "addFile", "path": "bad\x01name", "xetHash": "0" * 64},
     ])
     assert bad.status_code == 422, bad.text
@@ -146,6 +148,17 @@ def test_lifecycle_access_and_bad_input(server: LiveServer, api: HfApi,
         r = httpx.post(f"{server.url}/api/buckets/{bucket}/batch", content=body, headers=auth("alice"))
         assert r.status_code == code and r.headers["X-Error-Message"]
     assert [f.path for f in api.list_bucket_tree(bucket, recursive=True)] == ["empty.txt"]
+
+    # Listings past a page (1,000 entries) follow the Link header, recursive or not.
+    for start in (0, 600):
+        lines = [{"type": "addFile", "path": f"many/f{i:04d}", "xetHash": "0" * 64} for i in range(start, start + 600)]
+        assert batch(server, bucket, lines).json()["failed"] == []
+    listed = [f.path for f in api.list_bucket_tree(bucket, "many", recursive=True)]
+    assert listed == [f"many/f{i:04d}" for i in range(1200)]
+    assert len(list(api.list_bucket_tree(bucket, "many", recursive=False))) == 1200
+    assert [(type(e).__name__, e.path) for e in api.list_bucket_tree(bucket, recursive=False)] == [
+        ("BucketFile", "empty.txt"), ("BucketFolder", "many")]
+    api.batch_bucket_files(bucket, delete=[f"many/f{i:04d}" for i in range(1200)])  # two requests of 1,000 at most
 
     # Settings, move, delete.
     api.update_bucket_settings(bucket, private=True)
@@ -186,3 +199,84 @@ def test_gc_keeps_what_buckets_hold(tmp_path: Path) -> None:
         api.batch_bucket_files(bucket, delete=["models/w.bin", "copies/w.bin"])
         report = json.loads(live.cli("gc", "--grace", "0").stdout.strip().splitlines()[-1])
         assert report["xet_files"] == 1 and report["xorbs"] >= 1
+
+
+def test_sync_filesystem_datasets_and_cli(server: LiveServer, api: HfApi, xet_env: dict[str, str],
+                                          tmp_path: Path) -> None:
+    for scenario in ("sync", "fs", "datasets"):
+        (tmp_path / scenario).mkdir()
+    synced = run_client("buckets_client.py", ["sync", f"alice/sync-{tag()}", str(tmp_path / "sync")], xet_env)
+    assert synced["first"] == 3 and synced["again"] == ["skip"] * 3  # mtimes and sizes round-trip
+    assert synced["listed"] == ["run1/ckpt/a.bin", "run1/ckpt/c.bin", "run1/config.json"]  # b.bin deleted
+    assert synced["down"] == synced["local"]
+
+    bucket = f"alice/fs-{tag()}"
+    fs = run_client("buckets_client.py", ["fs", bucket, str(tmp_path / "fs")], xet_env)
+    assert fs["ls"] == [f"buckets/{bucket}/data"]
+    assert fs["ls_data"] == [[f"buckets/{bucket}/data/one.txt", "file", 4000],
+                             [f"buckets/{bucket}/data/two.txt", "file", 3]]
+    assert fs["glob"] == [f"buckets/{bucket}/data/one.txt", f"buckets/{bucket}/data/two.txt"]
+    assert fs["cat"] == "two" and fs["range"] == "one one " and fs["exists"] == [True, False] and fs["got"]
+    assert fs["after_rm"] == [f"buckets/{bucket}/copy/one.txt"]
+
+    bucket = f"alice/ds-{tag()}"  # push_to_hub creates it
+    loaded = run_client("buckets_client.py", ["datasets", bucket, str(tmp_path / "datasets")], xet_env)
+    assert loaded["rows"] == 100 and loaded["columns"] == ["label", "text"] and loaded["first"] == "row 0"
+    assert loaded["files"] == ["toy/README.md", "toy/data/train-00000-of-00001.parquet"]
+
+    # The hf CLI.
+    def hf(*args: str) -> str:
+        run = subprocess.run([str(BIN / "hf"), "buckets", *args], env=xet_env, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, (args, run.stdout, run.stderr)
+        return run.stdout
+
+    bucket = f"alice/cli-{tag()}"
+    hf("create", bucket, "--private")
+    assert api.bucket_info(bucket).private is True
+    (tmp_path / "cli.txt").write_text("from the cli")
+    hf("cp", str(tmp_path / "cli.txt"), f"hf://buckets/{bucket}/docs/cli.txt")
+    assert "docs/cli.txt" in hf("list", bucket, "-R")
+    assert bucket in hf("info", bucket)
+    hf("cp", f"hf://buckets/{bucket}/docs/cli.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "from the cli"
+    hf("rm", f"{bucket}/docs/cli.txt", "--yes")
+    assert api.bucket_info(bucket).total_files == 0
+    hf("settings", bucket, "--public")
+    assert api.bucket_info(bucket).private is False
+    hf("delete", bucket, "--yes")
+    with pytest.raises(BucketNotFoundError):
+        api.bucket_info(bucket)
+
+
+@pytest.mark.slow
+def test_checkpoints_deduplicate_and_move_into_a_model_without_bytes(tmp_path: Path) -> None:
+    """Ten consecutive 200 MB checkpoints, each changing 2% of the last, take under 1.3x the
+    space of one; uploading the last one to a model repo afterwards sends no xorb."""
+    import os
+
+    with seeded_hub("sqlite", tmp_path / "hub") as hub, hub.running() as live:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
+        env.update({"HF_ENDPOINT": live.url, "HF_HOME": str(tmp_path / "home"), "HF_TOKEN": TOKENS["alice"],
+                    "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+        work = tmp_path / "work"
+        work.mkdir()
+        size = 200 * 1024 * 1024
+        out = run_client("buckets_client.py", ["checkpoints", "alice/training", str(work), "10", "200"], env)
+        assert len(set(out["sha256"])) == 10
+        storage = json.loads(live.cli("storage").stdout)
+        assert storage["xorb_bytes"] < 1.3 * size, storage["xorb_bytes"] / size
+        api = HfApi(endpoint=live.url, token=TOKENS["alice"])
+        files = api.list_bucket_tree("alice/training", recursive=True)
+        assert [(f.path, f.size) for f in files] == [("checkpoints/model.safetensors", size)]
+
+        api.create_repo("alice/trained")
+        xorbs_before = storage["xorbs"]
+        log_before = len(live.log_path.read_text().splitlines())
+        run_client("xet_client.py", ["upload", "alice/trained", out["last"], "model.safetensors"], env)
+        sent = [line for line in live.log_path.read_text().splitlines()[log_before:] if "POST /xet/v1/xorbs/" in line]
+        assert sent == []  # every chunk was found by deduplication: no bytes moved
+        assert json.loads(live.cli("storage").stdout)["xorbs"] == xorbs_before
+        model = [e for e in api.list_repo_tree("alice/trained") if e.path == "model.safetensors"]
+        assert isinstance(model[0], RepoFile) and model[0].lfs is not None
+        assert model[0].lfs.sha256 == out["sha256"][-1]
