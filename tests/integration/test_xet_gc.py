@@ -35,6 +35,18 @@ def xorb_files(hub: LiveServer) -> set[Path]:
     return {p for p in (hub.data_dir / "blobs" / "xet" / "xorbs").rglob("*") if p.is_file()}
 
 
+def scan_rows(hub: LiveServer) -> set[str]:
+    """The sha256 of every large file with a scan row (``file_scans``)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(hub.database_url or f"sqlite:///{hub.data_dir / 'modelyard.db'}")
+    try:
+        with engine.connect() as conn:
+            return {r[0] for r in conn.execute(text("SELECT sha256 FROM file_scans WHERE sha256 IS NOT NULL"))}
+    finally:
+        engine.dispose()
+
+
 def blob_bytes(paths: set[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
@@ -81,8 +93,14 @@ def test_gc_frees_unreachable_and_keeps_reachable(hub: LiveServer, tmp_path: Pat
     kept = added["alice/keep:a"] | added["alice/keep:c"]
     gone_bytes = blob_bytes(gone)
     before = json.loads(hub.cli("storage").stdout)
+    hub.settle()  # the scans of every pushed file are queued (by the event jobs)
+    scanned = scan_rows(hub)
     report = json.loads(hub.cli("gc", "--grace", "0").stdout)
     after = json.loads(hub.cli("storage").stdout)
+    # The scan results of the deleted files go with them (d.bin and e.bin; b.bin's bytes too).
+    deleted = {hashlib.sha256(files[n]).hexdigest() for n in "bd"} | {hashlib.sha256(lfs_data).hexdigest()}
+    assert deleted <= scanned and report["file_scans"] == len(deleted)
+    assert scan_rows(hub) == scanned - deleted
 
     assert report["xorbs"] == len(gone) and report["xorb_bytes"] == gone_bytes
     assert report["lfs_objects"] == 1 and report["lfs_bytes"] == len(lfs_data)

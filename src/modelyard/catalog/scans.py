@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from modelyard.catalog.tables import file_scans
+from modelyard.catalog.tables import file_scans, lfs_objects, xet_files
 
 BATCH = 500
 
@@ -97,3 +97,13 @@ def outdated(conn: Connection, rules: str, everything: bool = False) -> list[str
     if not everything:
         stmt = stmt.where(or_(file_scans.c.rules.is_(None), file_scans.c.rules != rules))
     return [row.key for row in conn.execute(stmt.order_by(file_scans.c.key))]
+
+
+def forget_unheld(conn: Connection) -> int:
+    """Drop the results of large files whose bytes nothing holds any more (gc deleted their LFS
+    object and Xet file): a later upload of the same bytes is scanned afresh. How many went."""
+    held = or_(
+        exists().where(lfs_objects.c.sha256 == file_scans.c.sha256),
+        exists().where(xet_files.c.sha256 == file_scans.c.sha256),
+    )
+    return int(conn.execute(delete(file_scans).where(file_scans.c.sha256.is_not(None), ~held)).rowcount)

@@ -313,7 +313,7 @@ def gc(state: State, grace: int | None, dry_run: bool) -> None:
         "xorbs": report.xorbs, "xorb_bytes": report.xorb_bytes, "shards": report.shards,
         "shard_bytes": report.shard_bytes, "freed_bytes": report.freed_bytes,
         "uploads_abandoned": report.uploads_abandoned, "upload_files": report.upload_files,
-        "clone_packs": report.clone_packs, "staged_files": report.staged_files,
+        "clone_packs": report.clone_packs, "staged_files": report.staged_files, "file_scans": report.file_scans,
     }))
 
 

@@ -30,6 +30,7 @@ from modelyard.catalog import buckets as buckets_q
 from modelyard.catalog import lfs as lfs_q
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
+from modelyard.catalog import scans as scans_q
 from modelyard.catalog import xet as xet_q
 from modelyard.catalog.tables import repos
 from modelyard.ids import Oid
@@ -58,6 +59,7 @@ class GcReport:
     upload_files: int = 0
     clone_packs: int = 0  # stored packs of deleted repositories removed
     staged_files: int = 0  # direct uploads never verified, their URLs expired a grace period ago
+    file_scans: int = 0  # scan results of large files whose bytes were deleted
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -187,6 +189,8 @@ def collect(hub: Hub, grace: int | None = None, dry_run: bool = False) -> GcRepo
         with hub.db.write() as conn:
             if xet_q.delete_file(conn, file_hash):
                 report.xet_files += 1
+    with hub.db.write() as conn:  # the scan results of what just went
+        report.file_scans = scans_q.forget_unheld(conn)
 
     # 3. Xorbs no file uses, then shards that introduced no remaining file.
     with hub.db.read() as conn:
