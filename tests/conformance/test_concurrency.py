@@ -68,3 +68,29 @@ def test_without_parent_both_land(api: HfApi, server: LiveServer, repo_name: str
     assert {f"free-{i}-{n}.txt" for i in range(2) for n in range(20)} <= files
     history = api.list_repo_commits(repo_id)
     assert {c.title for c in history[:2]} == {"free 0", "free 1"}
+
+
+def test_creating_one_name_at_once_gives_one_repo_and_409s(server: LiveServer) -> None:
+    """Eight clients create the same repo (and the same bucket) at once: one succeeds, the others
+    are told it exists (409), none fails on the database's unique key (a 500 on PostgreSQL before
+    creations in a namespace took turns)."""
+    import uuid
+
+    import httpx
+
+    def create(url: str, body: dict[str, str], barrier: threading.Barrier, codes: list[int]) -> None:
+        barrier.wait()
+        r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {TOKENS['alice']}"}, timeout=60)
+        codes.append(r.status_code)
+
+    for path in ("/api/repos/create", "/api/buckets/alice/{name}"):
+        name = f"race-{uuid.uuid4().hex[:8]}"
+        barrier = threading.Barrier(8)
+        codes: list[int] = []
+        args = (server.url + path.format(name=name), {"name": name, "organization": "alice"}, barrier, codes)
+        threads = [threading.Thread(target=create, args=args) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes) == [200] + [409] * 7, (path, codes)

@@ -149,6 +149,14 @@ def lock(conn: Connection, account_id: int) -> None:
     conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
 
 
+def lock_namespace(conn: Connection, account_id: int) -> None:
+    """Take turns with every other creation of a name in this namespace (PostgreSQL; SQLite has
+    one writer anyway): the second sees the first's repo and answers 409 instead of failing on
+    the unique key. ``FOR NO KEY UPDATE``: rows inserted with a key pointing at the account do not
+    wait for it."""
+    conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update(key_share=True))
+
+
 def token_by_hash(conn: Connection, token_hash: str) -> Token | None:
     row = conn.execute(select(tokens).where(tokens.c.token_hash == token_hash)).first()
     if row is None:

@@ -117,6 +117,7 @@ def create(hub: Hub, principal: Principal | None, namespace: str, name: str, bod
             raise PermissionDeniedError(f"The namespace {namespace!r} does not exist")
         group_id = groups.group_for_create(conn, user, owner, body.get("resourceGroupId"))
         check_namespace_write(user, owner.id, owner.name, group_id)
+        accounts_q.lock_namespace(conn, owner.id)
         existing = repos_q.get(conn, BUCKET, owner.name, name)
         if existing is not None:
             raise ConflictError("You already created this bucket", url=url_for(existing.repo_id))
@@ -182,6 +183,7 @@ def move(hub: Hub, principal: Principal | None, from_id: str, to_id: str) -> Non
             raise PermissionDeniedError(f"The namespace {to_ns!r} does not exist")
         group = bucket.resource_group_id if owner.id == bucket.owner_id else None
         check_namespace_write(principal, owner.id, owner.name, group)
+        accounts_q.lock_namespace(conn, owner.id)
         clash = repos_q.get(conn, BUCKET, owner.name, to_name)
         if clash is not None and clash.id != bucket.id:
             raise ConflictError(f"A bucket called {owner.name}/{to_name} already exists")

@@ -201,6 +201,7 @@ def create_repo(
             raise PermissionDeniedError(f"The namespace {namespace!r} does not exist")
         group_id = groups.group_for_create(conn, principal, owner, resource_group)
         check_namespace_write(principal, owner.id, owner.name, group_id)
+        accounts_q.lock_namespace(conn, owner.id)
         existing = repos_q.get(conn, repo_type, owner.name, name)
         if existing is not None:
             raise ConflictError(f"You already created this {repo_type} repo", url=url_for(repo_type, existing.repo_id))
@@ -285,6 +286,7 @@ def move_repo(hub: Hub, principal: Principal | None, repo_type: str, from_id: st
         # namespace the repo follows that namespace's roles); a rename stays in it.
         group = repo.resource_group_id if owner.id == repo.owner_id else None
         check_namespace_write(principal, owner.id, owner.name, group)
+        accounts_q.lock_namespace(conn, owner.id)
         clash = repos_q.get(conn, repo_type, owner.name, to_name)
         if clash is not None and clash.id != repo.id:
             raise ConflictError(f"A {repo_type} repository called {owner.name}/{to_name} already exists")
