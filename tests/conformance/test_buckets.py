@@ -135,10 +135,11 @@ def test_lifecycle_access_and_bad_input(server: LiveServer, api: HfApi,
         {"type": "copyFile", "path": "x.bin", "xetHash": "cd" * 32, "sourceRepoType": "model",
          "sourceRepoId": bobs_private},  # alice may not read it
         {"type": "addFile", "path": "bad\x01name", "xetHash": "0" * 64},
+        {"type": "addFile", "path": "far-future", "xetHash": "0" * 64, "mtime": 2**60},  # no ISO date to list
     ])
     assert bad.status_code == 422, bad.text
     assert [f["path"] for f in bad.json()["failed"]] == ["../escape", "ok/missing.bin", "stolen.bin", "x.bin",
-                                                         "bad\x01name"]
+                                                         "bad\x01name", "far-future"]
     mixed = batch(server, bucket, [{"type": "addFile", "path": "empty.txt", "xetHash": "0" * 64},
                                    {"type": "addFile", "path": "no.bin", "xetHash": "ef" * 32}])
     assert mixed.status_code == 200 and [f["path"] for f in mixed.json()["failed"]] == ["no.bin"]

@@ -310,11 +310,15 @@ def parse_lines(body: bytes) -> list[dict[str, Any]]:
     return out
 
 
+#: The first millisecond of the year 10000: later times have no ISO-8601 spelling to list them by.
+MAX_MTIME = 253_402_300_800_000
+
+
 def _mtime(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
-        raise InvalidInputError("'mtime' must be milliseconds since the epoch")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_MTIME:
+        raise InvalidInputError("'mtime' must be milliseconds since the epoch, before the year 10000")
     return value
 
 
