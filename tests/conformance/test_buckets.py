@@ -86,6 +86,13 @@ def test_files_through_the_client(server: LiveServer, api: HfApi, xet_env: dict[
     assert 'rel="xet-auth"' in head.headers["Link"]
     missing = httpx.head(f"{server.url}/buckets/{bucket}/resolve/nope.bin", headers=auth("alice"))
     assert missing.status_code == 404 and missing.headers["X-Error-Code"] == "EntryNotFound"
+    # NUL (never stored; PostgreSQL refuses it in a query) in a path, a prefix or an id: not found.
+    for url in (f"/buckets/{bucket}/resolve/a%00b", f"/api/buckets/{bucket}/tree/a%00b",
+                f"/api/buckets/{bucket}%00x/tree", f"/api/buckets/{bucket}/tree?recursive=true&cursor=%00"):
+        r = httpx.get(server.url + url, headers=auth("alice"))
+        assert r.status_code in (200, 404) and (r.status_code == 404 or r.json() == []), (url, r.status_code)
+    r = httpx.post(f"{server.url}/api/buckets/{bucket}/paths-info", json={"paths": ["a\x00b"]}, headers=auth("alice"))
+    assert r.status_code == 200 and r.json() == []
 
 
 def batch(server: LiveServer, bucket: str, lines: list[dict[str, Any]], user: str = "alice") -> httpx.Response:

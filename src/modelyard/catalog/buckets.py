@@ -50,6 +50,7 @@ def listing(conn: Connection, owner_id: int, visible: Visibility, search: str | 
 
 
 def get_files(conn: Connection, repo_id: int, paths: Sequence[str]) -> dict[str, BucketFile]:
+    paths = [p for p in paths if "\x00" not in p]  # never stored; PostgreSQL refuses NUL in a query
     if not paths:
         return {}
     rows = conn.execute(select(bucket_files).where(bucket_files.c.repo_id == repo_id,
@@ -61,6 +62,8 @@ def files_under(conn: Connection, repo_id: int, prefix: str, after: str | None,
                 limit: int | None) -> list[BucketFile]:
     """Files whose path starts with ``prefix`` (a lexical prefix), in the database's order of
     paths, after ``after``."""
+    if "\x00" in prefix or (after is not None and "\x00" in after):
+        return []  # never stored; PostgreSQL refuses NUL in a query
     stmt = select(bucket_files).where(bucket_files.c.repo_id == repo_id)
     if prefix:
         stmt = stmt.where(bucket_files.c.path.startswith(prefix, autoescape=True))

@@ -71,7 +71,7 @@ def subject(bucket_id: str) -> str:
 
 def split_id(bucket_id: str) -> tuple[str, str]:
     namespace, _, name = bucket_id.partition("/")
-    if not namespace or not name or "/" in name:
+    if not namespace or not name or "/" in name or "\x00" in bucket_id:
         raise RepoNotFoundError(NOT_FOUND)
     return namespace, name
 
