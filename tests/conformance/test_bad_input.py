@@ -830,3 +830,15 @@ def test_every_error_status_has_the_same_envelope(server: LiveServer, shared: Sh
     r = HTTP.head(resolve_url(server, "acme/no-such-repo-at-all", "x"))
     assert_error(r, 404, "RepoNotFound", head=True)
     assert r.content == b""
+
+
+def test_nul_in_an_account_name_is_not_found(server: LiveServer) -> None:
+    """NUL is never in a name (PostgreSQL refuses it in a query: these were 500s there)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {TOKENS['alice']}"}
+    for path in ("/api/organizations/ac%00me/resource-groups", "/api/organizations/ac%00me/overview",
+                 "/api/organizations/ac%00me/audit-log", "/api/users/a%00/overview", "/api/buckets/al%00ice/x",
+                 "/api/organizations/ac%00me/members"):
+        r = httpx.get(server.url + path, headers=headers, timeout=30)
+        assert r.status_code == 404 and r.headers["X-Error-Message"], (path, r.status_code)

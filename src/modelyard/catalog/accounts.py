@@ -50,6 +50,8 @@ def _account(row: object) -> Account:
 
 
 def by_name(conn: Connection, name: str) -> Account | None:
+    if "\x00" in name:  # never stored; PostgreSQL refuses NUL in a query
+        return None
     row = conn.execute(select(accounts).where(accounts.c.name_lower == name.lower())).first()
     return None if row is None else _account(row)
 
