@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -93,6 +94,14 @@ def test_files_through_the_client(server: LiveServer, api: HfApi, xet_env: dict[
         assert r.status_code in (200, 404) and (r.status_code == 404 or r.json() == []), (url, r.status_code)
     r = httpx.post(f"{server.url}/api/buckets/{bucket}/paths-info", json={"paths": ["a\x00b"]}, headers=auth("alice"))
     assert r.status_code == 200 and r.json() == []
+
+
+def client_env(live: LiveServer, tmp_path: Path) -> dict[str, str]:
+    """A default client's environment (Xet on) for a hub of a test's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
+    env.update({"HF_ENDPOINT": live.url, "HF_HOME": str(tmp_path / "home"), "HF_TOKEN": TOKENS["alice"],
+                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+    return env
 
 
 def batch(server: LiveServer, bucket: str, lines: list[dict[str, Any]], user: str = "alice") -> httpx.Response:
@@ -187,12 +196,8 @@ def test_lifecycle_access_and_bad_input(server: LiveServer, api: HfApi,
 
 def test_gc_keeps_what_buckets_hold(tmp_path: Path) -> None:
     """gc with no grace period: a file a bucket holds stays; once deleted from it, it goes."""
-    import os
-
     with seeded_hub("sqlite", tmp_path / "hub") as hub, hub.running() as live:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
-        env.update({"HF_ENDPOINT": live.url, "HF_HOME": str(tmp_path / "home"), "HF_TOKEN": TOKENS["alice"],
-                    "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+        env = client_env(live, tmp_path)
         work = tmp_path / "work"
         work.mkdir()
         bucket = "alice/kept"
@@ -261,12 +266,8 @@ def test_sync_filesystem_datasets_and_cli(server: LiveServer, api: HfApi, xet_en
 def test_checkpoints_deduplicate_and_move_into_a_model_without_bytes(tmp_path: Path) -> None:
     """Ten consecutive 200 MB checkpoints, each changing 2% of the last, take under 1.3x the
     space of one; uploading the last one to a model repo afterwards sends no xorb."""
-    import os
-
     with seeded_hub("sqlite", tmp_path / "hub") as hub, hub.running() as live:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
-        env.update({"HF_ENDPOINT": live.url, "HF_HOME": str(tmp_path / "home"), "HF_TOKEN": TOKENS["alice"],
-                    "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+        env = client_env(live, tmp_path)
         work = tmp_path / "work"
         work.mkdir()
         size = 200 * 1024 * 1024

@@ -304,11 +304,10 @@ def visibility(principal: Principal | None) -> Visibility:
         if principal.is_admin:
             return Visibility(owners=frozenset(mine))
     owners = {i for i in mine if principal.org_role(i) == "admin"}
-    return Visibility(
-        owners=frozenset(owners),
-        ungrouped=frozenset(set(mine) - owners),
-        groups=frozenset(g for g, (org, _r) in principal.groups.items() if org in mine and org not in owners),
-    )
+    ungrouped = frozenset(set(mine) - owners)
+    # Groups matter only in orgs the caller does not administer: without such orgs, no query.
+    groups = frozenset(g for g, (org, _r) in principal.groups.items() if org in ungrouped) if ungrouped else frozenset()
+    return Visibility(owners=frozenset(owners), ungrouped=ungrouped, groups=groups)
 
 
 def check_read(principal: Principal | None, repo: RepoHead) -> None:
