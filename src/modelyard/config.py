@@ -208,6 +208,33 @@ class Settings(BaseSettings):
     download_url_ttl: int = Field(
         default=3600, gt=0, description="Seconds a presigned download URL of the store lives"
     )
+    # -- an upstream hub this one mirrors on demand (services/mirror.py, docs/operations.md) --
+    upstream_url: str | None = Field(
+        default=None, description="A Hub-compatible hub (another modelyard, or the public Hub) whose repos this "
+        "hub serves on demand, with their commit ids, when they are not here"
+    )
+    upstream_token: SecretStr | None = Field(default=None, description="Access token sent to the upstream hub")
+    upstream_allow: str = Field(
+        default="*", description="Which upstream repos may be mirrored: comma-separated patterns of ids "
+        "(fnmatch; 'datasets:org/*' for another type), e.g. 'sentence-transformers/*,google/*'",
+    )
+    upstream_ttl: float = Field(
+        default=60.0, ge=0, description="Seconds a mirrored repo's branches and tags are served before the upstream is "
+        "asked again (commit ids never go back upstream)",
+    )
+    upstream_connect_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds to connect to the upstream; an unreachable upstream answers 503"
+    )
+    upstream_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds the upstream may stall one read before the transfer fails"
+    )
+    upstream_retry_after: float = Field(
+        default=15.0, ge=0, description="After the upstream could not be reached, seconds it is not asked again"
+    )
+    upstream_sync_interval: float = Field(
+        default=0.0, ge=0, description="Seconds between syncs of every mirrored repo with its upstream (0: on "
+        "demand only)",
+    )
     # -- what one connection may cost the server (http/protocol.py) --
     max_header_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest request line + header block in bytes (else 431)"

@@ -98,6 +98,11 @@ class PermissionDeniedError(HubError):
     """The caller is known but may not do this."""
 
 
+class UpstreamUnavailableError(HubError):
+    """The upstream hub a mirrored repo comes from could not be reached, or failed, for something
+    not held here (503: the clients then try their own cache)."""
+
+
 class QuotaExceededError(HubError):
     """A storage or rate quota is exhausted."""
 

@@ -29,6 +29,8 @@ class RepoHead:
     #: the resource group the repo is in (services/groups.py), and who created it
     resource_group_id: int | None = field(default=None, kw_only=True)
     creator_id: int | None = field(default=None, kw_only=True)
+    #: the upstream hub this repo mirrors (services/mirror.py); None for the hub's own repos
+    upstream: str | None = field(default=None, kw_only=True)
 
     @property
     def repo_id(self) -> str:
@@ -88,6 +90,7 @@ def _repo(row: Any) -> Repo:
         uid=row.uid,
         resource_group_id=row.resource_group_id,
         creator_id=row.creator_id,
+        upstream=row.upstream,
     )
 
 
@@ -134,7 +137,7 @@ def head_and_refs(
         return None
     head = RepoHead(id=row.id, type=row.type, namespace=row.namespace, name=row.name, owner_id=row.owner_id,
                     private=bool(row.private), gated=row.gated, resource_group_id=row.resource_group_id,
-                    creator_id=row.creator_id)
+                    creator_id=row.creator_id, upstream=row.upstream)
     return HeadAndRefs(head, [row.target0, row.target1][: len(ref_names)],
                        None if row.xet is None else str(row.xet), bool(row.purged))
 
@@ -148,7 +151,8 @@ def _ref_target(param: str, label: str) -> Any:
 
 _HEAD_AND_REFS = select(
     repos.c.id, repos.c.type, repos.c.namespace, repos.c.name, repos.c.owner_id, repos.c.private, repos.c.gated,
-    repos.c.resource_group_id, repos.c.creator_id, _ref_target("ref0", "target0"), _ref_target("ref1", "target1"),
+    repos.c.resource_group_id, repos.c.creator_id, repos.c.upstream, _ref_target("ref0", "target0"),
+    _ref_target("ref1", "target1"),
     *download_fact_columns(repos.c.id, bindparam("sha256")),
 ).where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
@@ -170,6 +174,7 @@ def create(
     created_seq: int,
     creator_id: int | None = None,
     resource_group_id: int | None = None,
+    upstream: str | None = None,
 ) -> int:
     result = conn.execute(
         insert(repos).values(
@@ -192,6 +197,7 @@ def create(
             change_seq=created_seq,
             creator_id=creator_id,
             resource_group_id=resource_group_id,
+            upstream=upstream,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]

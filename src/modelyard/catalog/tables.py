@@ -151,6 +151,8 @@ repos = Table(
     # COLUMN (see migration 0019); services/groups.py refuses to delete a group that has repos.
     Column("resource_group_id", Integer, nullable=True),
     Column("creator_id", Integer, nullable=True),
+    # The upstream hub this repo mirrors (services/mirror.py); None for the hub's own repos.
+    Column("upstream", String(512), nullable=True),
     UniqueConstraint("type", "key"),
     Index("ix_repos_type_last_modified", "type", "last_modified"),
     Index("ix_repos_type_created_at", "type", "created_at"),
@@ -160,6 +162,26 @@ repos = Table(
     Index("ix_repos_change_seq", "change_seq"),
     Index("ix_repos_uid", "uid", unique=True),
     Index("ix_repos_resource_group_id", "resource_group_id"),
+)
+
+# Mirrored repos (services/mirror.py): when their refs were last compared with the upstream's,
+# and what the last sync met. ``pins``: commits a client resolved by id, kept against gc even when
+# no ref reaches them any more (pinned commits never go back upstream).
+mirror_repos = Table(
+    "mirror_repos",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("upstream_type", String(8), nullable=False),
+    Column("upstream_id", String(200), nullable=False),
+    Column("refs_checked_at", DateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+mirror_pins = Table(
+    "mirror_pins",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("oid", String(40), primary_key=True),
 )
 
 # Old names of moved repos (rename or transfer): reads of an old name are redirected to the repo

@@ -24,6 +24,7 @@ from modelyard.errors import (
     RevisionNotFoundError,
     StaleParentError,
     UnsafePathError,
+    UpstreamUnavailableError,
 )
 from modelyard.services.attachments import UnsupportedMediaTypeError
 from modelyard.services.contributions import PullRequestClosedError
@@ -65,6 +66,7 @@ ERROR_TABLE: dict[type[HubError], tuple[int, str]] = {
     InvalidInputError: (400, "BadRequest"),
     AuthenticationError: (401, "Unauthorized"),
     PermissionDeniedError: (403, "Forbidden"),
+    UpstreamUnavailableError: (503, "UpstreamUnavailable"),
     RateLimitedError: (429, "RateLimited"),
     QuotaExceededError: (429, "QuotaExceeded"),
     HubError: (500, "InternalError"),

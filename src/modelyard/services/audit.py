@@ -39,7 +39,7 @@ ACTIONS = (
     "resource_group.member_role_set", "resource_group.member_removed", "repo.resource_group_changed",
     "access_request.accepted", "access_request.rejected", "access_request.cancelled", "access_request.granted",
     "webhook.created", "webhook.updated", "webhook.enabled", "webhook.disabled", "webhook.deleted",
-    "lfs.permanently_deleted",
+    "lfs.permanently_deleted", "repo.mirrored",
 )
 MAX_PAGE = 1000
 

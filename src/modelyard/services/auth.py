@@ -355,6 +355,19 @@ def require_writer(hub: Hub, principal: Principal | None, permission: str | None
 
 
 def check_write(principal: Principal | None, repo: RepoHead) -> None:
+    _check_write_rights(principal, repo)
+    _not_a_mirror(repo)
+
+
+def _not_a_mirror(repo: RepoHead) -> None:
+    """A mirror's content comes from its upstream only (services/mirror.py): a change made here
+    would be lost at the next sync, or stop it."""
+    if repo.upstream is not None:
+        raise PermissionDeniedError(f"{repo.namespace}/{repo.name} mirrors {repo.upstream}: it is read-only here; "
+                                    "change it upstream")
+
+
+def _check_write_rights(principal: Principal | None, repo: RepoHead) -> None:
     check_read(principal, repo)
     assert principal is not None or not repo.private
     if principal is None:
@@ -384,12 +397,14 @@ def check_contribute(principal: Principal | None, repo: RepoHead) -> Principal:
     _check_write_role(principal)
     if not scope_allows(principal, repo, DISCUSS):
         raise PermissionDeniedError(f"This token's scopes do not allow discussing {repo.namespace}/{repo.name}")
+    _not_a_mirror(repo)
     return principal
 
 
 def check_admin(principal: Principal | None, repo: RepoHead) -> None:
-    """Deleting, moving and changing visibility need the admin role in the namespace."""
-    check_write(principal, repo)
+    """Deleting, moving and changing visibility need the admin role in the namespace (of a
+    mirror too: its admins decide who sees it here, and may delete it)."""
+    _check_write_rights(principal, repo)
     assert principal is not None
     if repo_role(principal, repo) != "admin":
         where = "its resource group" if repo.resource_group_id is not None else repr(repo.namespace)

@@ -15,6 +15,7 @@ from modelyard.services.auth import Principal
 from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub
 from modelyard.services.lfs_files import admitted, downloadable
+from modelyard.services.mirror import UpstreamFile, upstream_file
 from modelyard.services.repos import Located, RepoSnapshot, locate, snapshot
 from modelyard.services.tallies import client_key
 from modelyard.services.xet import files_for
@@ -53,6 +54,8 @@ class ResolvedFile:
     blob_key: str | None  # LFS object in the blob store
     #: a regular file's bytes (None for a large file, or when not asked for: ``with_bytes``)
     inline: bytes | None
+    #: a mirror's large file not held yet: fetched from the upstream as it is sent (services/mirror.py)
+    upstream: UpstreamFile | None = None
 
 
 def blob_pieces(hub: Hub, key: str, start: int, end: int) -> Iterator[bytes | memoryview]:
@@ -157,6 +160,10 @@ def resolve_file(
     if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
         return ResolvedFile(commit, entry, None, None)
     if sha256 is not None:
+        if repo.upstream is not None:  # a mirror: held here yet?
+            pending = upstream_file(hub, repo, commit, entry.path, sha256, entry.size)
+            if pending is not None:
+                return ResolvedFile(commit, entry, None, None, pending)
         return ResolvedFile(commit, entry, lfs_key(sha256), None)
     if not with_bytes:
         return ResolvedFile(commit, entry, None, None)

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from modelyard.catalog import buckets as buckets_q
 from modelyard.catalog import lfs as lfs_q
+from modelyard.catalog import mirrors as mirrors_q
 from modelyard.catalog import objects as objects_q
 from modelyard.catalog import refs as refs_q
 from modelyard.catalog import scans as scans_q
@@ -90,8 +91,9 @@ def snapshot(hub: Hub, repo_pk: int) -> RepoSnapshot | None:
         version = refs_q.version(conn, repo_pk)
         if version is None:
             return None
+        # A mirror's pinned commits count as refs: a commit it once served keeps resolving.
         return RepoSnapshot(
-            repo_pk, version, frozenset(refs_q.all_refs(conn, repo_pk).values()),
+            repo_pk, version, frozenset(refs_q.all_refs(conn, repo_pk).values()) | mirrors_q.pins(conn, repo_pk),
             tuple(objects_q.repo_commit_ids(conn, repo_pk)),
             tuple((sha, when) for _pk, sha, when in lfs_q.repo_objects_pushed(conn, repo_pk)),
             tuple((sha, when) for _pk, sha, when in xet_q.repo_files_pushed(conn, repo_pk)),

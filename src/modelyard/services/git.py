@@ -17,7 +17,7 @@ import itertools
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -32,7 +32,7 @@ from modelyard.catalog import refs as refs_q
 from modelyard.catalog import repos as repos_q
 from modelyard.catalog import search as search_q
 from modelyard.catalog.repos import Repo
-from modelyard.errors import AuthenticationError, HubError, InvalidInputError, RefusedContentError
+from modelyard.errors import AuthenticationError, HubError, InvalidInputError, RefusedContentError, RepoNotFoundError
 from modelyard.ids import Oid, validate_ref_component
 from modelyard.services.auth import Principal, can_write, check_contribute
 from modelyard.services.contributions import check_push, note_commit, pr_number
@@ -80,17 +80,33 @@ def _open(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, s
         raise InvalidInputError("Only the smart protocol is served: git-upload-pack or git-receive-pack")
     if service == RECEIVE and principal is None:
         raise GitAuthRequired("Authentication required to push: a user name and an access token")
+    if service == UPLOAD and hub.settings.upstream_url is not None:  # a mirror's refs follow the upstream's
+        from modelyard.services import mirror
+
+        mirror.before_read(hub, principal, repo_type, repo_id, None)
     try:
-        with hub.db.read() as conn:
-            repo = find_repo(conn, principal, repo_type, repo_id)
-            if service == UPLOAD:
-                check_download(conn, principal, repo)
+        try:
+            repo = _find(hub, principal, repo_type, repo_id, service)
+        except RepoNotFoundError:
+            from modelyard.services import mirror
+
+            if service != UPLOAD or not mirror.materialize(hub, principal, repo_type, repo_id):
+                raise
+            repo = _find(hub, principal, repo_type, repo_id, service)
     except HubError:
         if principal is None:
             raise GitAuthRequired("Repository not found, or authentication required") from None
         raise
     if service == RECEIVE:
         check_contribute(principal, repo)  # a reader may push to their own pull request; refs decide
+    return repo
+
+
+def _find(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, service: str) -> Repo:
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        if service == UPLOAD:
+            check_download(conn, principal, repo)
     return repo
 
 
@@ -585,21 +601,55 @@ class _Push:
 
     def _insert(self, conn: Connection, pack: IO[bytes], reach: _Reach, commits: set[str]) -> None:
         """The pack's objects that the new commits reach (the checks passed), in batches."""
-        batch: list[tuple[str, int, bytes, str | None, int | None]] = []
-        held = 0
-        for obj in iter_pack(pack, reach.resolve):
-            oid = obj.id.decode()
-            if isinstance(obj, Tag) or (isinstance(obj, Commit) and oid not in commits):
-                continue
-            data = obj.as_raw_string()
-            pointer = parse_pointer(data) if isinstance(obj, Blob) else None
-            batch.append((oid, obj.type_num, data, pointer.sha256 if pointer else None,
-                          pointer.size if pointer else None))
-            held += len(data)
-            if held > 8 * 1024 * 1024 or len(batch) >= 500:
-                objects_q.put_many(self.hub.db, conn, batch)
-                batch, held = [], 0
-        objects_q.put_many(self.hub.db, conn, batch)
+        for batch in _rows(pack, reach.resolve, lambda oid: oid in commits):
+            objects_q.put_many(self.hub.db, conn, batch)
+
+
+_Row = tuple[str, int, bytes, str | None, int | None]
+
+
+def _rows(pack: IO[bytes], resolve: Callable[[str], tuple[int, bytes]],
+          keep_commit: Callable[[str], bool]) -> Iterator[list[_Row]]:
+    """A pack's objects as ``git_objects`` rows (LFS pointers with their facts), in batches of at
+    most 500 objects or 8 MiB; annotated tags and the commits ``keep_commit`` refuses are left out."""
+    batch: list[_Row] = []
+    held = 0
+    for obj in iter_pack(pack, resolve):
+        oid = obj.id.decode()
+        if isinstance(obj, Tag) or (isinstance(obj, Commit) and not keep_commit(oid)):
+            continue
+        data = obj.as_raw_string()
+        pointer = parse_pointer(data) if isinstance(obj, Blob) else None
+        batch.append((oid, obj.type_num, data, pointer.sha256 if pointer else None,
+                      pointer.size if pointer else None))
+        held += len(data)
+        if held > 8 * 1024 * 1024 or len(batch) >= 500:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def ingest_pack(hub: Hub, tips: list[str], pack: IO[bytes], bounds: PackBounds) -> dict[str, Commit]:
+    """Store the objects of a pack fetched from another hub (a mirror's: services/mirror.py), with
+    none of a push's rules: thin-pack bases may be any object the ``tips`` (the repo's refs) reach.
+    Each batch is its own transaction: the objects are content-addressed, and no repo sees them
+    until its ``repo_commits`` name their commits (the caller's one short transaction after this).
+    Returns the pack's commits, parsed."""
+    reach = _Reach(hub, tips)
+    check_pack_bounds(pack, bounds)
+    commits: dict[str, Commit] = {}
+    for obj in iter_pack(pack, reach.resolve):  # checked whole before anything is stored
+        try:
+            obj.check()
+        except ObjectFormatException as exc:
+            raise PackError(f"Object {obj.id.decode()} is malformed: {exc}") from None
+        if isinstance(obj, Commit):
+            commits[obj.id.decode()] = obj
+    for batch in _rows(pack, reach.resolve, lambda oid: True):
+        with hub.db.write() as conn:
+            objects_q.put_many(hub.db, conn, batch)
+    return commits
 
 
 class _Rollback(_Refused):

@@ -37,9 +37,12 @@ SEARCH_BODY_LIMIT = 100_000
 class RepoFiles:
     """The files of one revision, readable by path: small files whole, big ones by range."""
 
-    def __init__(self, hub: Hub, entries: list[FileEntry]) -> None:
+    def __init__(self, hub: Hub, entries: list[FileEntry],
+                 remote: Callable[[FileEntry], Read | None] | None = None) -> None:
         self._hub = hub
         self.entries = {e.path: e for e in entries if not e.is_dir}
+        #: a mirror's large files not held yet: read in ranges from its upstream (services/mirror.py)
+        self._remote = remote
 
     @property
     def paths(self) -> list[str]:
@@ -63,6 +66,9 @@ class RepoFiles:
 
             return read_xet, entry.size
         if entry.lfs_sha256 is not None:
+            remote = self._remote(entry) if self._remote is not None else None
+            if remote is not None:
+                return remote, entry.size
             key = lfs_key(entry.lfs_sha256)
             blobs = self._hub.blobs
 
@@ -140,7 +146,12 @@ def index_repo(hub: Hub, repo_pk: int, force: bool = True) -> bool:
     entries = file_entries(hub, list(walk(hub.objects, tree)), repo_pk)
     with hub.db.read() as conn:  # permanently deleted large files have no bytes to read, ever
         purged = lfs_files_q.purged(conn, repo_pk, [e.lfs_sha256 for e in entries if e.lfs_sha256])
-    files = RepoFiles(hub, [e for e in entries if e.lfs_sha256 is None or e.lfs_sha256 not in purged])
+    remote = None
+    if repo.upstream is not None:
+        from modelyard.services.mirror import remote_reader
+
+        remote = remote_reader(hub, repo, head)
+    files = RepoFiles(hub, [e for e in entries if e.lfs_sha256 is None or e.lfs_sha256 not in purged], remote)
     facts = compute_facts(hub, repo, files)
     readme = files.text("README.md") or ""
     body = " ".join([readme[:SEARCH_BODY_LIMIT], " ".join(facts.tags)])

@@ -30,6 +30,7 @@ from dulwich.objects import Blob, Commit
 from sqlalchemy import Connection
 
 from modelyard.catalog import refs as refs_q
+from modelyard.catalog import repos as repos_q
 from modelyard.catalog import scans as scans_q
 from modelyard.catalog.scans import Scan
 from modelyard.errors import HubError, RefusedContentError
@@ -41,7 +42,7 @@ from modelyard.services.files import FileEntry, file_entries
 from modelyard.services.hub import Hub, utcnow
 from modelyard.storage.base import BlobNotFoundError, lfs_key
 from modelyard.versioning.objects import commit_info, make_blob
-from modelyard.versioning.trees import added_files
+from modelyard.versioning.trees import added_files, lookup
 
 log = logging.getLogger("modelyard.scans")
 #: Keys per scan job.
@@ -142,11 +143,32 @@ def queue_for_events(
         for entry in file_entries(hub, added, repo_pk, conn):
             item = scan_row(entry)
             items.setdefault(item["key"], item)
+    repo = repos_q.get_by_id(conn, repo_pk)
+    if repo is not None and repo.upstream is not None:  # a mirror: its large files are scanned as they land
+        items = {k: v for k, v in items.items()
+                 if v["sha256"] is None or repos_q.has_lfs_object(conn, repo_pk, v["sha256"]) is not None}
+    return _queue(hub, conn, items)
+
+
+def _queue(hub: Hub, conn: Connection, items: dict[str, dict[str, Any]]) -> list[str]:
     if not items:
         return []
     known = scans_q.get_many(conn, items)
     fresh = [item for key, item in items.items() if key not in known]
     return scans_q.queue(conn, fresh, utcnow(), timedelta(seconds=hub.settings.job_lease))
+
+
+def enqueue_landed(hub: Hub, repo_pk: int, commit: str, path: str) -> None:
+    """Scan a mirror's large file that just landed (``services/mirror.py``), as an upload's."""
+    if not hub.settings.scan_files:
+        return
+    item = lookup(hub.objects, commit_info(cast(Commit, hub.objects.get(Oid(commit)))).tree, path)
+    if item is None:
+        return
+    with hub.db.write() as conn:
+        entries = file_entries(hub, [item], repo_pk, conn)
+        keys = _queue(hub, conn, {content_key(e): scan_row(e) for e in entries})
+    enqueue(hub, keys)
 
 
 def enqueue(hub: Hub, keys: list[str]) -> None:

@@ -146,7 +146,7 @@ def _check_prefix(prefix: str) -> None:
 # -- xorbs -------------------------------------------------------------------------------------
 
 
-def _load_indexes(conn: Connection, hashes: Sequence[str]) -> dict[str, XorbIndex]:
+def load_indexes(conn: Connection, hashes: Sequence[str]) -> dict[str, XorbIndex]:
     # Not cached across requests: a xorb removed by gc and uploaded again may be compressed
     # differently, so the same name can come back with other byte offsets.
     return {h: XorbIndex.unpack(stored.chunks) for h, stored in xet_q.xorbs(conn, hashes).items()}
@@ -155,7 +155,7 @@ def _load_indexes(conn: Connection, hashes: Sequence[str]) -> dict[str, XorbInde
 def indexes_for(conn: Connection, terms: Sequence[Term]) -> dict[bytes, XorbIndex]:
     """The stored index of every xorb the terms use, keyed by raw hash; NotFoundError if one is gone."""
     names = {t.xorb: hash_to_str(t.xorb) for t in terms}
-    found = _load_indexes(conn, list(names.values()))
+    found = load_indexes(conn, list(names.values()))
     out = {}
     for raw, name in names.items():
         if name not in found:
@@ -291,7 +291,7 @@ def upload_shard(hub: Hub, grant: Grant, body: bytes | bytearray) -> int:
     shard = parse_shard(body)
     needed = {t.xorb for f in shard.files for t in f.terms} | {x.hash for x in shard.xorbs}
     with hub.db.read() as conn:
-        found = _load_indexes(conn, [hash_to_str(h) for h in needed])
+        found = load_indexes(conn, [hash_to_str(h) for h in needed])
     indexes: dict[bytes, XorbIndex] = {}
     for raw in needed:
         name = hash_to_str(raw)
@@ -589,7 +589,7 @@ def dedup_query(hub: Hub, grant: Grant, prefix: str, chunk_hash: str) -> bytes:
         # The xorb holding the chunk first, then the other xorbs of files that use it: a client
         # that holds one chunk of a file most likely holds the whole file.
         names = [xorb, *xet_q.related_xorbs(conn, xorb, DEDUP_RELATED_FILES, DEDUP_MAX_XORBS - 1, visible)]
-        indexes = _load_indexes(conn, names)
+        indexes = load_indexes(conn, names)
     if xorb not in indexes:
         raise NotFoundError(f"No stored xorb offers chunk {name} for deduplication")
     records = []

@@ -192,18 +192,25 @@ def iter_chunks(data: bytes | memoryview) -> Iterator[bytes | memoryview]:
 
     Uncompressed chunks come out as views into ``data`` (no copy).
     """
+    for _stored, plain in split_chunks(data):
+        yield plain
+
+
+def split_chunks(data: bytes | memoryview) -> Iterator[tuple[memoryview, bytes | memoryview]]:
+    """Back-to-back chunks as stored (header and payload, a valid footer-less xorb piece each)
+    with their uncompressed bytes: a mirror lands an upstream's xorb ranges without recompressing."""
     view = memoryview(data)
     pos = 0
     while pos < len(view):
         stored, scheme, size = _header(view, pos)
         end = pos + HEADER_SIZE + stored
         if end > len(view):
-            raise XorbFormatError("Truncated chunk in a stored xorb range")
+            raise XorbFormatError("Truncated chunk in a xorb range")
         payload = view[pos + HEADER_SIZE : end]
-        if scheme == Compression.NONE and stored == size:
-            yield payload
-        else:
-            yield decode_chunk(scheme, payload, size)
+        plain = payload if scheme == Compression.NONE and stored == size else decode_chunk(scheme, payload, size)
+        if len(plain) != size:
+            raise XorbFormatError("A chunk does not decode to its declared size")
+        yield view[pos:end], plain
         pos = end
 
 

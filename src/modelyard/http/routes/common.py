@@ -12,9 +12,16 @@ from urllib.parse import quote, urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelyard.errors import InvalidInputError, PayloadTooLargeError, RepoMovedError, RepoNotFoundError
+from modelyard.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    RepoMovedError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
 from modelyard.http.app import REPO as REPO  # re-exported for the route modules
 from modelyard.ids import PLURALS, URL_PREFIXES, RepoType
+from modelyard.services import mirror as mirror_svc
 from modelyard.services import repos as repos_svc
 from modelyard.services.files import CommitInfo, FileEntry
 
@@ -70,13 +77,23 @@ def follows_moves(handler: Callable[[Ctx], Awaitable[Response]]) -> Callable[[Ct
 
     @functools.wraps(handler)
     async def read(ctx: Ctx) -> Response:
+        mirroring = ctx.hub.settings.upstream_url is not None
+        if mirroring:  # a mirror's branches follow the upstream's (services/mirror.py)
+            await ctx.call(mirror_svc.before_read, repo_type(ctx.params), repo_id(ctx.params), ctx.params.get("rev"))
         try:
             return await handler(ctx)
         except RepoNotFoundError as missing:
             new_id = await ctx.call(repos_svc.moved_to, repo_type(ctx.params), repo_id(ctx.params))
-            if new_id is None:
-                raise missing
-            raise moved(ctx, new_id) from None
+            if new_id is not None:
+                raise moved(ctx, new_id) from None
+            if mirroring and await ctx.call(mirror_svc.materialize, repo_type(ctx.params), repo_id(ctx.params)):
+                return await handler(ctx)
+            raise missing
+        except RevisionNotFoundError:
+            if mirroring and await ctx.call(mirror_svc.after_missing_revision, repo_type(ctx.params),
+                                            repo_id(ctx.params)):
+                return await handler(ctx)
+            raise
 
     return read
 

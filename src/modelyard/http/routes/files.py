@@ -126,6 +126,18 @@ async def send_file(ctx: Ctx, resolved: files_svc.ResolvedFile, headers: dict[st
         return Response(b"", status_code=status, headers=headers, media_type=media_type)
     if resolved.inline is not None:
         return Response(resolved.inline[start:end], status_code=status, headers=headers, media_type=media_type)
+    if resolved.upstream is not None:  # a mirror's file not held yet: streamed as it arrives
+        from modelyard.services import mirror as mirror_svc
+
+        flight = await run_in_threadpool(mirror_svc.flight, ctx.hub, resolved.upstream)
+        try:
+            if end > start:  # a failure before the first byte is an error answer, not a cut body
+                await flight.wait_past(start)
+        except BaseException:
+            flight.detach()
+            raise
+        return StreamingResponse(flight.pieces(start, end), status_code=status, headers=headers,
+                                 media_type=media_type)
     if resolved.blob_key is None:  # a Xet file: rebuilt from its xorbs as it streams
         from modelyard.services.xet import read_range, stored_file
 
