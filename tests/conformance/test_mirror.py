@@ -5,15 +5,19 @@ serving what it holds when the upstream is gone."""
 
 from __future__ import annotations
 
+import filecmp
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import RepositoryNotFoundError
 
+from tests.support.clients.run import run_client
 from tests.support.server import TOKENS, LiveServer, seeded_hub
 
 UPSTREAM_ORG = {"orgs": [{"name": "upstream-org", "fullname": "Only upstream", "members": {"alice": "admin"}}]}
@@ -93,3 +97,100 @@ def test_edge_serves_an_upstream_repo_with_its_commit_ids(
     again = httpx.get(f"{edge.url}/{repo}/resolve/main/weights.bin", timeout=60)
     assert again.status_code == 200 and again.content == big
     assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/weights.bin") == before
+
+
+def client_env(endpoint: str, home: Path, token: str, xet: bool = True) -> dict[str, str]:
+    """A client subprocess's environment: ``endpoint`` as HF_ENDPOINT, its own cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELYARD_"))}
+    env.update({"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_TOKEN": token, "HF_HUB_DISABLE_TELEMETRY": "1",
+                "DISABLE_SAFETENSORS_CONVERSION": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "TOKENIZERS_PARALLELISM": "false"})
+    if not xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
+    return env
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """An upstream and its edge of their own (a test that stops the upstream)."""
+    with seeded_hub("sqlite", tmp_path / "up") as up, seeded_hub("sqlite", tmp_path / "edge") as edge:
+        up.seed(UPSTREAM_ORG)
+        edge.extra_env.update(edge_env(up))
+        with up.running(), edge.running():
+            yield up, edge
+
+
+@pytest.mark.slow
+def test_minilm_through_the_edge_then_offline(pair: tuple[LiveServer, LiveServer], tmp_path: Path) -> None:
+    """Done-when 1 and 3: the real MiniLM, pushed upstream through Xet, loads through the edge with
+    byte-identical files and the upstream's commit id; with the upstream stopped, the cached model
+    still loads through the edge (a new client cache too), and an uncached repo fails fast."""
+    upstream, edge = pair
+    repo = "upstream-org/all-MiniLM-L6-v2"
+    pushed = run_client("minilm.py", ["push", repo], client_env(upstream.url, tmp_path / "pusher", TOKENS["alice"]))
+    local_dir = Path(pushed["local_dir"])
+    other = up_api(upstream).create_repo("upstream-org/never-asked").repo_id
+
+    snap = Path(run_client("minilm.py", ["snapshot", repo],
+                           client_env(edge.url, tmp_path / "snap", TOKENS["bob"]))["path"])
+    assert snap.name == pushed["commit"]  # the upstream's commit id
+    local_files = sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(snap).as_posix() for p in snap.rglob("*") if p.is_file()) == local_files
+    for rel in local_files:
+        assert filecmp.cmp(local_dir / rel, snap / rel, shallow=False), rel
+
+    # landed Xet-native: the edge advertises the upstream's Xet hash for the weights
+    up_head = httpx.head(f"{upstream.url}/{repo}/resolve/main/model.safetensors", timeout=30)
+    edge_head = httpx.head(f"{edge.url}/{repo}/resolve/main/model.safetensors", timeout=30)
+    assert edge_head.headers["x-xet-hash"] == up_head.headers["x-xet-hash"]
+    assert edge_head.headers["x-repo-commit"] == pushed["commit"]
+
+    home = tmp_path / "loader"
+    cold = run_client("minilm.py", ["cold", repo], client_env(edge.url, home, TOKENS["bob"]))
+    for remote_row, local_row in zip(cold["remote"], cold["local"], strict=True):
+        assert max(abs(a - b) for a, b in zip(remote_row, local_row, strict=True)) < 1e-6
+    assert all(u.startswith(edge.url) for _m, u in cold["requests"])
+
+    upstream.stop()
+    warm = run_client("minilm.py", ["warm", repo], client_env(edge.url, home, TOKENS["bob"]))
+    assert warm["remote"] == cold["remote"]
+    fresh = run_client("minilm.py", ["cold", repo], client_env(edge.url, tmp_path / "fresh", TOKENS["bob"]))
+    assert fresh["remote"] == cold["remote"]
+
+    started = time.monotonic()
+    response = httpx.get(f"{edge.url}/api/models/{other}", timeout=30)
+    assert response.status_code == 503 and response.headers["x-error-code"] == "UpstreamUnavailable"
+    assert time.monotonic() - started < 5
+    with pytest.raises(Exception) as raised:
+        hf_hub_download(other, "README.md", endpoint=edge.url, token=TOKENS["bob"], cache_dir=tmp_path / "c",
+                        etag_timeout=5)
+    assert not isinstance(raised.value, RepositoryNotFoundError)
+    assert time.monotonic() - started < 30
+
+
+def test_mirrors_are_read_only(upstream: LiveServer, edge: LiveServer) -> None:
+    repo, _commits = make_upstream_repo(upstream, f"ro-{edge.backend}", b"x" * 2048)
+    api = HfApi(endpoint=edge.url, token=TOKENS["alice"])
+    assert api.model_info(repo).sha is not None
+    for attempt in (
+        lambda: api.create_commit(repo, [CommitOperationAdd("x.txt", b"x")], commit_message="x"),
+        lambda: api.create_branch(repo, branch="mine"),
+        lambda: api.create_tag(repo, tag="mine"),
+        lambda: api.create_discussion(repo, title="hello"),
+    ):
+        with pytest.raises(Exception) as raised:
+            attempt()
+        assert getattr(raised.value, "response", None) is not None
+        assert raised.value.response.status_code == 403, raised.value  # type: ignore[attr-defined]
+        assert "read-only" in raised.value.response.headers["x-error-message"]  # type: ignore[attr-defined]
+    assert [b.name for b in api.list_repo_refs(repo).branches] == [b.name for b in
+                                                                   up_api(upstream).list_repo_refs(repo).branches]
+
+
+def test_unknown_and_disallowed_repos_are_not_found(upstream: LiveServer, edge: LiveServer) -> None:
+    response = httpx.get(f"{edge.url}/api/models/upstream-org/no-such-repo", timeout=30)
+    assert response.status_code == 404 and response.headers["x-error-code"] == "RepoNotFound"
+    private = up_api(upstream).create_repo(f"upstream-org/p-{edge.backend}", private=True).repo_id
+    # the upstream token (alice's) reads it: mirrored, and private here (owned by the mirror's org)
+    assert httpx.get(f"{edge.url}/api/models/{private}", timeout=30).status_code == 404
+    assert HfApi(endpoint=edge.url, token=TOKENS["bob"]).repo_exists(private) is False

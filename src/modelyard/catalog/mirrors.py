@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,18 +22,22 @@ class Mirror:
     upstream_id: str
     refs_checked_at: datetime | None
     last_error: str | None
+    revisions: list[str] | None  # whose files every sync fetches; None: files on demand only
 
 
 _COLUMNS = (repos.c.id, repos.c.type, repos.c.namespace, repos.c.name, mirror_repos.c.upstream_type,
-            mirror_repos.c.upstream_id, mirror_repos.c.refs_checked_at, mirror_repos.c.last_error)
+            mirror_repos.c.upstream_id, mirror_repos.c.refs_checked_at, mirror_repos.c.last_error,
+            mirror_repos.c.revisions)
 _JOINED = select(*_COLUMNS).select_from(repos.join(mirror_repos, mirror_repos.c.repo_id == repos.c.id))
+_BY_PK = _JOINED.where(repos.c.id == bindparam("pk"))
 _BY_KEY = _JOINED.where(repos.c.type == bindparam("type"), repos.c.key == bindparam("key"))
 
 
 def _mirror(row: object) -> Mirror:
     r = row
     return Mirror(r.id, r.type, f"{r.namespace}/{r.name}", r.upstream_type, r.upstream_id,  # type: ignore[attr-defined]
-                  r.refs_checked_at, r.last_error)  # type: ignore[attr-defined]
+                  r.refs_checked_at, r.last_error,  # type: ignore[attr-defined]
+                  json.loads(r.revisions) if r.revisions else None)  # type: ignore[attr-defined]
 
 
 def get(conn: Connection, repo_type: str, namespace: str, name: str) -> Mirror | None:
@@ -40,6 +45,16 @@ def get(conn: Connection, repo_type: str, namespace: str, name: str) -> Mirror |
         return None
     row = conn.execute(_BY_KEY, {"type": repo_type, "key": repo_key(namespace, name)}).first()
     return None if row is None else _mirror(row)
+
+
+def by_pk(conn: Connection, repo_pk: int) -> Mirror | None:
+    row = conn.execute(_BY_PK, {"pk": repo_pk}).first()
+    return None if row is None else _mirror(row)
+
+
+def track(conn: Connection, repo_pk: int, revisions: list[str] | None) -> None:
+    conn.execute(update(mirror_repos).where(mirror_repos.c.repo_id == repo_pk)
+                 .values(revisions=json.dumps(revisions) if revisions is not None else None))
 
 
 def all_mirrors(conn: Connection) -> list[Mirror]:

@@ -175,6 +175,8 @@ mirror_repos = Table(
     Column("upstream_id", String(200), nullable=False),
     Column("refs_checked_at", DateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    # JSON list of the revisions whose files every sync fetches (``modelyard mirror``); None: on demand only
+    Column("revisions", Text, nullable=True),
 )
 
 mirror_pins = Table(

@@ -393,6 +393,40 @@ def worker(state: State, threads: int | None) -> None:
         hub.close()
 
 
+@cli.command()
+@click.argument("repo_id")
+@click.option("--repo-type", type=click.Choice(["model", "dataset", "space"]), default="model")
+@click.option("--revision", "revisions", multiple=True,
+              help="A branch, tag or commit whose files to fetch now and at every sync [main]; repeat for more")
+@click.option("--all-revisions", is_flag=True, help="Fetch the files of every branch and tag")
+@click.option("--lazy", is_flag=True, help="Only the history and refs: files are fetched when first asked for")
+@pass_state
+def mirror(state: State, repo_id: str, repo_type: str, revisions: tuple[str, ...], all_revisions: bool,
+           lazy: bool) -> None:
+    """Copy a repo from the upstream hub (MODELYARD_UPSTREAM_URL) with its commit ids, or bring a
+    mirror up to date; resumable (files already here are not fetched again)."""
+    from modelyard.services import mirror as mirror_svc
+
+    wanted = None if lazy else ["*"] if all_revisions else list(revisions) or ["main"]
+
+    def progress(file: mirror_svc.UpstreamFile) -> None:
+        click.echo(f"fetching {file.path} ({file.size} bytes)", err=True)
+
+    hub = state.hub()
+    try:
+        found, landed = mirror_svc.copy(hub, repo_type, repo_id, wanted, progress)
+    except HubError as exc:
+        fail(exc)
+    finally:
+        hub.close()
+    click.echo(f"Mirrored {repo_type} {found.repo_id} from {found.upstream_id}: {landed.fetched} file(s) "
+               f"fetched ({landed.bytes} bytes)")
+    if landed.failed:
+        for line in landed.failed:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+
+
 @cli.group()
 def db() -> None:
     """Database maintenance."""

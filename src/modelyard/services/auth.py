@@ -355,8 +355,9 @@ def require_writer(hub: Hub, principal: Principal | None, permission: str | None
 
 
 def check_write(principal: Principal | None, repo: RepoHead) -> None:
-    _check_write_rights(principal, repo)
+    check_read(principal, repo)
     _not_a_mirror(repo)
+    _check_write_rights(principal, repo)
 
 
 def _not_a_mirror(repo: RepoHead) -> None:
@@ -394,10 +395,10 @@ def check_contribute(principal: Principal | None, repo: RepoHead) -> Principal:
     check_read(principal, repo)
     if principal is None:
         raise AuthenticationError("Authentication required: pass a write token")
+    _not_a_mirror(repo)
     _check_write_role(principal)
     if not scope_allows(principal, repo, DISCUSS):
         raise PermissionDeniedError(f"This token's scopes do not allow discussing {repo.namespace}/{repo.name}")
-    _not_a_mirror(repo)
     return principal
 
 

@@ -70,6 +70,10 @@ def handle_event(hub: Hub, event_id: int) -> None:
     try:
         if event.kind == "pack":
             make_clone_pack(hub, event.repo_id)
+        elif event.kind == "mirror":  # a scheduled sync of a mirror with its upstream
+            from modelyard.services.mirror import sync_job
+
+            sync_job(hub, event.repo_id)
         else:
             index_repo(hub, event.repo_id, force=event.kind == "repo")
             refresh_used_storage(hub, event.repo_id)
@@ -95,7 +99,7 @@ def _after(hub: Hub, hooked: bool, scans: list[str]) -> None:
 
 def _indexing(event: events_q.Event) -> bool:
     """Whether the event calls for more than webhooks (the catalog; a clone pack)."""
-    return event.kind in ("repo", "pack") or event.ref == DEFAULT_REF
+    return event.kind in ("repo", "pack", "mirror") or event.ref == DEFAULT_REF
 
 
 def _deliver(hub: Hub, conn: Connection, event: events_q.Event) -> tuple[bool, list[str]]:

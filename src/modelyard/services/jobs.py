@@ -139,6 +139,23 @@ class Jobs:
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="modelyard-sweeper", daemon=True)
         self._sweeper.start()
+        self._start_mirror_timer()
+
+    def _start_mirror_timer(self) -> None:
+        """Scheduled syncs of mirrors (``upstream_sync_interval``), as ``mirror`` events on this queue."""
+        settings = self._hub.settings
+        if settings.upstream_url is None or settings.upstream_sync_interval <= 0:
+            return
+        threading.Thread(target=self._mirror_loop, name="modelyard-mirror-timer", daemon=True).start()
+
+    def _mirror_loop(self) -> None:
+        from modelyard.services.mirror import schedule_syncs
+
+        while not self._stop.wait(self._hub.settings.upstream_sync_interval):
+            try:
+                schedule_syncs(self._hub)
+            except Exception:
+                log.exception("scheduling mirror syncs failed; retrying later")
 
     def run_forever(self) -> None:
         """``modelyard worker``: consume until interrupted (signals handled by huey)."""
@@ -148,6 +165,7 @@ class Jobs:
         self._stop.clear()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="modelyard-sweeper", daemon=True)
         self._sweeper.start()
+        self._start_mirror_timer()
         self._hub.webhook_sender.start()
         try:
             consumer.run()

@@ -349,6 +349,108 @@ def sync(hub: Hub, repo_type: str, repo_id: str) -> mirrors_q.Mirror:
     return mirror
 
 
+@dataclass
+class Landed:
+    """What a copy of a mirror's files did."""
+
+    fetched: int = 0
+    held: int = 0
+    bytes: int = 0
+    failed: list[str] | None = None
+
+
+def resolve_revisions(hub: Hub, mirror: mirrors_q.Mirror, revisions: list[str]) -> list[str]:
+    """Commits of revision names (a branch, a tag or a commit id) of a mirror; ``*``: every ref."""
+    with hub.db.read() as conn:
+        refs = refs_q.all_refs(conn, mirror.repo_pk)
+        out: list[str] = []
+        for rev in revisions:
+            if rev == "*":
+                out.extend(refs.values())
+                continue
+            target = refs.get(rev) or refs.get(f"refs/heads/{rev}") or refs.get(f"refs/tags/{rev}")
+            if target is None and is_commit_id(rev) and objects_q.repo_has_commit(conn, mirror.repo_pk, rev):
+                target = rev
+            if target is None:
+                raise InvalidInputError(f"{mirror.repo_id} has no revision {rev!r}")
+            out.append(target)
+    return list(dict.fromkeys(out))
+
+
+def land_revisions(hub: Hub, mirror: mirrors_q.Mirror, revisions: list[str],
+                   progress: Callable[[UpstreamFile], None] | None = None) -> Landed:
+    """Fetch every large file of ``revisions`` the mirror does not hold yet, one after another
+    (resumable: what landed stays landed, and is skipped the next time)."""
+    commits = resolve_revisions(hub, mirror, revisions)
+    with hub.db.read() as conn:
+        repo = repos_q.get_by_id(conn, mirror.repo_pk)
+    assert repo is not None
+    report = Landed(failed=[])
+    for file in pending_files(hub, repo, commits):
+        if progress is not None:
+            progress(file)
+        try:
+            land(hub, file, timeout=None)
+        except HubError as exc:
+            assert report.failed is not None
+            report.failed.append(f"{file.path}: {exc.message}")
+            continue
+        report.fetched += 1
+        report.bytes += file.size
+    return report
+
+
+def copy(hub: Hub, repo_type: str, repo_id: str, revisions: list[str] | None,
+         progress: Callable[[UpstreamFile], None] | None = None) -> tuple[mirrors_q.Mirror, Landed]:
+    """``modelyard mirror``: make or refresh the mirror, remember ``revisions`` (None: files on
+    demand only) for every later sync, and fetch their files now."""
+    mirror = sync(hub, repo_type, repo_id)
+    if revisions is not None:
+        resolve_revisions(hub, mirror, revisions)  # each must name something now
+    with hub.db.write() as conn:
+        mirrors_q.track(conn, mirror.repo_pk, revisions)
+    if revisions is None:
+        return mirror, Landed()
+    return mirror, land_revisions(hub, mirror, revisions, progress)
+
+
+def sync_job(hub: Hub, repo_pk: int) -> None:
+    """The job of a ``mirror`` event (scheduled sync): follow the upstream's refs, then fetch the
+    files of the tracked revisions. An unreachable upstream leaves it for the next round."""
+    with hub.db.read() as conn:
+        mirror = mirrors_q.by_pk(conn, repo_pk)
+    if mirror is None or _state(hub) is None:
+        return
+    freshen(hub, mirror, force=True)
+    if mirror.revisions:
+        try:
+            landed = land_revisions(hub, mirror, mirror.revisions)
+        except InvalidInputError as exc:  # a tracked branch deleted upstream
+            log.warning("mirror %s %s: %s", mirror.repo_type, mirror.repo_id, exc.message)
+            return
+        if landed.failed:
+            log.warning("mirror %s %s: %d files not fetched: %s", mirror.repo_type, mirror.repo_id,
+                        len(landed.failed), landed.failed[0])
+
+
+def schedule_syncs(hub: Hub) -> int:
+    """Queue a ``mirror`` event for every mirror that has none pending (the servers' sync timer;
+    with many servers each mirror is still synced once per round). How many were queued."""
+    from modelyard.catalog import events as events_q
+
+    queued = []
+    with hub.db.read() as conn:
+        mirrors_now = mirrors_q.all_mirrors(conn)
+    for mirror in mirrors_now:
+        with hub.db.write() as conn:
+            if events_q.pending_of_kind(conn, mirror.repo_pk, "mirror"):
+                continue
+            queued.append(new_event(hub, conn, mirror.repo_pk, "mirror"))
+    for event in queued:
+        record_and_enqueue(hub, event)
+    return len(queued)
+
+
 def mirrors(hub: Hub) -> list[mirrors_q.Mirror]:
     with hub.db.read() as conn:
         return mirrors_q.all_mirrors(conn)

@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('upstream_id', sa.String(length=200), nullable=False),
     sa.Column('refs_checked_at', sa.DateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('revisions', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['repo_id'], ['repos.id'], name=op.f('fk_mirror_repos_repo_id_repos'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('repo_id', name=op.f('pk_mirror_repos'))
     )
