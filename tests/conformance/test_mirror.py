@@ -9,6 +9,7 @@ import filecmp
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,72 @@ def test_unknown_and_disallowed_repos_are_not_found(upstream: LiveServer, edge: 
     # the upstream token (alice's) reads it: mirrored, and private here (owned by the mirror's org)
     assert httpx.get(f"{edge.url}/api/models/{private}", timeout=30).status_code == 404
     assert HfApi(endpoint=edge.url, token=TOKENS["bob"]).repo_exists(private) is False
+
+
+def edge_cli(edge: LiveServer, *args: str) -> str:
+    done = edge.cli(*args, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_branches_follow_the_upstream_and_old_tips_stay_resolvable(upstream: LiveServer, edge: LiveServer) -> None:
+    """After the freshness window a moved branch shows on the edge; a tip the upstream dropped
+    (the branch recreated elsewhere) still resolves by id, even after gc."""
+    repo, commits = make_upstream_repo(upstream, f"fresh-{edge.backend}", b"w" * 4096)
+    up, api = up_api(upstream), HfApi(endpoint=edge.url, token=TOKENS["bob"])
+    old_dev = {b.name: b.target_commit for b in api.list_repo_refs(repo).branches}["dev"]
+    up.delete_branch(repo, branch="dev")
+    up.create_branch(repo, branch="dev", revision=commits[-1])
+    head = up.create_commit(repo, [CommitOperationAdd("later.txt", b"later")], commit_message="later").oid
+    time.sleep(1.2)  # the edge's window (MODELYARD_UPSTREAM_TTL=1)
+    assert api.model_info(repo).sha == head
+    assert {b.name: b.target_commit for b in api.list_repo_refs(repo).branches} == {"main": head, "dev": commits[-1]}
+    edge_cli(edge, "gc", "--grace", "0")
+    assert api.model_info(repo, revision=old_dev).sha == old_dev  # pinned: not forgotten by gc
+    assert api.list_repo_commits(repo, revision=old_dev)[0].commit_id == old_dev
+
+
+def test_mirror_command_copies_revisions_and_syncs(upstream: LiveServer, tmp_path: Path) -> None:
+    """Done-when 4: ``modelyard mirror`` of a repo with branches, tags and several commits copies the
+    files of the revisions asked for (and only those); later upstream commits come by the
+    scheduled sync, with the files of the tracked revisions, without any client asking."""
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    first, second, third = os.urandom(300_000), os.urandom(200_000), os.urandom(100_000)
+    repo, _commits = make_upstream_repo(upstream, name, first)
+    up = up_api(upstream)
+    up.create_commit(repo, [CommitOperationAdd("second.bin", second)], commit_message="second")
+    with seeded_hub("sqlite", tmp_path / "edge") as edge:
+        edge.extra_env.update(edge_env(upstream, MODELYARD_UPSTREAM_TTL="3600",
+                                       MODELYARD_UPSTREAM_SYNC_INTERVAL="1"))
+        out = edge_cli(edge, "mirror", repo, "--revision", "v1")
+        assert "1 file(s) fetched (300000 bytes)" in out
+        assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/second.bin") == 0
+        out = edge_cli(edge, "mirror", repo, "--revision", "main")  # resumable: weights.bin is held
+        assert "1 file(s) fetched (200000 bytes)" in out
+        assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/weights.bin") == 1
+        with edge.running():
+            api = HfApi(endpoint=edge.url, token=TOKENS["bob"])
+            assert {t.name for t in api.list_repo_refs(repo).tags} == {"v1"}
+            head = up.create_commit(repo, [CommitOperationAdd("third.bin", third)], commit_message="third").oid
+            deadline = time.monotonic() + 30
+            while api.model_info(repo).sha != head:  # the TTL is an hour: only the sync can bring it
+                assert time.monotonic() < deadline, "the scheduled sync did not follow the upstream"
+                time.sleep(0.2)
+            while upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/third.bin") == 0:
+                assert time.monotonic() < deadline, "the scheduled sync did not fetch the tracked revision's file"
+                time.sleep(0.2)
+            upstream_log = upstream.log_path.read_text()
+            got = httpx.get(f"{edge.url}/{repo}/resolve/main/third.bin", timeout=30)
+            assert got.content == third
+            assert upstream.log_path.read_text().count("third.bin") == upstream_log.count("third.bin")
+
+
+def test_mirror_command_errors(upstream: LiveServer, edge: LiveServer) -> None:
+    done = edge.cli("mirror", "upstream-org/does-not-exist", check=False)
+    assert done.returncode == 1 and "not on the upstream" in done.stderr
+    repo, _commits = make_upstream_repo(upstream, f"bad-rev-{edge.backend}", b"b" * 1000)
+    done = edge.cli("mirror", repo, "--revision", "no-such-branch", check=False)
+    assert done.returncode == 1 and "no revision 'no-such-branch'" in done.stderr
+    local = HfApi(endpoint=edge.url, token=TOKENS["alice"]).create_repo(f"mine-{edge.backend}").repo_id
+    done = edge.cli("mirror", local, check=False)
+    assert done.returncode == 1 and "own" in done.stderr
