@@ -5,8 +5,11 @@ serving what it holds when the upstream is gone."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import filecmp
+import hashlib
 import os
+import random
 import re
 import time
 import uuid
@@ -264,3 +267,56 @@ def test_mirror_command_errors(upstream: LiveServer, edge: LiveServer) -> None:
     local = HfApi(endpoint=edge.url, token=TOKENS["alice"]).create_repo(f"mine-{edge.backend}").repo_id
     done = edge.cli("mirror", local, check=False)
     assert done.returncode == 1 and "own" in done.stderr
+
+
+@pytest.mark.slow
+def test_twenty_clients_one_upstream_transfer_of_a_gigabyte(upstream: LiveServer, tmp_path: Path) -> None:
+    """Done-when 2: twenty clients at once ask the edge for the same uncached 1 GiB file (two of
+    them for a range): the upstream sends it once, every client gets verified bytes."""
+    size = 1024 * 1024 * 1024
+    rng = random.Random(14)
+    source = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    window = (650 * 1024 * 1024, 650 * 1024 * 1024 + 5_000_000)  # [start, end) of the range readers (in one piece)
+    window_bytes = b""
+    with open(source, "wb") as f:
+        for offset in range(0, size, 64 * 1024 * 1024):
+            piece = rng.randbytes(64 * 1024 * 1024)
+            digest.update(piece)
+            if offset <= window[0] < offset + len(piece):
+                window_bytes = piece[window[0] - offset : window[1] - offset]
+            f.write(piece)
+    up = up_api(upstream)
+    repo = up.create_repo(f"upstream-org/big-{uuid.uuid4().hex[:6]}").repo_id
+    up.upload_file(path_or_fileobj=str(source), path_in_repo="big.bin", repo_id=repo)
+    source.unlink()
+    with seeded_hub("sqlite", tmp_path / "edge") as edge:
+        edge.extra_env.update(edge_env(upstream))
+        with edge.running():
+            url = f"{edge.url}/{repo}/resolve/main/big.bin"
+            assert httpx.head(url, timeout=30).status_code == 200  # mirrored; no bytes fetched yet
+            assert upstream_requests(upstream, rf"GET /{repo}/resolve/") == 0
+
+            def fetch(i: int) -> tuple[int, str, int]:
+                headers = {"Range": f"bytes={window[0]}-{window[1] - 1}"} if i in (3, 11) else {}
+                h = hashlib.sha256()
+                n = 0
+                with httpx.stream("GET", url, headers=headers, timeout=120) as response:
+                    for piece in response.iter_bytes(8 * 1024 * 1024):
+                        h.update(piece)
+                        n += len(piece)
+                return response.status_code, h.hexdigest(), n
+
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                results = list(pool.map(fetch, range(20)))
+            ranged = hashlib.sha256(window_bytes).hexdigest()
+            for i, (status, got, n) in enumerate(results):
+                if i in (3, 11):
+                    assert (status, got, n) == (206, ranged, window[1] - window[0])
+                else:
+                    assert (status, got, n) == (200, digest.hexdigest(), size)
+            assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/big.bin") == 1
+            # landed: later readers are served from the edge's storage
+            again = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=30)
+            assert again.status_code == 206 and len(again.content) == 100
+            assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/big.bin") == 1
