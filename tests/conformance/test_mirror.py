@@ -23,6 +23,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.support.clients.run import run_client
 from tests.support.server import TOKENS, LiveServer, seeded_hub
+from tests.support.tamper_proxy import tamper_proxy
 
 UPSTREAM_ORG = {"orgs": [{"name": "upstream-org", "fullname": "Only upstream", "members": {"alice": "admin"}}]}
 
@@ -320,3 +321,40 @@ def test_twenty_clients_one_upstream_transfer_of_a_gigabyte(upstream: LiveServer
             again = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=30)
             assert again.status_code == 206 and len(again.content) == 100
             assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/big.bin") == 1
+
+
+def test_a_bad_upstream_is_refused_and_nothing_wrong_is_kept(upstream: LiveServer, tmp_path: Path) -> None:
+    """An upstream that alters, cuts or stalls a file, or fails: the edge never completes a
+    download with wrong bytes, keeps nothing of it, answers within its timeouts, and serves the
+    right bytes once the upstream behaves; a client resuming a failed download is sent the whole
+    file again (a 200), never the rest after a possibly wrong start."""
+    data = os.urandom(400_000)
+    repo, _commits = make_upstream_repo(upstream, f"bad-{uuid.uuid4().hex[:6]}", data)
+    with tamper_proxy(upstream.url) as proxy, seeded_hub("sqlite", tmp_path / "edge") as edge:
+        edge.extra_env.update(edge_env(upstream, MODELYARD_UPSTREAM_URL=proxy.url, MODELYARD_UPSTREAM_TIMEOUT="2"))
+        with edge.running():
+            url = f"{edge.url}/{repo}/resolve/main/weights.bin"
+            assert httpx.head(url, timeout=30).status_code == 200  # mirrored through the proxy
+            for mode in ("flip", "cut", "hang"):
+                proxy.mode = mode
+                started = time.monotonic()
+                try:
+                    response = httpx.get(url, timeout=30)
+                except httpx.HTTPError:
+                    pass  # the body was cut short: the client knows it did not get the file
+                else:
+                    assert response.status_code == 503, (mode, response.status_code)
+                    assert response.headers["x-error-code"] == "UpstreamUnavailable"
+                assert time.monotonic() - started < 15, mode
+            proxy.mode = "flip"
+            with httpx.stream("GET", url, headers={"Range": "bytes=1000-"}, timeout=30) as resumed:
+                assert resumed.status_code == 200  # the whole file (cut again), never the rest of a suspect start
+                with pytest.raises(httpx.RemoteProtocolError):
+                    resumed.read()
+            proxy.mode = "error"
+            response = httpx.get(f"{edge.url}/api/models/upstream-org/not-mirrored-yet", timeout=30)
+            assert response.status_code == 503
+            proxy.mode = "pass"
+            good = httpx.get(url, headers={"Range": "bytes=1000-"}, timeout=30)
+            assert good.status_code == 200 and good.content == data  # the whole file, verified
+            assert httpx.get(url, timeout=30).content == data

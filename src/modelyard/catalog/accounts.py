@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
 
-from modelyard.catalog.tables import accounts, members, tokens
+from modelyard.catalog.tables import accounts, members, repos, tokens
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,15 @@ def create(
 
 def update_account(conn: Connection, account_id: int, **values: object) -> None:
     conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+
+def delete_empty_org(conn: Connection, org_id: int) -> None:
+    """Remove an organization that has no members and owns no repo (one that an import created
+    for a namespace and then gave up: services/bundles.py)."""
+    conn.execute(delete(accounts).where(
+        accounts.c.id == org_id, accounts.c.kind == "org",
+        ~exists().where(members.c.org_id == org_id), ~exists().where(repos.c.owner_id == org_id),
+    ))
 
 
 def org_roles(conn: Connection, user_id: int) -> dict[int, tuple[str, str]]:

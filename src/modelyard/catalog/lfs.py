@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, exists, func, insert, select
@@ -18,6 +19,17 @@ def record_object(db: Database, conn: Connection, sha256: str, size: int, now: d
 
 def all_objects(conn: Connection) -> list[tuple[str, int]]:
     return [(r.sha256, r.size) for r in conn.execute(select(lfs_objects.c.sha256, lfs_objects.c.size))]
+
+
+def sizes(conn: Connection, shas: Iterable[str]) -> dict[str, int]:
+    """The recorded size of each of ``shas`` that the store holds as a complete object."""
+    wanted = sorted(set(shas))
+    out: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):
+        rows = conn.execute(select(lfs_objects.c.sha256, lfs_objects.c.size).where(
+            lfs_objects.c.sha256.in_(wanted[i : i + 500])))
+        out.update({r.sha256: int(r.size) for r in rows})
+    return out
 
 
 def totals(conn: Connection) -> tuple[int, int]:

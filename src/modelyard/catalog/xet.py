@@ -64,6 +64,11 @@ def xorb_times(conn: Connection, hashes: Iterable[str]) -> dict[str, datetime]:
     return out
 
 
+def all_xorb_hashes(conn: Connection) -> list[str]:
+    """The name of every xorb stored (what a hub holds, for ``modelyard bundle have``)."""
+    return [r.hash for r in conn.execute(select(xet_xorbs.c.hash).order_by(xet_xorbs.c.hash))]
+
+
 def has_xorb(conn: Connection, xorb_hash: str) -> bool:
     return conn.execute(select(xet_xorbs.c.hash).where(xet_xorbs.c.hash == xorb_hash)).first() is not None
 

@@ -280,6 +280,63 @@ def import_(state: State, directory: Path, repo_id: str, repo_type: str, private
     click.echo(f"Committed {oid}")
 
 
+@cli.group()
+def bundle() -> None:
+    """Carry repos to a hub with no network path to this one (an air gap), as one file."""
+
+
+@bundle.command("export")
+@click.argument("repo_ids", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The bundle file to write")
+@click.option("--repo-type", type=click.Choice(["model", "dataset", "space"]), default="model")
+@click.option("--have", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="What the receiving hub holds (`modelyard bundle have` there): left out of the bundle")
+@pass_state
+def bundle_export(state: State, repo_ids: tuple[str, ...], output: Path, repo_type: str, have: Path | None) -> None:
+    """Write the repos (every branch, tag and commit, and their large files) into one file."""
+    from modelyard.services.bundles import export
+
+    try:
+        report = export(state.hub(), [(repo_type, r) for r in repo_ids], output, have)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Exported {report.repos} repo(s), {report.commits} commit(s), {report.lfs_objects} LFS object(s), "
+               f"{report.xorbs} xorb(s) to {output}: {report.bytes} bytes, sha256 {report.sha256}")
+
+
+@bundle.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the refs of a repo of this hub's own of the same name "
+              "(it then becomes read-only, like every imported repo)")
+@pass_state
+def bundle_import(state: State, file: Path, force: bool) -> None:
+    """Check a bundle whole, then store its repos (read-only here); importing it again changes nothing."""
+    from modelyard.services.bundles import import_
+
+    try:
+        report = import_(state.hub(), file, force)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Imported {report.repos} repo(s): {report.commits} new commit(s), {report.refs_moved} ref(s) "
+               f"changed, {report.lfs_objects} LFS object(s), {report.xorbs} xorb(s), {report.bytes} bytes stored")
+
+
+@bundle.command("have")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write, for `modelyard bundle export --have` on the other hub")
+@pass_state
+def bundle_have(state: State, output: Path) -> None:
+    """List the xorbs and LFS objects this hub holds, so that bundles made for it leave them out."""
+    from modelyard.services.bundles import write_have
+
+    try:
+        held = write_have(state.hub(), output)
+    except HubError as exc:
+        fail(exc)
+    click.echo(f"Wrote {output}: {len(held.xorbs)} xorb(s), {len(held.lfs)} LFS object(s)")
+
+
 @cli.command()
 @pass_state
 def fsck(state: State) -> None:

@@ -15,7 +15,7 @@ from modelyard.services.auth import Principal
 from modelyard.services.gating import check_download
 from modelyard.services.hub import Hub
 from modelyard.services.lfs_files import admitted, downloadable
-from modelyard.services.mirror import UpstreamFile, upstream_file
+from modelyard.services.mirror import UpstreamFile, send_whole, upstream_file
 from modelyard.services.repos import Located, RepoSnapshot, locate, snapshot
 from modelyard.services.tallies import client_key
 from modelyard.services.xet import files_for
@@ -56,6 +56,8 @@ class ResolvedFile:
     inline: bytes | None
     #: a mirror's large file not held yet: fetched from the upstream as it is sent (services/mirror.py)
     upstream: UpstreamFile | None = None
+    #: send the whole file whatever ``Range`` asks (a mirror's file whose transfer failed: ``send_whole``)
+    whole: bool = False
 
 
 def blob_pieces(hub: Hub, key: str, start: int, end: int) -> Iterator[bytes | memoryview]:
@@ -71,7 +73,7 @@ def direct_url(hub: Hub, resolved: ResolvedFile, filename: str, media_type: str)
     storage, when direct downloads are on), as the Hub redirects to its CDN; None: the hub sends them.
     Regular files stay on the hub (their bytes are in the database), and so do Xet files for plain
     HTTP readers (their bytes are rebuilt from xorbs; Xet clients read the xorbs directly)."""
-    if resolved.blob_key is None or not hub.settings.direct_downloads:
+    if resolved.blob_key is None or not hub.settings.direct_downloads or resolved.whole:
         return None
     return hub.store_url(
         resolved.blob_key, hub.settings.download_url_ttl, filename=filename, media_type=media_type
@@ -157,14 +159,15 @@ def resolve_file(
     if counting_address is not None and counts_as_download(repo_type, path):
         client = client_key(counting_address, principal.token_id if principal is not None else 0)
         hub.tallies.count_download(repo.id, client)
+    whole = repo.upstream is not None and sha256 is not None and send_whole(hub, repo.id, sha256)
     if entry.xet_hash is not None:  # bytes rebuilt from xorbs (services/xet.py read_range)
-        return ResolvedFile(commit, entry, None, None)
+        return ResolvedFile(commit, entry, None, None, whole=whole)
     if sha256 is not None:
         if repo.upstream is not None:  # a mirror: held here yet?
             pending = upstream_file(hub, repo, commit, entry.path, sha256, entry.size)
             if pending is not None:
-                return ResolvedFile(commit, entry, None, None, pending)
-        return ResolvedFile(commit, entry, lfs_key(sha256), None)
+                return ResolvedFile(commit, entry, None, None, pending, whole)
+        return ResolvedFile(commit, entry, lfs_key(sha256), None, whole=whole)
     if not with_bytes:
         return ResolvedFile(commit, entry, None, None)
     blob = cast(Blob, hub.objects.get(item.oid))

@@ -270,6 +270,12 @@ def _make_clone_pack(hub: Hub, repo_pk: int) -> None:
             hub.blobs.delete(old)
 
 
+def whole_pack(hub: Hub, repo: Repo, refs: dict[str, str], out: IO[bytes]) -> int:
+    """Every object ``refs`` reach in ``repo`` as one pack (objects whole) into ``out``, as a
+    clone would receive it (``modelyard bundle export``); how many objects."""
+    return write_whole_pack(_served(hub, repo, prime=True, refs=refs), out)
+
+
 def receive_pack(
     hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, body: IO[bytes],
     write: Callable[[bytes], None],

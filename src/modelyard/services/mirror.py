@@ -85,6 +85,8 @@ class _State:
         #: repo pk -> monotonic time its refs were last compared with the upstream's
         self.checked: dict[int, float] = {}
         self.flights: dict[tuple[int, str], Flight] = {}
+        #: (repo pk, sha256) -> monotonic time a flight of it failed after streaming bytes
+        self.failed: dict[tuple[int, str], float] = {}
         self.pool: ThreadPoolExecutor = long_work_executor(4, "modelyard-mirror")
 
     def repo_lock(self, repo_type: str, repo_id: str) -> threading.Lock:
@@ -500,9 +502,12 @@ class Flight:
             self.error = exc if isinstance(exc, HubError) else UpstreamUnavailableError(
                 f"Fetching {self.file.path} from the upstream failed: {exc}")
         finally:
+            key = (self.file.repo_pk, self.file.sha256)
             with self.st.lock:
-                if self.st.flights.get((self.file.repo_pk, self.file.sha256)) is self:
-                    del self.st.flights[(self.file.repo_pk, self.file.sha256)]
+                if self.st.flights.get(key) is self:
+                    del self.st.flights[key]
+                if self.error is not None and self.written > 0:
+                    self.st.failed[key] = time.monotonic()
             self.done.set()
             self._notify()
             self._release()
@@ -618,6 +623,22 @@ class Flight:
                 yield data
         finally:
             self.detach()
+
+
+#: Seconds after a failed transfer during which the file is sent whole, whatever Range asks.
+WHOLE_AFTER_FAILURE = 3600.0
+
+
+def send_whole(hub: Hub, repo_pk: int, sha256: str) -> bool:
+    """Whether a download of this file must ignore ``Range``: a transfer of it failed after
+    readers were streamed bytes (which may have been wrong: a flight's bytes are checked only at
+    the end). A client resuming such a download with a Range would keep its first part; a 200
+    instead of a 206 makes it start again, and it then gets verified bytes only."""
+    st = _state(hub)
+    if st is None:
+        return False
+    when = st.failed.get((repo_pk, sha256))
+    return when is not None and time.monotonic() - when < WHOLE_AFTER_FAILURE
 
 
 def _spool_dir(hub: Hub) -> str:

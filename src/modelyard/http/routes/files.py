@@ -114,7 +114,7 @@ async def send_file(ctx: Ctx, resolved: files_svc.ResolvedFile, headers: dict[st
     """A resolved file (or the ``Range`` asked for) with ``headers``: streamed, never buffered whole."""
     entry = resolved.entry
     size = entry.size
-    window = file_window(ctx.request.headers.get("range"), size)
+    window = None if resolved.whole else file_window(ctx.request.headers.get("range"), size)
     status = 200
     start, end = 0, size
     if window is not None:
