@@ -22,6 +22,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.support.clients.run import run_client
+from tests.support.git import Git, remote
 from tests.support.server import TOKENS, LiveServer, seeded_hub
 from tests.support.tamper_proxy import tamper_proxy
 
@@ -358,3 +359,17 @@ def test_a_bad_upstream_is_refused_and_nothing_wrong_is_kept(upstream: LiveServe
             good = httpx.get(url, headers={"Range": "bytes=1000-"}, timeout=30)
             assert good.status_code == 200 and good.content == data  # the whole file, verified
             assert httpx.get(url, timeout=30).content == data
+
+
+def test_git_clone_and_lfs_through_the_edge(upstream: LiveServer, edge: LiveServer, tmp_path: Path) -> None:
+    """git and git-lfs through the edge: the clone has the upstream's history (every commit id),
+    and git lfs fetches the large file, which the edge fetches from the upstream on the way."""
+    data = os.urandom(250_000)
+    repo, _commits = make_upstream_repo(upstream, f"git-{edge.backend}", data)
+    git = Git(tmp_path / "home")
+    up_clone, edge_clone = tmp_path / "up", tmp_path / "edge"
+    git.run("clone", remote(upstream, repo), str(up_clone), GIT_LFS_SKIP_SMUDGE="1")
+    git.run("clone", remote(edge, repo, "bob"), str(edge_clone))
+    assert git.out("rev-list", "--all", cwd=edge_clone) == git.out("rev-list", "--all", cwd=up_clone)
+    assert (edge_clone / "weights.bin").read_bytes() == data
+    assert sorted(git.out("tag", cwd=edge_clone).split()) == ["v1"]

@@ -68,6 +68,11 @@ def batch(
 ) -> tuple[str, list[BatchObject]]:
     """Answer a batch request: an upload action for each object the repo does not hold yet."""
     operation, objects, use_multipart = _batch_request(hub, body)
+    if operation == "download" and hub.settings.upstream_url is not None:
+        from modelyard.services.mirror import land_objects
+
+        oids = [str(o["oid"]) for o in objects if isinstance(o, dict) and isinstance(o.get("oid"), str)]
+        land_objects(hub, principal, repo_type, repo_id, oids)  # a mirror's: fetched before they are answered
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         if operation == "upload":

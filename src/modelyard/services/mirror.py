@@ -822,3 +822,25 @@ def remote_reader(hub: Hub, repo: Repo, commit: str) -> Callable[[Any], Callable
         return read
 
     return reader
+
+
+def land_objects(hub: Hub, principal: Principal | None, repo_type: str, repo_id: str, oids: list[str]) -> None:
+    """The git-lfs batch API names objects by sha256 alone: a mirror fetches those it does not
+    hold (found by path in its refs' trees) before the batch is answered. One that fails is then
+    answered as missing (git-lfs retries it)."""
+    from modelyard.services.gating import check_download
+    from modelyard.services.repos import find_repo
+
+    with hub.db.read() as conn:
+        repo = find_repo(conn, principal, repo_type, repo_id)
+        check_download(conn, principal, repo)
+        tips = list(refs_q.all_refs(conn, repo.id).values())
+    if repo.upstream is None or not oids:
+        return
+    wanted = set(oids)
+    for file in pending_files(hub, repo, tips):
+        if file.sha256 in wanted:
+            try:
+                land(hub, file, timeout=hub.settings.upstream_timeout * 4)
+            except HubError as exc:
+                log.warning("git-lfs batch of %s: %s not fetched: %s", repo.repo_id, file.path, exc.message)
