@@ -52,6 +52,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "catalog_1m": ("Catalog search on a 1,000,000-repo catalog (PostgreSQL)", 10800),
     "scan": ("Scanning a 1 GiB PyTorch checkpoint (zip and legacy formats)", 900),
     "ratelimit": ("HEAD /resolve with rate limits off, counted in memory, counted in Redis", 900),
+    "mirror": ("An edge hub: cold and warm fetch of a 1 GiB file, space for a second version", 2400),
 }
 
 TARGETS = {
@@ -75,6 +76,7 @@ TARGETS = {
     "catalog_1m": "search + 2 filters + sort, first page of 50: p50 < 20 ms, p99 < 100 ms",
     "scan": "< 5 s per 1 GiB checkpoint, reading < 1% of it (no tensor data)",
     "ratelimit": "< 0.2 ms added to the p50 of a HEAD /resolve",
+    "mirror": "cold fetch ≥ 0.8x the upstream's throughput, warm ≥ 0.9x; a 95%-shared version < 10% extra space",
 }
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import concurrent.futures
 import filecmp
 import hashlib
+import json
 import os
 import random
 import re
+import struct
 import time
 import uuid
 from collections.abc import Iterator
@@ -373,3 +375,23 @@ def test_git_clone_and_lfs_through_the_edge(upstream: LiveServer, edge: LiveServ
     assert git.out("rev-list", "--all", cwd=edge_clone) == git.out("rev-list", "--all", cwd=up_clone)
     assert (edge_clone / "weights.bin").read_bytes() == data
     assert sorted(git.out("tag", cwd=edge_clone).split()) == ["v1"]
+
+
+def test_a_lazy_mirror_is_indexed_and_consistent(upstream: LiveServer, edge: LiveServer) -> None:
+    """The catalog entry of a mirror does not wait for its files (the safetensors header is read
+    in ranges from the upstream), and fsck counts files not fetched yet as no damage."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [16, 16], "data_offsets": [0, 1024]}}).encode()
+    weights = struct.pack("<Q", len(header)) + header + os.urandom(1024)
+    up = up_api(upstream)
+    repo = up.create_repo(f"upstream-org/idx-{edge.backend}").repo_id
+    up.create_commit(repo, [CommitOperationAdd("model.safetensors", weights),
+                            CommitOperationAdd("config.json", b'{"model_type": "bert"}')], commit_message="w")
+    api = HfApi(endpoint=edge.url, token=TOKENS["bob"])
+    assert api.model_info(repo).sha == up.model_info(repo).sha
+    edge.settle()
+    info = api.model_info(repo, expand=["safetensors"])
+    assert info.safetensors is not None and info.safetensors.total == 256
+    assert upstream_requests(upstream, rf"GET /{repo}/resolve/\S+/model.safetensors") >= 1  # ranges only
+    assert httpx.head(f"{edge.url}/{repo}/resolve/main/model.safetensors", timeout=30).status_code == 200
+    out = edge.cli("fsck", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -26,13 +26,17 @@ def check(hub: Hub) -> list[str]:
     """Every problem found, one line each; an empty list means the hub is consistent."""
     problems: list[str] = []
     with hub.db.read() as conn:
-        repo_rows = list(conn.execute(select(repos.c.id, repos.c.type, repos.c.namespace, repos.c.name)))
+        repo_rows = list(conn.execute(select(repos.c.id, repos.c.type, repos.c.namespace, repos.c.name,
+                                             repos.c.upstream)))
         recorded = dict(lfs_q.all_objects(conn))
         ref_sets = {r.id: refs_q.all_refs(conn, r.id) for r in repo_rows}
         purged = lfs_files_q.all_purged(conn)
     seen: set[str] = set()
     lfs_needed: dict[str, str] = {}
     pointer_sizes: dict[str, int] = {}
+    #: pointers only mirrors need: a mirror fetches its files when asked (services/mirror.py), so
+    #: one it does not hold yet is not damage
+    not_fetched: set[str] = set()
     for row in repo_rows:
         label = f"{row.type} {row.namespace}/{row.name}"
         # A repo that purged large files is walked on its own: trees it shares with other repos
@@ -77,6 +81,10 @@ def check(hub: Hub) -> list[str]:
                     if pointer is not None and pointer.sha256 in repo_purged:
                         continue  # permanently deleted by the repo's owner: gone on purpose
                     if pointer is not None:
+                        if row.upstream is not None and pointer.sha256 not in lfs_needed:
+                            not_fetched.add(pointer.sha256)
+                        elif row.upstream is None:
+                            not_fetched.discard(pointer.sha256)
                         lfs_needed.setdefault(pointer.sha256, where)
                         pointer_sizes.setdefault(pointer.sha256, pointer.size)
                         if recorded.get(pointer.sha256, pointer.size) != pointer.size:
@@ -92,7 +100,8 @@ def check(hub: Hub) -> list[str]:
             problems.extend(f"{where}: Xet file {found.hash}: {p}" for p in verify_file(hub, found))
             continue
         if sha256 not in recorded:
-            problems.append(f"{where}: LFS object {sha256} is not recorded")
+            if sha256 not in not_fetched:
+                problems.append(f"{where}: LFS object {sha256} is not recorded")
             continue
         problems.extend(_check_blob(hub, sha256, recorded[sha256], where))
     return problems

@@ -544,12 +544,15 @@ class Flight:
             raise UpstreamUnavailableError(
                 f"The upstream's bytes of {f.path} do not match its pointer (sha256 {f.sha256}, {f.size} bytes)")
         if xet_hash:
+            landing.check()
+        self.verified = True  # the readers may have the last byte now; landing is this hub's own business
+        self._notify()
+        if xet_hash:
             landing.land()
         else:
             from modelyard.services.lfs import finish_upload
 
             finish_upload(self.hub, writer, f.repo_pk, f.sha256, f.size)
-        self.verified = True
         _after_landing(self.hub, f)
 
     # -- readers --
@@ -741,6 +744,19 @@ class _XetLanding:
                 raise UpstreamUnavailableError(f"The upstream's xorb {xorb} range has the wrong length")
             self.terms.append((xorb, start, end, [raw for raw, _p in wanted], nodes))
 
+    def check(self) -> None:
+        """The chunks hash to the Xet hash the upstream named (the bytes' sha256 is checked apart)."""
+        from modelyard.xet.hashing import file_hash, hash_to_str, str_to_hash
+
+        nodes = [n for *_rest, term_nodes in self.terms for n in term_nodes]
+        try:
+            named = str_to_hash(self.xet_hash, "Xet hash")
+        except InvalidInputError as exc:
+            raise UpstreamUnavailableError(f"The upstream named an invalid Xet hash: {exc.message}") from exc
+        if hash_to_str(file_hash(nodes)) != hash_to_str(named):
+            raise UpstreamUnavailableError(f"The upstream's chunks of {self.flight.file.path} do not hash to "
+                                           "its Xet hash")
+
     def land(self) -> None:
         from modelyard.services.xet import load_indexes, upload_shard, upload_xorb
         from modelyard.xet.hashing import file_hash, hash_to_str, merkle_root, str_to_hash, verification_hash
@@ -749,8 +765,6 @@ class _XetLanding:
 
         hub, f = self.flight.hub, self.flight.file
         all_nodes = [n for *_rest, nodes in self.terms for n in nodes]
-        if hash_to_str(file_hash(all_nodes)) != hash_to_str(str_to_hash(self.xet_hash, "Xet hash")):
-            raise UpstreamUnavailableError(f"The upstream's chunks of {f.path} do not hash to its Xet hash")
         with hub.db.read() as conn:
             held = load_indexes(conn, sorted({t[0] for t in self.terms}))
         local_terms = []
