@@ -82,7 +82,7 @@ def transfer(args: argparse.Namespace, ws: Path, upstream: Hub) -> dict[str, lis
 
 def space(ws: Path, upstream: Hub) -> dict[str, int]:
     rng = random.Random(14)
-    v1 = bytearray(rng.randbytes(MODEL))
+    v1 = bytearray(b"".join(rng.randbytes(16 * MIB) for _ in range(MODEL // (16 * MIB))))
     v2 = bytearray(v1)
     region = MODEL // 20 // 16  # 5% of the bytes, in 16 places
     for i in range(16):

@@ -76,6 +76,16 @@ def make_upstream_repo(upstream: LiveServer, name: str, big: bytes) -> tuple[str
     return repo, [c.commit_id for c in api.list_repo_commits(repo)]
 
 
+def landed(edge: LiveServer, repo: str, path: str) -> httpx.Response:
+    """The edge's HEAD of a file once it has landed there (its Xet hash shown): landing follows
+    the last byte a client is sent."""
+    deadline = time.monotonic() + 60
+    while "x-xet-hash" not in (head := httpx.head(f"{edge.url}/{repo}/resolve/main/{path}", timeout=30)).headers:
+        assert time.monotonic() < deadline, f"{path} did not land"
+        time.sleep(0.1)
+    return head
+
+
 def upstream_requests(upstream: LiveServer, pattern: str) -> int:
     """How many requests the upstream's access log shows whose line matches ``pattern``."""
     return sum(1 for line in upstream.log_path.read_text(errors="replace").splitlines() if re.search(pattern, line))
@@ -149,7 +159,7 @@ def test_minilm_through_the_edge_then_offline(pair: tuple[LiveServer, LiveServer
 
     # landed Xet-native: the edge advertises the upstream's Xet hash for the weights
     up_head = httpx.head(f"{upstream.url}/{repo}/resolve/main/model.safetensors", timeout=30)
-    edge_head = httpx.head(f"{edge.url}/{repo}/resolve/main/model.safetensors", timeout=30)
+    edge_head = landed(edge, repo, "model.safetensors")
     assert edge_head.headers["x-xet-hash"] == up_head.headers["x-xet-hash"]
     assert edge_head.headers["x-repo-commit"] == pushed["commit"]
 
@@ -395,3 +405,34 @@ def test_a_lazy_mirror_is_indexed_and_consistent(upstream: LiveServer, edge: Liv
     assert httpx.head(f"{edge.url}/{repo}/resolve/main/model.safetensors", timeout=30).status_code == 200
     out = edge.cli("fsck", check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_mirror_carried_across_an_air_gap(upstream: LiveServer, tmp_path: Path) -> None:
+    """Done-when 5, end to end: an edge mirrors a repo (every revision's files), exports it as a
+    bundle, and a third hub that never saw any network imports it: the upstream's commit ids,
+    refs and bytes; a tampered bundle is refused there with nothing imported."""
+    data = os.urandom(300_000)
+    repo, commits = make_upstream_repo(upstream, f"gap-{uuid.uuid4().hex[:6]}", data)
+    bundle = tmp_path / "carried.bundle"
+    with seeded_hub("sqlite", tmp_path / "edge") as edge:
+        edge.extra_env.update(edge_env(upstream))
+        edge_cli(edge, "mirror", repo, "--all-revisions")
+        edge_cli(edge, "bundle", "export", repo, "-o", str(bundle))
+    raw = bytearray(bundle.read_bytes())
+    at = raw.find(data[1000:1064])  # inside the LFS object's member
+    assert at > 0
+    raw[at] ^= 0xFF
+    tampered = tmp_path / "tampered.bundle"
+    tampered.write_bytes(bytes(raw))
+    with seeded_hub("postgresql", tmp_path / "island") as island, island.running():
+        api, up = HfApi(endpoint=island.url, token=TOKENS["alice"]), up_api(upstream)
+        refused = island.cli("bundle", "import", str(tampered), check=False)
+        assert refused.returncode == 1 and "error:" in refused.stderr
+        assert not api.repo_exists(repo)
+        edge_cli(island, "bundle", "import", str(bundle))
+        assert [c.commit_id for c in api.list_repo_commits(repo)] == commits
+        assert {(r.name, r.target_commit) for r in api.list_repo_refs(repo).branches} == \
+            {(r.name, r.target_commit) for r in up.list_repo_refs(repo).branches}
+        assert {(r.name, r.target_commit) for r in api.list_repo_refs(repo).tags} == \
+            {(r.name, r.target_commit) for r in up.list_repo_refs(repo).tags}
+        assert httpx.get(f"{island.url}/{repo}/resolve/v1/weights.bin", timeout=30).content == data

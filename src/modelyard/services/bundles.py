@@ -1,44 +1,35 @@
 """Air-gapped bundles: ``modelyard bundle export | have | import``.
 
-A bundle carries repos to a hub with no network path to this one, as ONE uncompressed tar file:
-
-- ``git/<type>/<namespace>/<name>.pack``: every git object the repo's refs reach, as one pack;
-- ``lfs/<sha256>``: each large file the history points at that the repo holds as an LFS object;
-- ``xorbs/<hash>`` and ``shards/<xet hash>``: each large file held through Xet, as the xorbs of
-  its terms and one shard. Dedup is global, so a stored xorb may hold chunks of other repos'
-  files too: each term's chunk range is cut out of its stored xorb (a run of whole chunks is a
-  valid xorb of its own, named by its merkle hash), and nothing of any other file leaves the hub;
-- ``manifest.json``, last: the repos (visibility, refs, large files) and the sha256 of every other
-  member, so a changed, missing or extra member is refused.
+A bundle carries repos to a hub with no network path to this one, as one file (its layout:
+``services/bundle_format.py``): each repo's git objects as one pack, the LFS objects its history
+points at, and each file held through Xet as xorbs and a shard. Dedup is global, so a stored
+xorb may hold chunks of other repos' files too: each term of an exported file is cut out of its
+stored xorb (a run of whole chunks is a valid xorb of its own, named by its merkle hash), and no
+chunk of any other file leaves the hub.
 
 Export covers the whole history (every commit the refs reach, and every large file of each):
-the receiving hub cannot fetch anything later. ``have`` (made by the receiving hub) names xorbs
-and LFS objects it holds already, which the bundle then leaves out.
+the receiving hub cannot fetch anything later. ``have`` (written by the receiving hub) names the
+xorbs and LFS objects it holds already, which the bundle then leaves out.
 
 Import checks the whole bundle before it stores anything (format and version; each member
 present, listed and hashing to its manifest entry; what ``have`` left out held here), then stores
 what it carries as uploads are stored, verified again on the way (git objects by their ids,
-xorbs by their merkle hash, each file's sha256 read back), and publishes each repo's refs in one
-transaction once every file they reach is stored. A new repo is private until that transaction
-makes it what the source hub had. Imported repos are read-only like mirrors (``repos.upstream``
-is ``bundle:<source hub>``); importing the same bundle again changes nothing. No network is used.
+xorbs by their merkle hash, each file's sha256), and publishes every repo's refs in one
+transaction once every file they reach is stored. A new repo is private until then, and removed
+again if the import fails. Imported repos are read-only like mirrors (``repos.upstream`` is
+``bundle:<source hub>``); importing the same bundle again changes nothing. No network is used.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import os
-import re
-import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO
 
 from dulwich.objects import Tree
 
@@ -53,16 +44,22 @@ from modelyard.catalog import search as search_q
 from modelyard.catalog import xet as xet_q
 from modelyard.catalog.repos import Repo
 from modelyard.catalog.xet import StoredFile
-from modelyard.errors import ConflictError, InvalidInputError, NotFoundError, RepoNotFoundError
-from modelyard.ids import (
-    HOSTED_REPO_TYPES,
-    Oid,
-    is_commit_id,
-    validate_account_name,
-    validate_name,
-    validate_ref_component,
-)
+from modelyard.errors import ConflictError, NotFoundError, RepoNotFoundError
+from modelyard.ids import HOSTED_REPO_TYPES, Oid
 from modelyard.services.audit import record, repo_subject
+from modelyard.services.bundle_format import (
+    PIECE,
+    Bundle,
+    BundleError,
+    BundleWriter,
+    Entry,
+    Held,
+    XetFile,
+    open_bundle,
+    pack_member,
+    read_have,
+    write_atomically,
+)
 from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.git import ingest_pack, whole_pack
 from modelyard.services.grants import Grant
@@ -75,24 +72,13 @@ from modelyard.versioning.objects import DIR_MODE
 from modelyard.versioning.wire import PackBounds, PackError
 from modelyard.xet.hashing import hash_to_str, merkle_root, str_to_hash, verification_hash
 from modelyard.xet.reconstruction import unpack_terms
-from modelyard.xet.shard import MAX_SHARD_BYTES, FileRecord, Term, build_upload_shard
-from modelyard.xet.xorb import MAX_XORB_BODY, XorbFormatError, parse_xorb
+from modelyard.xet.shard import FileRecord, Term, build_upload_shard
+from modelyard.xet.xorb import XorbFormatError, parse_xorb
 
 log = logging.getLogger("modelyard.bundles")
 
-FORMAT = "modelyard-bundle"
-VERSION = 1
-MANIFEST = "manifest.json"
 #: What ``repos.upstream`` of an imported repo starts with (then the source hub's URL).
 UPSTREAM_PREFIX = "bundle:"
-MAX_MANIFEST = 256 * 1024 * 1024
-#: Bytes moved at once between the store, the tar file and the hashes.
-PIECE = 1024 * 1024
-_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
-
-
-class BundleError(InvalidInputError):
-    """A bundle that cannot be written, or that this hub refuses to import."""
 
 
 @dataclass
@@ -106,158 +92,6 @@ class Report:
     bytes: int = 0
     refs_moved: int = 0  # import: refs created, moved or deleted
     sha256: str = ""  # export: the bundle file's, to compare on the other side
-
-
-# -- the manifest -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class XetFile:
-    """A large file held through Xet: its bytes' sha256 and size, its Xet hash, and the xorbs
-    (in term order) that the bundle's shard for it names."""
-
-    sha256: str
-    size: int
-    xet_hash: str
-    xorbs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One repo of a bundle, as its manifest describes it."""
-
-    type: str
-    namespace: str
-    name: str
-    private: bool
-    gated: str | None
-    refs: dict[str, str]
-    lfs: dict[str, int]  # sha256 -> size
-    xet: tuple[XetFile, ...]
-    purged: dict[str, int]  # large files the source repo's owner permanently deleted
-
-    @property
-    def repo_id(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.type} {self.repo_id}"
-
-    @property
-    def pack(self) -> str:
-        return f"git/{self.type}/{self.namespace}/{self.name}.pack"
-
-    def members(self) -> tuple[set[str], set[str]]:
-        """The members this repo needs: always there (its pack, its shards), and those a
-        ``have`` may have left out (xorbs, LFS objects)."""
-        required = {self.pack} | {f"shards/{x.xet_hash}" for x in self.xet}
-        optional = {f"xorbs/{n}" for x in self.xet for n in x.xorbs} | {f"lfs/{sha}" for sha in self.lfs}
-        return required, optional
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type, "id": self.repo_id, "private": self.private, "gated": self.gated,
-            "refs": self.refs, "lfs": _sized_json(self.lfs), "purged": _sized_json(self.purged),
-            "xet": [{"sha256": x.sha256, "size": x.size, "xetHash": x.xet_hash, "xorbs": list(x.xorbs)}
-                    for x in self.xet],
-        }
-
-
-def _sized_json(files: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"sha256": sha, "size": size} for sha, size in sorted(files.items())]
-
-
-@dataclass(frozen=True)
-class Manifest:
-    source: str
-    created: str
-    entries: tuple[Entry, ...]
-    files: dict[str, str]  # member name -> sha256
-
-
-def _get(doc: Any, key: str, kind: type, where: str) -> Any:
-    value = doc.get(key) if isinstance(doc, dict) else None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise BundleError(f"manifest.json: {where}.{key} must be a {kind.__name__}")
-    return value
-
-
-def _hex64(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _HEX64.match(value):
-        raise BundleError(f"manifest.json: {where} must be 64 lowercase hex digits")
-    return value
-
-
-def _sized(doc: Any, key: str, where: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i, item in enumerate(_get(doc, key, list, where)):
-        size = _get(item, "size", int, f"{where}.{key}[{i}]")
-        if size < 0:
-            raise BundleError(f"manifest.json: {where}.{key}[{i}].size is negative")
-        out[_hex64(item.get("sha256"), f"{where}.{key}[{i}].sha256")] = size
-    return out
-
-
-def _parse_entry(doc: Any, where: str) -> Entry:
-    repo_type = _get(doc, "type", str, where)
-    if repo_type not in HOSTED_REPO_TYPES:
-        raise BundleError(f"manifest.json: {where}.type {repo_type!r} is not model, dataset or space")
-    repo_id = _get(doc, "id", str, where)
-    try:
-        namespace, name = repo_id.split("/")
-        validate_account_name(namespace, "namespace")
-        validate_name(name)
-    except (ValueError, InvalidInputError) as exc:
-        raise BundleError(f"manifest.json: {where}.id {repo_id!r} is not a repo id") from exc
-    gated = doc.get("gated")
-    if gated not in (None, "auto", "manual"):
-        raise BundleError(f"manifest.json: {where}.gated must be null, 'auto' or 'manual'")
-    refs = _get(doc, "refs", dict, where)
-    if not refs:
-        raise BundleError(f"manifest.json: {where} has no refs")
-    for ref, target in refs.items():
-        try:
-            if not ref.startswith("refs/"):
-                raise InvalidInputError(ref)
-            validate_ref_component(ref[len("refs/"):], "ref")
-        except InvalidInputError as exc:
-            raise BundleError(f"manifest.json: {where}.refs: {ref!r} is not a ref name") from exc
-        if not isinstance(target, str) or not is_commit_id(target):
-            raise BundleError(f"manifest.json: {where}.refs[{ref!r}] must be a commit id")
-    xet = []
-    for i, item in enumerate(_get(doc, "xet", list, where)):
-        at = f"{where}.xet[{i}]"
-        xorbs = tuple(_hex64(n, f"{at}.xorbs") for n in _get(item, "xorbs", list, at))
-        size = _get(item, "size", int, at)
-        if not xorbs or size <= 0:
-            raise BundleError(f"manifest.json: {at} names no xorb, or no bytes")
-        xet.append(XetFile(_hex64(item.get("sha256"), f"{at}.sha256"), size,
-                           _hex64(item.get("xetHash"), f"{at}.xetHash"), xorbs))
-    return Entry(repo_type, namespace, name, _get(doc, "private", bool, where), gated, dict(refs),
-                 _sized(doc, "lfs", where), tuple(xet), _sized(doc, "purged", where))
-
-
-def parse_manifest(data: bytes) -> Manifest:
-    """The manifest, checked whole: its format and version, then every field."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"manifest.json is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise BundleError("This is not a modelyard bundle (manifest.json names another format)")
-    if doc.get("version") != VERSION:
-        raise BundleError(f"This bundle is format version {doc.get('version')!r}; this hub reads version "
-                          f"{VERSION} only (it was written by another release of modelyard)")
-    entries = tuple(_parse_entry(item, f"repos[{i}]") for i, item in enumerate(_get(doc, "repos", list, "")))
-    if not entries:
-        raise BundleError("manifest.json: the bundle holds no repo")
-    if len({(e.type, e.repo_id.lower()) for e in entries}) != len(entries):
-        raise BundleError("manifest.json: a repo is named twice")
-    files = _get(doc, "files", dict, "")
-    for name, digest in files.items():
-        _hex64(digest, f"files[{name!r}]")
-    return Manifest(_get(doc, "source", str, ""), _get(doc, "created", str, ""), entries, dict(files))
 
 
 # -- what a repo's refs reach ----------------------------------------------------------------------
@@ -275,7 +109,10 @@ def history(hub: Hub, targets: Iterable[str]) -> tuple[list[str], dict[str, int]
         hub.objects.prefetch([Oid(t) for t in sorted(level)])
         below: set[str] = set()
         for oid in level:
-            for entry in cast(Tree, hub.objects.get(Oid(oid))).items():
+            tree = hub.objects.get(Oid(oid))
+            if not isinstance(tree, Tree):
+                raise KeyError(oid)  # not held as a tree
+            for entry in tree.items():
                 (below if entry.mode == DIR_MODE else blobs).add(entry.sha.decode())
         level = below - seen
     metas = hub.objects.meta([Oid(b) for b in sorted(blobs)])
@@ -287,41 +124,17 @@ def history(hub: Hub, targets: Iterable[str]) -> tuple[list[str], dict[str, int]
 # -- export -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Held:
-    """What the receiving hub holds already (``modelyard bundle have``)."""
-
-    xorbs: frozenset[str] = frozenset()
-    lfs: frozenset[str] = frozenset()
-
-
-def have(hub: Hub) -> dict[str, list[str]]:
+def holdings(hub: Hub) -> dict[str, list[str]]:
     """Every xorb and LFS object this hub stores, for another hub's ``bundle export --have``."""
     with hub.db.read() as conn:
         return {"xorbs": xet_q.all_xorb_hashes(conn), "lfs": sorted(sha for sha, _size in lfs_q.all_objects(conn))}
 
 
 def write_have(hub: Hub, out: Path) -> Held:
-    """Write ``have`` to ``out`` as JSON (a tmp file, then renamed)."""
-    found = have(hub)
-    _write_atomically(out, lambda f: f.write(json.dumps(found).encode()))
+    """Write ``holdings`` to ``out`` as JSON (a tmp file, then renamed)."""
+    found = holdings(hub)
+    write_atomically(out, lambda f: f.write(json.dumps(found).encode()))
     return Held(frozenset(found["xorbs"]), frozenset(found["lfs"]))
-
-
-def read_have(path: Path) -> Held:
-    try:
-        doc = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise BundleError(f"Cannot read {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise BundleError(f"{path} is not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise BundleError(f"{path} is not what `modelyard bundle have` writes")
-    names = {key: doc.get(key, []) for key in ("xorbs", "lfs")}
-    for key, values in names.items():
-        if not isinstance(values, list) or not all(isinstance(v, str) and _HEX64.match(v) for v in values):
-            raise BundleError(f"{path}: {key!r} must be a list of 64-hex-digit names")
-    return Held(frozenset(names["xorbs"]), frozenset(names["lfs"]))
 
 
 def export(hub: Hub, repos: list[tuple[str, str]], out: Path, have: Path | None = None) -> Report:
@@ -332,20 +145,13 @@ def export(hub: Hub, repos: list[tuple[str, str]], out: Path, have: Path | None 
         raise BundleError("A repo is named twice")
     sources = [_source(hub, repo_type, repo_id) for repo_type, repo_id in repos]
     report = Report(repos=len(sources))
-    created = datetime.now(UTC)
 
     def write(f: IO[bytes]) -> None:
-        sink = _HashingFile(f)
-        with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, copybufsize=PIECE) as tar:  # type: ignore[call-overload]
-            members = _Members(tar, created.timestamp())
-            entries = [_export_repo(hub, members, repo, refs, held, out.parent, report) for repo, refs in sources]
-            manifest = {"format": FORMAT, "version": VERSION, "source": hub.settings.public_url or "",
-                        "created": created.isoformat(), "repos": [e.as_json() for e in entries],
-                        "files": members.files}
-            members.add_bytes(MANIFEST, json.dumps(manifest, indent=1).encode(), listed=False)
-        report.bytes, report.sha256 = sink.size, sink.sha.hexdigest()
+        bundle = BundleWriter(f, datetime.now(UTC))
+        entries = [_export_repo(hub, bundle, repo, refs, held, out.parent, report) for repo, refs in sources]
+        report.bytes, report.sha256 = bundle.finish(hub.settings.public_url or "", entries)
 
-    _write_atomically(out, write)
+    write_atomically(out, write)
     return report
 
 
@@ -363,10 +169,13 @@ def _source(hub: Hub, repo_type: str, repo_id: str) -> tuple[Repo, dict[str, str
     return repo, refs
 
 
-def _export_repo(hub: Hub, members: _Members, repo: Repo, refs: dict[str, str], held: Held, scratch: Path,
+def _export_repo(hub: Hub, bundle: BundleWriter, repo: Repo, refs: dict[str, str], held: Held, scratch: Path,
                  report: Report) -> Entry:
     label = f"{repo.type} {repo.repo_id}"
-    commits, pointers = history(hub, refs.values())
+    try:
+        commits, pointers = history(hub, refs.values())
+    except KeyError as exc:
+        raise BundleError(f"{label}: object {exc.args[0]} of its history is missing here: run modelyard fsck") from exc
     with hub.db.read() as conn:
         xet = {f.sha256: f for f in xet_q.repo_files(conn, repo.id) if f.sha256 in pointers}
         lfs = {sha: size for sha, size in lfs_q.repo_objects(conn, repo.id) if sha in pointers and sha not in xet}
@@ -379,19 +188,18 @@ def _export_repo(hub: Hub, members: _Members, repo: Repo, refs: dict[str, str], 
         whole_pack(hub, repo, refs, pack)
         size = pack.tell()
         pack.seek(0)
-        entry = Entry(repo.type, repo.namespace, repo.name, repo.private, repo.gated, dict(sorted(refs.items())),
-                      lfs, tuple(_export_xet_file(hub, members, xet[sha], held, report) for sha in sorted(xet)),
-                      {sha: pointers[sha] for sha in sorted(purged)})
-        members.add(entry.pack, size, iter(lambda: pack.read(PIECE), b""))
+        bundle.add(pack_member(repo.type, repo.namespace, repo.name), size, iter(lambda: pack.read(PIECE), b""))
     report.commits += len(commits)
     for sha, size in sorted(lfs.items()):
-        if sha not in held.lfs and f"lfs/{sha}" not in members.files:
-            members.add(f"lfs/{sha}", size, hub.blobs.read(lfs_key(sha)), expect=sha)
+        if sha not in held.lfs and f"lfs/{sha}" not in bundle.files:
+            bundle.add(f"lfs/{sha}", size, hub.blobs.read(lfs_key(sha)), expect=sha)
             report.lfs_objects += 1
-    return entry
+    xet_files = tuple(_export_xet_file(hub, bundle, xet[sha], held, report) for sha in sorted(xet))
+    return Entry(repo.type, repo.namespace, repo.name, repo.private, repo.gated, dict(sorted(refs.items())),
+                 lfs, xet_files, {sha: pointers[sha] for sha in sorted(purged)})
 
 
-def _export_xet_file(hub: Hub, members: _Members, f: StoredFile, held: Held, report: Report) -> XetFile:
+def _export_xet_file(hub: Hub, bundle: BundleWriter, f: StoredFile, held: Held, report: Report) -> XetFile:
     """The file's terms, each cut out of its stored xorb as a xorb of its own, and its shard."""
     terms = unpack_terms(f.terms)
     with hub.db.read() as conn:
@@ -404,187 +212,22 @@ def _export_xet_file(hub: Hub, members: _Members, f: StoredFile, held: Held, rep
             raise BundleError(f"Xet file {f.hash}: a term does not match xorb {stored}: run modelyard fsck")
         raw = merkle_root([(c.hash, c.size) for c in chunks])
         name = hash_to_str(raw)
-        if name not in held.xorbs and f"xorbs/{name}" not in members.files:
+        if name not in held.xorbs and f"xorbs/{name}" not in bundle.files:
             body = b"".join(hub.blobs.read(xorb_key(stored), chunks[0].start, chunks[-1].end))
             try:
                 parse_xorb(body, raw)  # what leaves this hub is whole: exactly those chunks, intact
             except XorbFormatError as exc:
                 raise BundleError(f"Xorb {stored} is corrupt on this hub ({exc.message}): run modelyard fsck") from exc
-            members.add_bytes(f"xorbs/{name}", body)
+            bundle.add_bytes(f"xorbs/{name}", body)
             report.xorbs += 1
         cut.append(Term(raw, 0, len(chunks), term.size))
         checks.append(verification_hash([c.hash for c in chunks]))
         if name not in names:
             names.append(name)
-    if f"shards/{f.hash}" not in members.files:
+    if f"shards/{f.hash}" not in bundle.files:
         file_record = FileRecord(str_to_hash(f.hash), tuple(cut), tuple(checks), bytes.fromhex(f.sha256))
-        members.add_bytes(f"shards/{f.hash}", build_upload_shard([file_record], []))
+        bundle.add_bytes(f"shards/{f.hash}", build_upload_shard([file_record], []))
     return XetFile(f.sha256, f.size, f.hash, tuple(names))
-
-
-class _Members:
-    """Members written into the tar, each hashed as it streams through; ``files``: their sha256."""
-
-    def __init__(self, tar: tarfile.TarFile, mtime: float) -> None:
-        self.tar = tar
-        self.mtime = int(mtime)
-        self.files: dict[str, str] = {}
-
-    def add(self, name: str, size: int, pieces: Iterable[bytes], expect: str | None = None,
-            listed: bool = True) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = size, self.mtime, 0o644
-        source = _PieceReader(iter(pieces))
-        try:
-            self.tar.addfile(info, source)
-        except OSError as exc:  # the source ran short ("unexpected end of data"), or the disk is full
-            raise BundleError(f"Writing {name} into the bundle failed: {exc}") from exc
-        digest = source.sha.hexdigest()
-        if source.more() or (expect is not None and digest != expect):
-            raise BundleError(f"{name}: the bytes stored here are not those of {name} (changed while "
-                              "exporting, or corrupt): run modelyard fsck")
-        if listed:
-            self.files[name] = digest
-
-    def add_bytes(self, name: str, data: bytes, listed: bool = True) -> None:
-        self.add(name, len(data), [data], listed=listed)
-
-
-class _PieceReader:
-    """A file-like reader over an iterator of byte pieces, hashing what is read."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._rest = b""
-        self.sha = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        parts, held = [self._rest], len(self._rest)
-        while n < 0 or held < n:
-            piece = next(self._pieces, None)
-            if piece is None:
-                break
-            parts.append(piece)
-            held += len(piece)
-        data = b"".join(parts)
-        out, self._rest = (data, b"") if n < 0 else (data[:n], data[n:])
-        self.sha.update(out)
-        return out
-
-    def more(self) -> bool:
-        return bool(self._rest) or any(self._pieces)
-
-
-class _HashingFile:
-    """The bundle file as tarfile writes it: counted and hashed on the way to disk."""
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self.f = f
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.f.write(data)
-        self.sha.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-
-def _write_atomically(out: Path, write: Any) -> None:
-    """``write(f)`` into ``out.tmp``, synced, then renamed to ``out``; nothing is left on failure."""
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BundleError(f"Cannot write {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-# -- reading a bundle -------------------------------------------------------------------------------
-
-
-class Bundle:
-    """A bundle file opened for import: its members listed and its manifest parsed."""
-
-    def __init__(self, path: Path, tar: tarfile.TarFile) -> None:
-        self.path = path
-        self.tar = tar
-        self.members: dict[str, tarfile.TarInfo] = {}
-        try:
-            listing = tar.getmembers()
-        except (tarfile.TarError, OSError) as exc:
-            raise BundleError(f"{path} is truncated or corrupt: {exc}") from exc
-        for member in listing:
-            if not member.isfile() or member.name in self.members:
-                raise BundleError(f"{path}: member {member.name!r} is not a file, or is there twice")
-            self.members[member.name] = member
-        found = self.members.pop(MANIFEST, None)
-        if found is None:
-            raise BundleError(f"{path} holds no {MANIFEST}: it is not a bundle, or it is truncated")
-        if found.size > MAX_MANIFEST:
-            raise BundleError(f"{path}: {MANIFEST} is over {MAX_MANIFEST} bytes")
-        self.manifest = parse_manifest(b"".join(self.pieces(found)))
-
-    def pieces(self, member: tarfile.TarInfo | str) -> Iterator[bytes]:
-        info = self.members[member] if isinstance(member, str) else member
-        f = self.tar.extractfile(info)
-        assert f is not None  # a regular file
-        try:
-            while piece := f.read(PIECE):
-                yield piece
-        except (tarfile.TarError, OSError) as exc:
-            raise BundleError(f"{self.path} is truncated or corrupt ({info.name}: {exc})") from exc
-
-    def read(self, name: str) -> bytes:
-        return b"".join(self.pieces(name))
-
-    def verify(self) -> None:
-        """Every member the repos need, no other, and each one's sha256 as the manifest says."""
-        required: set[str] = set()
-        optional: set[str] = set()
-        for entry in self.manifest.entries:
-            needs, may = entry.members()
-            required |= needs
-            optional |= may
-        listed = set(self.manifest.files)
-        for problem, names in (("names no", required - listed), ("lists unused", listed - required - optional),
-                               ("lists, but the bundle lacks,", listed - set(self.members)),
-                               ("does not list", set(self.members) - listed)):
-            if names:
-                raise BundleError(f"{self.path}: the manifest {problem} member {sorted(names)[0]}")
-        for name, info in self.members.items():
-            limit = {"xorbs": MAX_XORB_BODY, "shards": MAX_SHARD_BYTES}.get(name.split("/", 1)[0])
-            if limit is not None and info.size > limit:
-                raise BundleError(f"{self.path}: {name} is over {limit} bytes")
-        for info in sorted(self.members.values(), key=lambda m: m.offset_data):  # in file order
-            digest = hashlib.sha256()
-            for piece in self.pieces(info):
-                digest.update(piece)
-            if digest.hexdigest() != self.manifest.files[info.name]:
-                raise BundleError(f"{self.path}: {info.name} does not match its sha256 in the manifest "
-                                  "(changed or damaged since export): nothing was imported")
-
-
-@contextlib.contextmanager
-def open_bundle(path: Path) -> Iterator[Bundle]:
-    try:
-        tar = tarfile.open(path, "r:", copybufsize=PIECE)  # type: ignore[call-overload]  # noqa: SIM115
-    except FileNotFoundError as exc:
-        raise BundleError(f"{path} does not exist") from exc
-    except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{path} is not a bundle (an uncompressed tar file): {exc}") from exc
-    with tar:
-        yield Bundle(path, tar)
 
 
 # -- import -----------------------------------------------------------------------------------------
@@ -602,6 +245,8 @@ class _Plan:
 
 @dataclass
 class _Created:
+    """The repos and organizations this import made, removed again if it fails."""
+
     repos: list[int] = field(default_factory=list)
     orgs: list[int] = field(default_factory=list)
 
@@ -683,8 +328,9 @@ def _ingest_git(hub: Hub, bundle: Bundle, plan: _Plan, report: Report) -> None:
                 raise BundleError(f"{entry.label}: its pack is refused: {exc.args[0]}") from exc
     try:
         commits, pointers = history(hub, targets)
-    except KeyError as exc:
-        raise BundleError(f"{entry.label}: its pack lacks object {exc.args[0]} that its refs reach") from exc
+    except (KeyError, AttributeError) as exc:  # an object missing, or a commit's id naming another kind
+        raise BundleError(f"{entry.label}: its pack lacks an object its refs reach, or holds one of the "
+                          f"wrong type ({exc})") from exc
     carried = {**entry.lfs, **entry.purged, **{x.sha256: x.size for x in entry.xet}}
     for sha, size in sorted(pointers.items()):
         if carried.get(sha) != size:
@@ -802,6 +448,16 @@ def _publish(hub: Hub, plans: list[_Plan], source: str, report: Report) -> list[
             if repo.upstream is None:  # forced: the bundle is its source from now on
                 repos_q.update_repo(conn, plan.pk, upstream=UPSTREAM_PREFIX + source)
                 record(conn, "repo.mirrored", repo.owner_id, None, subject, {"bundle": source, "forced": True},
+                       actor_name="bundle")
+            # What the source keeps private (or gated) is never opened up here; the rest of this
+            # hub's settings of the repo stay as they are.
+            if entry.private and not repo.private:
+                repos_q.update_repo(conn, plan.pk, private=True)
+                record(conn, "repo.visibility_changed", repo.owner_id, None, subject, {"private": True},
+                       actor_name="bundle")
+            if entry.gated and not repo.gated:
+                repos_q.update_repo(conn, plan.pk, gated=entry.gated)
+                record(conn, "repo.gating_changed", repo.owner_id, None, subject, {"gated": entry.gated},
                        actor_name="bundle")
             if "refs/heads/main" in changes:
                 search_q.change_sort_keys(conn, plan.pk, last_modified=now)

@@ -28,6 +28,7 @@ import fnmatch
 import hashlib
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -512,7 +513,7 @@ class Flight:
             self._notify()
             self._release()
 
-    def _append(self, data: bytes | memoryview) -> None:
+    def _append(self, data: bytes | bytearray | memoryview) -> None:
         if self.written + len(data) > self.file.size:
             raise UpstreamUnavailableError(f"The upstream sent more than the {self.file.size} bytes of "
                                            f"{self.file.path}")
@@ -690,101 +691,182 @@ def _after_landing(hub: Hub, file: UpstreamFile) -> None:
         scans.enqueue_landed(hub, file.repo_pk, file.commit, file.path)
 
 
+class _Stage:
+    """A thread that applies ``work`` to each item put, in order (a step of a flight's pipeline:
+    the bytes' sha256, the landing of xorbs), beside the thread that fetches and streams; an
+    error is raised by the next ``put`` or by ``close``."""
+
+    _END = object()
+
+    def __init__(self, name: str, work: Callable[[Any], None], depth: int) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._work = work
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._END:
+            if self.error is None:
+                try:
+                    self._work(item)
+                except BaseException as exc:
+                    self.error = exc
+
+    def put(self, item: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait for every item put; raise the first error."""
+        self._queue.put(self._END)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+#: Bytes a flight gathers before it writes them to its spool and wakes its readers.
+SPOOL_WRITE = 4 * 1024 * 1024
+
+
 class _XetLanding:
-    """A Xet file fetched as the upstream stores it: its reconstruction's chunk ranges, decoded
-    into the spool as they arrive (each chunk hashed: the file hash must be the upstream's), then
-    stored as xorbs of this hub (the upstream's own chunk ranges, as compressed; an xorb this hub
-    already holds is reused, so shared chunks are stored once) and one shard for the file."""
+    """A Xet file fetched as the upstream stores it: its reconstruction's chunk ranges (the next
+    one fetched while this one is used), decoded into the spool (each chunk hashed: the file hash
+    must be the upstream's; the sha256 computed beside, in a thread of its own); once verified,
+    stored as xorbs of this hub with the upstream's chunk boundaries (``land``)."""
 
     def __init__(self, flight: Flight, xet_hash: str) -> None:
         self.flight = flight
         self.xet_hash = xet_hash
-        self.terms: list[tuple[str, int, int, list[memoryview], list[tuple[bytes, int]]]] = []
+        self.nodes: list[tuple[bytes, int]] = []
+        self.verification: list[bytes] = []
+        #: the upstream's terms: (xorb, first chunk, end chunk, the chunks' hashes and sizes)
+        self.terms: list[tuple[str, int, int, list[tuple[bytes, int]]]] = []
 
     def fetch(self, digest: Any) -> None:
-        from modelyard.xet.hashing import chunk_hash
+        from modelyard.xet.hashing import chunk_hash, verification_hash
         from modelyard.xet.xorb import XorbFormatError, split_chunks
 
         f, up = self.flight.file, self.flight.st.upstream
         cas, token = up.xet_read_token(f.repo_type, f.repo_id, f.commit)
         plan = up.reconstruction(cas, token, self.xet_hash)
         try:
-            terms = plan["terms"]
-            fetch_info = plan["fetch_info"]
             if int(plan.get("offset_into_first_range", 0)) != 0:
                 raise UpstreamUnavailableError("The upstream's reconstruction does not start at the file's start")
-        except (KeyError, TypeError, ValueError) as exc:
+            steps = []  # (xorb, first chunk, last chunk, unpacked length, fetch entry)
+            for term in plan["terms"]:
+                xorb, start, end = str(term["hash"]), int(term["range"]["start"]), int(term["range"]["end"])
+                entry = next((e for e in plan["fetch_info"].get(xorb, [])
+                              if int(e["range"]["start"]) <= start and end <= int(e["range"]["end"])), None)
+                if entry is None:
+                    raise UpstreamUnavailableError(f"The upstream's reconstruction has no fetch range for xorb {xorb}")
+                steps.append((xorb, start, end, int(term["unpacked_length"]), entry))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamUnavailableError(f"The upstream's reconstruction is malformed: {exc}") from exc
-        fetched: dict[tuple[str, int], tuple[int, list[tuple[memoryview, bytes | memoryview]]]] = {}
-        for term in terms:
-            xorb, start, end = str(term["hash"]), int(term["range"]["start"]), int(term["range"]["end"])
-            entry = next((e for e in fetch_info.get(xorb, [])
-                          if int(e["range"]["start"]) <= start and end <= int(e["range"]["end"])), None)
-            if entry is None:
-                raise UpstreamUnavailableError(f"The upstream's reconstruction has no fetch range for xorb {xorb}")
-            key = (xorb, int(entry["range"]["start"]))
-            if key not in fetched:
-                fetched.clear()  # ranges are fetched in term order: keep one at a time
-                body = up.xorb_range(str(entry["url"]), int(entry["url_range"]["start"]),
-                                     int(entry["url_range"]["end"]))
-                try:
-                    fetched[key] = (key[1], list(split_chunks(body)))
-                except XorbFormatError as exc:
-                    raise UpstreamUnavailableError(f"The upstream's xorb {xorb} is corrupt: {exc.message}") from exc
-            first, chunks = fetched[key]
-            wanted = chunks[start - first : end - first]
-            if len(wanted) != end - start:
-                raise UpstreamUnavailableError(f"The upstream's xorb {xorb} range holds too few chunks")
-            nodes = []
-            for _raw, plain in wanted:
-                nodes.append((chunk_hash(plain), len(plain)))
-                self.flight._append(plain)
-                digest.update(plain)
-            if sum(n[1] for n in nodes) != int(term["unpacked_length"]):
-                raise UpstreamUnavailableError(f"The upstream's xorb {xorb} range has the wrong length")
-            self.terms.append((xorb, start, end, [raw for raw, _p in wanted], nodes))
+
+        def download(entry: dict[str, Any]) -> bytes:
+            return up.xorb_range(str(entry["url"]), int(entry["url_range"]["start"]), int(entry["url_range"]["end"]))
+
+        def hash_pieces(pieces: list[bytes | memoryview]) -> None:
+            for piece in pieces:
+                digest.update(piece)
+
+        hasher = _Stage("modelyard-flight-sha256", hash_pieces, 16)
+        pending = bytearray()
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="modelyard-flight-fetch") as fetcher:
+                ahead: dict[int, Any] = {}
+                body_of: tuple[int, list[tuple[memoryview, bytes | memoryview]]] | None = None
+                for i, (xorb, start, end, length, entry) in enumerate(steps):
+                    for j in range(i, min(i + 2, len(steps))):  # this range and the next in the air
+                        if id(steps[j][4]) not in ahead and (body_of is None or body_of[0] != id(steps[j][4])):
+                            ahead[id(steps[j][4])] = fetcher.submit(download, steps[j][4])
+                    if body_of is None or body_of[0] != id(entry):
+                        body = ahead.pop(id(entry)).result()
+                        try:
+                            body_of = (id(entry), list(split_chunks(body)))
+                        except XorbFormatError as exc:
+                            raise UpstreamUnavailableError(
+                                f"The upstream's xorb {xorb} is corrupt: {exc.message}") from exc
+                    first = int(entry["range"]["start"])
+                    wanted = body_of[1][start - first : end - first]
+                    if len(wanted) != end - start:
+                        raise UpstreamUnavailableError(f"The upstream's xorb {xorb} range holds too few chunks")
+                    nodes = [(chunk_hash(plain), len(plain)) for _raw, plain in wanted]
+                    if sum(n[1] for n in nodes) != length:
+                        raise UpstreamUnavailableError(f"The upstream's xorb {xorb} range has the wrong length")
+                    plains = [plain for _raw, plain in wanted]
+                    hasher.put(plains)
+                    self.terms.append((xorb, start, end, nodes))
+                    self.nodes.extend(nodes)
+                    self.verification.append(verification_hash([n[0] for n in nodes]))
+                    for plain in plains:
+                        pending += plain
+                        if len(pending) >= SPOOL_WRITE:
+                            self.flight._append(pending)
+                            pending = bytearray()
+                if pending:
+                    self.flight._append(pending)
+        finally:
+            hasher.close()
 
     def check(self) -> None:
         """The chunks hash to the Xet hash the upstream named (the bytes' sha256 is checked apart)."""
         from modelyard.xet.hashing import file_hash, hash_to_str, str_to_hash
 
-        nodes = [n for *_rest, term_nodes in self.terms for n in term_nodes]
         try:
             named = str_to_hash(self.xet_hash, "Xet hash")
         except InvalidInputError as exc:
             raise UpstreamUnavailableError(f"The upstream named an invalid Xet hash: {exc.message}") from exc
-        if hash_to_str(file_hash(nodes)) != hash_to_str(named):
+        if hash_to_str(file_hash(self.nodes)) != hash_to_str(named):
             raise UpstreamUnavailableError(f"The upstream's chunks of {self.flight.file.path} do not hash to "
                                            "its Xet hash")
 
     def land(self) -> None:
-        from modelyard.services.xet import load_indexes, upload_shard, upload_xorb
-        from modelyard.xet.hashing import file_hash, hash_to_str, merkle_root, str_to_hash, verification_hash
+        """Store the file as xorbs of this hub, read back from the verified spool term by term
+        (one upstream xorb range at a time in memory): a term whose chunks this hub holds in the
+        upstream's xorb of that name is not stored again; then the file's shard (``upload_shard``
+        checks it all once more)."""
+        from modelyard.catalog import xet as xet_q
+        from modelyard.services.xet import load_indexes, store_xorb, upload_shard
+        from modelyard.xet.hashing import file_hash, hash_to_str, merkle_root, str_to_hash
         from modelyard.xet.shard import FileRecord, Term, build_upload_shard
-        from modelyard.xet.xorb import XorbIndex
+        from modelyard.xet.xorb import ChunkInfo, XorbIndex, serialize_chunk
 
         hub, f = self.flight.hub, self.flight.file
-        all_nodes = [n for *_rest, nodes in self.terms for n in nodes]
         with hub.db.read() as conn:
             held = load_indexes(conn, sorted({t[0] for t in self.terms}))
-        local_terms = []
-        for xorb, start, end, raws, nodes in self.terms:
+        local_terms, offset = [], 0
+        for xorb, start, end, nodes in self.terms:
             size = sum(n[1] for n in nodes)
-            index: XorbIndex | None = held.get(xorb)
+            index = held.get(xorb)
             if index is not None and [(c.hash, c.size) for c in index.chunks[start:end]] == nodes:
                 local_terms.append(Term(str_to_hash(xorb), start, end, size))  # this hub holds those chunks
+                offset += size
                 continue
-            body = b"".join(raws)
             name = hash_to_str(merkle_root(nodes))
-            upload_xorb(hub, f.repo_pk, "default", name, body)
+            with hub.db.read() as conn:
+                stored = xet_q.has_xorb(conn, name)
+            if not stored:
+                data = self.flight.pread(size, offset)
+                parts, infos, pos, at = [], [], 0, 0
+                for chunk, chunk_size in nodes:  # hashed as they arrived: compressed, not parsed again
+                    part = serialize_chunk(data[at : at + chunk_size])
+                    infos.append(ChunkInfo(chunk, pos, pos + len(part), chunk_size))
+                    parts.append(part)
+                    pos += len(part)
+                    at += chunk_size
+                store_xorb(hub, name, XorbIndex(tuple(infos)), b"".join(parts))
             local_terms.append(Term(str_to_hash(name), 0, len(nodes), size))
-        verification = tuple(verification_hash([n[0] for n in nodes]) for *_r, nodes in self.terms)
-        record = FileRecord(file_hash(all_nodes), tuple(local_terms), verification, bytes.fromhex(f.sha256))
-        with hub.db.read() as conn:
+            offset += size
+        record = FileRecord(file_hash(self.nodes), tuple(local_terms), tuple(self.verification),
+                            bytes.fromhex(f.sha256))
+        with self.flight.hub.db.read() as conn:
             repo = repos_q.get_by_id(conn, f.repo_pk)
         if repo is None:
             raise UpstreamUnavailableError("The mirror was deleted during the transfer")
-        upload_shard(hub, Grant(repo, None), build_upload_shard([record], []))
+        upload_shard(self.flight.hub, Grant(repo, None), build_upload_shard([record], []))
 
 
 def upstream_file(hub: Hub, repo: Any, commit: str, path: str, sha256: str, size: int) -> UpstreamFile | None:

@@ -248,6 +248,13 @@ def upload_xorb(
             return False
     index = parse_xorb(body, claimed)  # raises before anything is stored
     _extend_chain(repo_pk, claimed, index, body)
+    return store_xorb(hub, name, index, body)
+
+
+def store_xorb(hub: Hub, name: str, index: XorbIndex, body: bytes | bytearray | memoryview) -> bool:
+    """Store a xorb whose ``index`` the caller computed from ``body`` itself (every chunk decoded
+    and hashed, ``name`` their merkle hash: what ``parse_xorb`` checks of an upload; a mirror's
+    landing does it as the bytes arrive). False when it was stored already."""
     dedup = [hash_to_str(c.hash) for c in index.chunks if modulo(c.hash, DEDUP_MODULUS) == 0]
     key = xorb_key(name)
     _write_blob(hub, key, body)
