@@ -215,8 +215,9 @@ class Settings(BaseSettings):
     )
     upstream_token: SecretStr | None = Field(default=None, description="Access token sent to the upstream hub")
     upstream_allow: str = Field(
-        default="*", description="Which upstream repos may be mirrored: comma-separated patterns of ids "
-        "(fnmatch; 'datasets:org/*' for another type), e.g. 'sentence-transformers/*,google/*'",
+        default="*,datasets:*,spaces:*", description="Which upstream repos may be mirrored: comma-separated "
+        "patterns of ids (fnmatch; models by default, 'datasets:org/*' or 'spaces:org/*' for the other types), "
+        "e.g. 'sentence-transformers/*,google/*'",
     )
     upstream_ttl: float = Field(
         default=60.0, ge=0, description="Seconds a mirrored repo's branches and tags are served before the upstream is "

@@ -436,3 +436,16 @@ def test_a_mirror_carried_across_an_air_gap(upstream: LiveServer, tmp_path: Path
         assert {(r.name, r.target_commit) for r in api.list_repo_refs(repo).tags} == \
             {(r.name, r.target_commit) for r in up.list_repo_refs(repo).tags}
         assert httpx.get(f"{island.url}/{repo}/resolve/v1/weights.bin", timeout=30).content == data
+
+
+def test_private_upstream_repos_never_land_in_a_local_users_namespace(upstream: LiveServer, edge: LiveServer) -> None:
+    """``alice`` upstream and ``alice`` at the edge need not be one person: a private upstream repo
+    of that namespace, which the edge's token (upstream alice's) may read, is not mirrored into
+    the local user's namespace (404, and said in the log); a public one is (read-only)."""
+    up_alice = up_api(upstream)
+    secret = up_alice.create_repo(f"secret-{edge.backend}", private=True).repo_id
+    public = up_alice.create_repo(f"open-{edge.backend}").repo_id
+    edge_alice = HfApi(endpoint=edge.url, token=TOKENS["alice"])
+    assert not edge_alice.repo_exists(secret)
+    assert f"not mirroring private or gated model {secret} into the local user alice" in edge.log_path.read_text()
+    assert edge_alice.model_info(public).sha == up_alice.model_info(public).sha

@@ -54,7 +54,7 @@ from modelyard.services.audit import record, repo_subject
 from modelyard.services.auth import Principal
 from modelyard.services.events import new_event, record_and_enqueue
 from modelyard.services.grants import Grant
-from modelyard.services.hub import Hub, utcnow
+from modelyard.services.hub import Hub, LruCache, utcnow
 from modelyard.services.pools import long_work_executor
 from modelyard.services.repos import split_repo_id
 from modelyard.services.upstream import MIRRORED_REFS, Upstream, UpstreamNotFound
@@ -64,6 +64,7 @@ log = logging.getLogger("modelyard.mirror")
 
 #: Bytes a waiting reader is handed at once from the spool.
 READ_PIECE = 4 * 1024 * 1024
+LOCK_STRIPES = 64
 
 
 # -- the process's mirror state -------------------------------------------------------------------
@@ -80,9 +81,10 @@ class _State:
         self.upstream = Upstream(s.upstream_url, token, s.upstream_connect_timeout, s.upstream_timeout,
                                  s.upstream_retry_after)
         self.lock = threading.Lock()
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        #: one lock per repo name, striped (any id a caller names gets one: no table that grows)
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         #: (type, key) -> (mirror or None, monotonic time it was read)
-        self.known: dict[tuple[str, str], tuple[mirrors_q.Mirror | None, float]] = {}
+        self.known: LruCache[tuple[str, str], tuple[mirrors_q.Mirror | None, float]] = LruCache(4096)
         #: repo pk -> monotonic time its refs were last compared with the upstream's
         self.checked: dict[int, float] = {}
         self.flights: dict[tuple[int, str], Flight] = {}
@@ -91,8 +93,8 @@ class _State:
         self.pool: ThreadPoolExecutor = long_work_executor(4, "modelyard-mirror")
 
     def repo_lock(self, repo_type: str, repo_id: str) -> threading.Lock:
-        with self.lock:
-            return self._locks.setdefault((repo_type, repo_id.lower()), threading.Lock())
+        key = f"{repo_type}:{repo_id.lower()}".encode()
+        return self._locks[int.from_bytes(hashlib.blake2b(key, digest_size=4).digest()) % LOCK_STRIPES]
 
 
 _STATES: weakref.WeakKeyDictionary[Hub, _State] = weakref.WeakKeyDictionary()
@@ -134,7 +136,7 @@ def _mirror(hub: Hub, st: _State, repo_type: str, repo_id: str, fresh: bool = Fa
         return None
     with hub.db.read() as conn:
         found = mirrors_q.get(conn, repo_type, namespace, name)
-    st.known[key] = (found, now)
+    st.known.put(key, (found, now))
     return found
 
 
@@ -195,6 +197,12 @@ def _materialize(hub: Hub, st: _State, repo_type: str, namespace: str, name: str
     now = utcnow()
     with hub.db.write() as conn:
         owner = accounts_q.by_name(conn, namespace)
+        if private and owner is not None and owner.kind == "user":
+            # A local user of that name is not the upstream's: what the upstream token may read
+            # privately is never handed to them.
+            log.warning("not mirroring private or gated %s %s/%s into the local user %s", repo_type, namespace,
+                        name, owner.name)
+            return False
         if owner is None:  # the upstream's namespace, as an org of this hub with no members
             owner = accounts_q.create(conn, name=namespace, kind="org", fullname=namespace, email=None,
                                       is_admin=False, default_private=False, now=now)
@@ -214,7 +222,7 @@ def _materialize(hub: Hub, st: _State, repo_type: str, namespace: str, name: str
         record(conn, "repo.mirrored", owner.id, None, repo_subject(repo_type, f"{owner.name}/{name}"),
                {"upstream": st.upstream.url, "private": private}, actor_name="mirror")
     st.checked[repo_pk] = time.monotonic()
-    st.known.pop((repo_type, f"{namespace}/{name}".lower()), None)
+    st.known.put((repo_type, f"{namespace}/{name}".lower()), (None, float("-inf")))  # read again
     record_and_enqueue(hub, event)
     log.info("mirrored %s %s/%s from %s (%d commits)", repo_type, owner.name, name, st.upstream.url, len(commits))
     return True
@@ -357,7 +365,6 @@ class Landed:
     """What a copy of a mirror's files did."""
 
     fetched: int = 0
-    held: int = 0
     bytes: int = 0
     failed: list[str] | None = None
 
