@@ -489,12 +489,12 @@ class Flight:
 
     def __init__(self, hub: Hub, st: _State, file: UpstreamFile) -> None:
         self.hub, self.st, self.file = hub, st, file
-        # closed by ``_release`` once the transfer and every reader are done
+        # Unlinked already; closed (its space freed) when the flight is dropped: by the registry
+        # once done, by each reader once it has read (or gone), whichever is last.
         self._spool: IO[bytes] = tempfile.TemporaryFile(prefix="modelyard-flight-", dir=_spool_dir(hub))  # noqa: SIM115
         self._fd = self._spool.fileno()
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        self._readers = 0
         self.written = 0
         self.verified = False
         self.error: BaseException | None = None
@@ -518,7 +518,6 @@ class Flight:
                     self.st.failed[key] = time.monotonic()
             self.done.set()
             self._notify()
-            self._release()
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:
         if self.written + len(data) > self.file.size:
@@ -597,43 +596,22 @@ class Flight:
             with self._lock:
                 self._waiters.discard(waiter)
 
-    def attach(self) -> bool:
-        with self._lock:
-            if self._fd < 0:
-                return False
-            self._readers += 1
-            return True
-
-    def detach(self) -> None:
-        with self._lock:
-            self._readers -= 1
-        self._release()
-
-    def _release(self) -> None:
-        with self._lock:
-            if self._readers == 0 and self.done.is_set() and self._fd >= 0:
-                self._fd = -1
-                self._spool.close()
-
     def pread(self, size: int, pos: int) -> bytes:
         return os.pread(self._fd, size, pos)
 
     async def pieces(self, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` as they become readable (the caller ``attach``-ed)."""
+        """Bytes ``[start, end)`` as they become readable."""
         from starlette.concurrency import run_in_threadpool
 
-        try:
-            pos = start
-            while pos < end:
-                await self.wait_past(pos)
-                n = min(end, self.readable()) - pos
-                data = await run_in_threadpool(self.pread, min(n, READ_PIECE), pos)
-                if not data:
-                    raise UpstreamUnavailableError("The spooled file ended early")
-                pos += len(data)
-                yield data
-        finally:
-            self.detach()
+        pos = start
+        while pos < end:
+            await self.wait_past(pos)
+            n = min(end, self.readable()) - pos
+            data = await run_in_threadpool(self.pread, min(n, READ_PIECE), pos)
+            if not data:
+                raise UpstreamUnavailableError("The spooled file ended early")
+            pos += len(data)
+            yield data
 
 
 #: Seconds after a failed transfer during which the file is sent whole, whatever Range asks.
@@ -659,35 +637,28 @@ def _spool_dir(hub: Hub) -> str:
 
 
 def flight(hub: Hub, file: UpstreamFile) -> Flight:
-    """The flight fetching ``file`` (started if none is in the air), attached for one reader."""
+    """The flight fetching ``file``: the one in the air, or a new one."""
     st = _state(hub)
     if st is None:
         raise UpstreamUnavailableError("No upstream hub is configured")
-    while True:
-        with st.lock:
-            found = st.flights.get((file.repo_pk, file.sha256))
-            if found is None:
-                if not st.upstream.reachable:
-                    raise UpstreamUnavailableError(f"The upstream hub {st.upstream.url} is unreachable; "
-                                                   "this file is not held here yet")
-                found = st.flights[(file.repo_pk, file.sha256)] = Flight(hub, st, file)
-                found.attach()
-                st.pool.submit(found.run)
-                return found
-        if found.attach():
-            return found
+    with st.lock:
+        found = st.flights.get((file.repo_pk, file.sha256))
+        if found is None:
+            if not st.upstream.reachable:
+                raise UpstreamUnavailableError(f"The upstream hub {st.upstream.url} is unreachable; "
+                                               "this file is not held here yet")
+            found = st.flights[(file.repo_pk, file.sha256)] = Flight(hub, st, file)
+            st.pool.submit(found.run)
+        return found
 
 
 def land(hub: Hub, file: UpstreamFile, timeout: float | None = None) -> None:
     """Fetch and land one file now (``modelyard mirror``, the LFS batch API); raises the flight's error."""
     f = flight(hub, file)
-    try:
-        if not f.done.wait(timeout):
-            raise UpstreamUnavailableError(f"Fetching {file.path} from the upstream is taking too long")
-        if f.error is not None:
-            raise f.error
-    finally:
-        f.detach()
+    if not f.done.wait(timeout):
+        raise UpstreamUnavailableError(f"Fetching {file.path} from the upstream is taking too long")
+    if f.error is not None:
+        raise f.error
 
 
 def _after_landing(hub: Hub, file: UpstreamFile) -> None:

@@ -130,12 +130,8 @@ async def send_file(ctx: Ctx, resolved: files_svc.ResolvedFile, headers: dict[st
         from modelyard.services import mirror as mirror_svc
 
         flight = await run_in_threadpool(mirror_svc.flight, ctx.hub, resolved.upstream)
-        try:
-            if end > start:  # a failure before the first byte is an error answer, not a cut body
-                await flight.wait_past(start)
-        except BaseException:
-            flight.detach()
-            raise
+        if end > start:  # a failure before the first byte is an error answer, not a cut body
+            await flight.wait_past(start)
         return StreamingResponse(flight.pieces(start, end), status_code=status, headers=headers,
                                  media_type=media_type)
     if resolved.blob_key is None:  # a Xet file: rebuilt from its xorbs as it streams
