@@ -519,12 +519,17 @@ class Flight:
             self.done.set()
             self._notify()
 
-    def _append(self, data: bytes | bytearray | memoryview) -> None:
-        if self.written + len(data) > self.file.size:
+    def _append(self, *pieces: bytes | bytearray | memoryview) -> None:
+        """Write pieces at the end of the spool (one system call, no copy in between); wake the readers."""
+        size = sum(len(p) for p in pieces)
+        if self.written + size > self.file.size:
             raise UpstreamUnavailableError(f"The upstream sent more than the {self.file.size} bytes of "
                                            f"{self.file.path}")
-        os.pwrite(self._fd, data, self.written)
-        self.written += len(data)
+        done = os.pwritev(self._fd, pieces, self.written)
+        while done < size:  # a short write (rare): the rest, piece by piece
+            rest = memoryview(b"".join(pieces))[done:]
+            done += os.pwrite(self._fd, rest, self.written + done)
+        self.written += size
         self._notify()
 
     def _transfer(self) -> None:
@@ -751,7 +756,8 @@ class _XetLanding:
                 digest.update(piece)
 
         hasher = _Stage("modelyard-flight-sha256", hash_pieces, 16)
-        pending = bytearray()
+        pending: list[bytes | memoryview] = []
+        pending_size = 0
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="modelyard-flight-fetch") as fetcher:
                 ahead: dict[int, Any] = {}
@@ -780,12 +786,13 @@ class _XetLanding:
                     self.nodes.extend(nodes)
                     self.verification.append(verification_hash([n[0] for n in nodes]))
                     for plain in plains:
-                        pending += plain
-                        if len(pending) >= SPOOL_WRITE:
-                            self.flight._append(pending)
-                            pending = bytearray()
+                        pending.append(plain)
+                        pending_size += len(plain)
+                        if pending_size >= SPOOL_WRITE:
+                            self.flight._append(*pending)
+                            pending, pending_size = [], 0
                 if pending:
-                    self.flight._append(pending)
+                    self.flight._append(*pending)
         finally:
             hasher.close()
 
