@@ -99,6 +99,10 @@ def test_edge_serves_an_upstream_repo_with_its_commit_ids(
     up, api = up_api(upstream), HfApi(endpoint=edge.url, token=TOKENS["bob"])
     info = api.model_info(repo)
     assert info.sha == up.model_info(repo).sha == commits[0]
+    # marked as a mirror, in its info and on its page
+    assert httpx.get(f"{edge.url}/api/models/{repo}", timeout=30).json()["mirror"] == {"upstream": upstream.url}
+    assert "mirror" not in httpx.get(f"{upstream.url}/api/models/{repo}", timeout=30).json()
+    assert f"mirror of {upstream.url}" in httpx.get(f"{edge.url}/{repo}", timeout=30).text
     assert [c.commit_id for c in api.list_repo_commits(repo)] == commits
     refs, up_refs = api.list_repo_refs(repo), up.list_repo_refs(repo)
     assert {(b.name, b.target_commit) for b in refs.branches} == {(b.name, b.target_commit) for b in up_refs.branches}

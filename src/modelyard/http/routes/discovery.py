@@ -65,6 +65,8 @@ def summary(repo: Repo, facts: RepoFacts) -> dict[str, Any]:
 def details(repo: Repo, facts: RepoFacts, bases: list[tuple[str, str]], children: int) -> dict[str, Any]:
     """Fields that info responses carry, and listings on request (``full``, ``expand``)."""
     out: dict[str, Any] = {"usedStorage": repo.used_storage, "downloadsAllTime": repo.downloads_all_time}
+    if repo.upstream is not None:  # modelyard's own field: a read-only copy (services/mirror.py, bundles.py)
+        out["mirror"] = {"upstream": repo.upstream}
     if facts.card_data is not None:
         out["cardData"] = facts.card_data
     if repo.type == "model":
