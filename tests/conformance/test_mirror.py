@@ -453,3 +453,22 @@ def test_private_upstream_repos_never_land_in_a_local_users_namespace(upstream: 
     assert not edge_alice.repo_exists(secret)
     assert f"not mirroring private or gated model {secret} into the local user alice" in edge.log_path.read_text()
     assert edge_alice.model_info(public).sha == up_alice.model_info(public).sha
+
+
+def test_gated_upstream_repos_need_a_token_with_access(upstream: LiveServer, edge: LiveServer) -> None:
+    """A gated upstream repo whose files the edge's token may not read is not mirrored (404, nothing
+    created); one it may read is mirrored private."""
+    carol = HfApi(endpoint=upstream.url, token=TOKENS["carol"])
+    closed = carol.create_repo(f"gated-{edge.backend}").repo_id
+    carol.upload_file(path_or_fileobj=b"# gated\n", path_in_repo="README.md", repo_id=closed)
+    carol.update_repo_settings(closed, gated="manual")
+    bob = HfApi(endpoint=edge.url, token=TOKENS["bob"])
+    assert not bob.repo_exists(closed)
+    assert httpx.get(f"{edge.url}/api/models/{closed}", timeout=30).status_code == 404
+    readable = up_api(upstream).create_repo(f"upstream-org/gated-{edge.backend}").repo_id
+    up_api(upstream).update_repo_settings(readable, gated="auto")
+    response = httpx.get(f"{edge.url}/api/models/{readable}", timeout=30)
+    assert response.status_code == 404  # mirrored private: the mirror org's members only
+    admin = HfApi(endpoint=edge.url, token=(edge.data_dir / "admin-token").read_text().strip())
+    info = admin.model_info(readable)  # a site admin sees it
+    assert info.private and info.sha == up_api(upstream).model_info(readable).sha
