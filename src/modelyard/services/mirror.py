@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from dulwich.objects import Commit
+from sqlalchemy.exc import IntegrityError
 
 from modelyard.catalog import accounts as accounts_q
 from modelyard.catalog import mirrors as mirrors_q
@@ -178,6 +179,12 @@ def materialize(hub: Hub, principal: Principal | None, repo_type: str, repo_id: 
             return _materialize(hub, st, repo_type, namespace, name)
         except UpstreamNotFound:
             return False
+        except IntegrityError:  # another server made the org or the repo meanwhile: theirs stands
+            with hub.db.read() as conn:
+                existing = repos_q.get(conn, repo_type, namespace, name)
+            if existing is None:
+                raise
+            return existing.upstream is not None
 
 
 def _materialize(hub: Hub, st: _State, repo_type: str, namespace: str, name: str) -> bool:
@@ -726,6 +733,8 @@ class _XetLanding:
         self.verification: list[bytes] = []
         #: the upstream's terms: (xorb, first chunk, end chunk, the chunks' hashes and sizes)
         self.terms: list[tuple[str, int, int, list[tuple[bytes, int]]]] = []
+        #: per term, how the upstream stored each chunk (its compression scheme): landed the same way
+        self.schemes: list[bytes] = []
 
     def fetch(self, digest: Any) -> None:
         from modelyard.xet.hashing import chunk_hash, verification_hash
@@ -783,6 +792,7 @@ class _XetLanding:
                     plains = [plain for _raw, plain in wanted]
                     hasher.put(plains)
                     self.terms.append((xorb, start, end, nodes))
+                    self.schemes.append(bytes(raw[4] for raw, _p in wanted))
                     self.nodes.extend(nodes)
                     self.verification.append(verification_hash([n[0] for n in nodes]))
                     for plain in plains:
@@ -817,13 +827,13 @@ class _XetLanding:
         from modelyard.services.xet import load_indexes, store_xorb, upload_shard
         from modelyard.xet.hashing import file_hash, hash_to_str, merkle_root, str_to_hash
         from modelyard.xet.shard import FileRecord, Term, build_upload_shard
-        from modelyard.xet.xorb import ChunkInfo, XorbIndex, serialize_chunk
+        from modelyard.xet.xorb import ChunkInfo, Compression, XorbIndex, serialize_chunk
 
         hub, f = self.flight.hub, self.flight.file
         with hub.db.read() as conn:
             held = load_indexes(conn, sorted({t[0] for t in self.terms}))
         local_terms, offset = [], 0
-        for xorb, start, end, nodes in self.terms:
+        for (xorb, start, end, nodes), schemes in zip(self.terms, self.schemes, strict=True):
             size = sum(n[1] for n in nodes)
             index = held.get(xorb)
             if index is not None and [(c.hash, c.size) for c in index.chunks[start:end]] == nodes:
@@ -836,8 +846,10 @@ class _XetLanding:
             if not stored:
                 data = self.flight.pread(size, offset)
                 parts, infos, pos, at = [], [], 0, 0
-                for chunk, chunk_size in nodes:  # hashed as they arrived: compressed, not parsed again
-                    part = serialize_chunk(data[at : at + chunk_size])
+                for (chunk, chunk_size), scheme in zip(nodes, schemes, strict=True):
+                    # hashed as they arrived, not parsed again; compressed as the upstream chose (a
+                    # chunk it stored as is would not shrink: no second attempt)
+                    part = serialize_chunk(data[at : at + chunk_size], Compression(scheme))
                     infos.append(ChunkInfo(chunk, pos, pos + len(part), chunk_size))
                     parts.append(part)
                     pos += len(part)
