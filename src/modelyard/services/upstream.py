@@ -244,8 +244,9 @@ class Upstream:
         from dulwich.object_store import ObjectStoreGraphWalker
 
         self._check_up()
+        # The pool bounds the connect apart from the reads: a dropped connection fails in seconds.
         client = HttpGitClient(self.url + "/", username="modelyard" if self._token else None, password=self._token,
-                               timeout=self._timeout.read)
+                               pool_manager=self._pool)
         wanted: dict[str, str] = {}
 
         def determine_wants(refs: dict[bytes, bytes | None], depth: int | None = None) -> list[bytes]:
