@@ -357,7 +357,7 @@ def require_writer(hub: Hub, principal: Principal | None, permission: str | None
 def check_write(principal: Principal | None, repo: RepoHead) -> None:
     check_read(principal, repo)
     _not_a_mirror(repo)
-    _check_write_rights(principal, repo)
+    _check_write_rights_of_reader(principal, repo)
 
 
 def _not_a_mirror(repo: RepoHead) -> None:
@@ -370,6 +370,10 @@ def _not_a_mirror(repo: RepoHead) -> None:
 
 def _check_write_rights(principal: Principal | None, repo: RepoHead) -> None:
     check_read(principal, repo)
+    _check_write_rights_of_reader(principal, repo)
+
+
+def _check_write_rights_of_reader(principal: Principal | None, repo: RepoHead) -> None:
     assert principal is not None or not repo.private
     if principal is None:
         raise AuthenticationError("Authentication required: pass a write token")
