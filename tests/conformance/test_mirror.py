@@ -410,6 +410,17 @@ def test_a_lazy_mirror_is_indexed_and_consistent(upstream: LiveServer, edge: Liv
     out = edge.cli("fsck", check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 
+    def scan_status() -> str:
+        tree = httpx.get(f"{edge.url}/api/models/{repo}/tree/main?expand=true", timeout=30).json()
+        return str({e["path"]: e for e in tree}["model.safetensors"]["securityFileStatus"]["status"])
+
+    assert scan_status() == "unscanned"  # not an error: its bytes are not here yet, so it was not scanned
+    assert httpx.get(f"{edge.url}/{repo}/resolve/main/model.safetensors", timeout=30).content == weights
+    deadline = time.monotonic() + 60
+    while scan_status() != "safe":  # scanned once it landed, as an upload is
+        assert time.monotonic() < deadline, scan_status()
+        time.sleep(0.2)
+
 
 def test_a_mirror_carried_across_an_air_gap(upstream: LiveServer, tmp_path: Path) -> None:
     """Done-when 5, end to end: an edge mirrors a repo (every revision's files), exports it as a
