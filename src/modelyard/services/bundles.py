@@ -69,7 +69,7 @@ from modelyard.services.xet import indexes_for, upload_shard, upload_xorb, xorb_
 from modelyard.storage.base import lfs_key
 from modelyard.versioning.history import ancestors
 from modelyard.versioning.objects import DIR_MODE
-from modelyard.versioning.wire import PackBounds, PackError
+from modelyard.versioning.wire import PackError
 from modelyard.xet.hashing import hash_to_str, merkle_root, str_to_hash, verification_hash
 from modelyard.xet.reconstruction import unpack_terms
 from modelyard.xet.shard import FileRecord, Term, build_upload_shard
@@ -297,12 +297,6 @@ def _plan(hub: Hub, bundle: Bundle, entry: Entry, force: bool) -> _Plan:
     return _Plan(entry, repo)
 
 
-def _bounds(hub: Hub) -> PackBounds:
-    s = hub.settings
-    return PackBounds(max(s.git_max_object_size, s.max_regular_file_size), s.git_max_push_inflated,
-                      s.git_max_push_objects)
-
-
 def _ingest_git(hub: Hub, bundle: Bundle, plan: _Plan, report: Report) -> None:
     """Store the repo's pack (objects no repo sees until ``_publish``) and check that it holds the
     whole history of the refs, and that every large file of it is in the bundle."""
@@ -323,7 +317,7 @@ def _ingest_git(hub: Hub, bundle: Bundle, plan: _Plan, report: Report) -> None:
             report.bytes += spool.tell()
             spool.seek(0)
             try:
-                ingest_pack(hub, tips, spool, _bounds(hub))
+                ingest_pack(hub, tips, spool)
             except PackError as exc:
                 raise BundleError(f"{entry.label}: its pack is refused: {exc.args[0]}") from exc
     try:

@@ -437,14 +437,9 @@ class _Push:
 
     # -- the pack -----------------------------------------------------------------------------
 
-    def _bounds(self) -> PackBounds:
-        s = self.hub.settings
-        return PackBounds(max(s.git_max_object_size, s.max_regular_file_size), s.git_max_push_inflated,
-                          s.git_max_push_objects)
-
     def _read(self, pack: IO[bytes], reach: _Reach) -> _Received:
         out = _Received()
-        check_pack_bounds(pack, self._bounds())  # PackError: reported as the pack's ("unpack") failure
+        check_pack_bounds(pack, pack_bounds(self.hub))  # PackError: reported as the pack's ("unpack") failure
         for obj in iter_pack(pack, reach.resolve):
             self._take(out, obj)
         return out
@@ -636,14 +631,21 @@ def _rows(pack: IO[bytes], resolve: Callable[[str], tuple[int, bytes]],
         yield batch
 
 
-def ingest_pack(hub: Hub, tips: list[str], pack: IO[bytes], bounds: PackBounds) -> dict[str, Commit]:
+def pack_bounds(hub: Hub) -> PackBounds:
+    """What one pack may hold: a push's, a mirror's fetch, a bundle's."""
+    s = hub.settings
+    return PackBounds(max(s.git_max_object_size, s.max_regular_file_size), s.git_max_push_inflated,
+                      s.git_max_push_objects)
+
+
+def ingest_pack(hub: Hub, tips: list[str], pack: IO[bytes]) -> dict[str, Commit]:
     """Store the objects of a pack fetched from another hub (a mirror's: services/mirror.py), with
     none of a push's rules: thin-pack bases may be any object the ``tips`` (the repo's refs) reach.
     Each batch is its own transaction: the objects are content-addressed, and no repo sees them
     until its ``repo_commits`` name their commits (the caller's one short transaction after this).
     Returns the pack's commits, parsed."""
     reach = _Reach(hub, tips)
-    check_pack_bounds(pack, bounds)
+    check_pack_bounds(pack, pack_bounds(hub))
     commits: dict[str, Commit] = {}
     for obj in iter_pack(pack, reach.resolve):  # checked whole before anything is stored
         try:

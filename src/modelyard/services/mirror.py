@@ -28,14 +28,13 @@ import fnmatch
 import hashlib
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from dulwich.objects import Commit
@@ -59,7 +58,8 @@ from modelyard.services.hub import Hub, LruCache, utcnow
 from modelyard.services.pools import long_work_executor
 from modelyard.services.repos import split_repo_id
 from modelyard.services.upstream import MIRRORED_REFS, Upstream, UpstreamNotFound
-from modelyard.versioning.wire import PackBounds, PackError
+from modelyard.storage.base import Stage
+from modelyard.versioning.wire import PackError
 
 log = logging.getLogger("modelyard.mirror")
 
@@ -142,12 +142,6 @@ def _mirror(hub: Hub, st: _State, repo_type: str, repo_id: str, fresh: bool = Fa
 
 
 # -- making an upstream repo local ----------------------------------------------------------------
-
-
-def _bounds(hub: Hub) -> PackBounds:
-    s = hub.settings
-    return PackBounds(max(s.git_max_object_size, s.max_regular_file_size), s.git_max_push_inflated,
-                      s.git_max_push_objects)
 
 
 def _get_parents(hub: Hub) -> Callable[[bytes], list[bytes]]:
@@ -241,7 +235,7 @@ def _ingest(hub: Hub, fetched: Any, have: list[str]) -> dict[str, Commit]:
     if fetched.pack is None:
         return {}
     try:
-        return ingest_pack(hub, have, fetched.pack, _bounds(hub))
+        return ingest_pack(hub, have, fetched.pack)
     except PackError as exc:
         raise UpstreamUnavailableError(f"The upstream sent a pack this hub refuses: {exc.args[0]}") from exc
     finally:
@@ -280,16 +274,17 @@ def after_missing_revision(hub: Hub, principal: Principal | None, repo_type: str
     return mirror is not None and freshen(hub, mirror, force=True)
 
 
-def freshen(hub: Hub, mirror: mirrors_q.Mirror, force: bool = False) -> bool:
+def freshen(hub: Hub, mirror: mirrors_q.Mirror, force: bool = False, strict: bool = False) -> bool:
     """Follow the upstream's refs if this process last compared them over ``upstream_ttl`` ago
     (``force``: now); True when a ref moved. An unreachable upstream changes nothing: the refs
-    stay as last seen (logged, and kept in ``mirror_repos.last_error``)."""
+    stay as last seen (logged, and kept in ``mirror_repos.last_error``); ``strict`` (an operator's
+    command) raises it too."""
     st = _state(hub)
     assert st is not None
     ttl = hub.settings.upstream_ttl
     if not force and time.monotonic() - st.checked.get(mirror.repo_pk, float("-inf")) < ttl:
         return False
-    if not st.upstream.reachable:
+    if not strict and not st.upstream.reachable:
         return False
     with st.repo_lock(mirror.repo_type, mirror.repo_id):
         if not force and time.monotonic() - st.checked.get(mirror.repo_pk, float("-inf")) < ttl:
@@ -300,9 +295,13 @@ def freshen(hub: Hub, mirror: mirrors_q.Mirror, force: bool = False) -> bool:
         except (UpstreamUnavailableError, UpstreamNotFound) as exc:
             moved, error = False, str(exc) or type(exc).__name__
             log.warning("mirror %s %s: refs not refreshed: %s", mirror.repo_type, mirror.repo_id, error)
+            failure: HubError = exc if isinstance(exc, HubError) else InvalidInputError(
+                f"{mirror.repo_id} is no longer on the upstream, or its token may no longer read it")
         st.checked[mirror.repo_pk] = time.monotonic()
         with hub.db.write() as conn:
             mirrors_q.checked(conn, mirror.repo_pk, utcnow(), error)
+        if strict and error is not None:
+            raise failure
         return moved
 
 
@@ -359,11 +358,7 @@ def sync(hub: Hub, repo_type: str, repo_id: str) -> mirrors_q.Mirror:
         mirror = _mirror(hub, st, repo_type, repo_id, fresh=True)
         assert mirror is not None
         return mirror
-    with st.repo_lock(mirror.repo_type, mirror.repo_id):
-        _sync_refs(hub, st, mirror)
-        st.checked[mirror.repo_pk] = time.monotonic()
-        with hub.db.write() as conn:
-            mirrors_q.checked(conn, mirror.repo_pk, utcnow(), None)
+    freshen(hub, mirror, force=True, strict=True)
     return mirror
 
 
@@ -373,7 +368,7 @@ class Landed:
 
     fetched: int = 0
     bytes: int = 0
-    failed: list[str] | None = None
+    failed: list[str] = field(default_factory=list)
 
 
 def resolve_revisions(hub: Hub, mirror: mirrors_q.Mirror, revisions: list[str]) -> list[str]:
@@ -402,14 +397,13 @@ def land_revisions(hub: Hub, mirror: mirrors_q.Mirror, revisions: list[str],
     with hub.db.read() as conn:
         repo = repos_q.get_by_id(conn, mirror.repo_pk)
     assert repo is not None
-    report = Landed(failed=[])
+    report = Landed()
     for file in pending_files(hub, repo, commits):
         if progress is not None:
             progress(file)
         try:
             land(hub, file, timeout=None)
         except HubError as exc:
-            assert report.failed is not None
             report.failed.append(f"{file.path}: {exc.message}")
             continue
         report.fetched += 1
@@ -466,11 +460,6 @@ def schedule_syncs(hub: Hub) -> int:
     for event in queued:
         record_and_enqueue(hub, event)
     return len(queued)
-
-
-def mirrors(hub: Hub) -> list[mirrors_q.Mirror]:
-    with hub.db.read() as conn:
-        return mirrors_q.all_mirrors(conn)
 
 
 # -- large files ---------------------------------------------------------------------------------
@@ -681,41 +670,6 @@ def _after_landing(hub: Hub, file: UpstreamFile) -> None:
         scans.enqueue_landed(hub, file.repo_pk, file.commit, file.path)
 
 
-class _Stage:
-    """A thread that applies ``work`` to each item put, in order (a step of a flight's pipeline:
-    the bytes' sha256, the landing of xorbs), beside the thread that fetches and streams; an
-    error is raised by the next ``put`` or by ``close``."""
-
-    _END = object()
-
-    def __init__(self, name: str, work: Callable[[Any], None], depth: int) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(depth)
-        self._work = work
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not self._END:
-            if self.error is None:
-                try:
-                    self._work(item)
-                except BaseException as exc:
-                    self.error = exc
-
-    def put(self, item: Any) -> None:
-        if self.error is not None:
-            raise self.error
-        self._queue.put(item)
-
-    def close(self) -> None:
-        """Wait for every item put; raise the first error."""
-        self._queue.put(self._END)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 #: Bytes a flight gathers before it writes them to its spool and wakes its readers.
 SPOOL_WRITE = 4 * 1024 * 1024
 
@@ -764,7 +718,7 @@ class _XetLanding:
             for piece in pieces:
                 digest.update(piece)
 
-        hasher = _Stage("modelyard-flight-sha256", hash_pieces, 16)
+        hasher = Stage("modelyard-flight-sha256", hash_pieces, 16)
         pending: list[bytes | memoryview] = []
         pending_size = 0
         try:
@@ -927,9 +881,9 @@ def land_objects(hub: Hub, principal: Principal | None, repo_type: str, repo_id:
     with hub.db.read() as conn:
         repo = find_repo(conn, principal, repo_type, repo_id)
         check_download(conn, principal, repo)
+        if repo.upstream is None or not oids:
+            return
         tips = list(refs_q.all_refs(conn, repo.id).values())
-    if repo.upstream is None or not oids:
-        return
     wanted = set(oids)
     for file in pending_files(hub, repo, tips):
         if file.sha256 in wanted:

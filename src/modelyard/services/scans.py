@@ -143,7 +143,8 @@ def queue_for_events(
         for entry in file_entries(hub, added, repo_pk, conn):
             item = scan_row(entry)
             items.setdefault(item["key"], item)
-    repo = repos_q.get_by_id(conn, repo_pk)
+    large = any(v["sha256"] is not None for v in items.values())
+    repo = repos_q.get_by_id(conn, repo_pk) if large else None
     if repo is not None and repo.upstream is not None:  # a mirror: its large files are scanned as they land
         items = {k: v for k, v in items.items()
                  if v["sha256"] is None or repos_q.has_lfs_object(conn, repo_pk, v["sha256"]) is not None}

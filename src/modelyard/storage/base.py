@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from modelyard.errors import HubError, InvalidInputError, NotFoundError, PayloadTooLargeError
@@ -152,6 +154,41 @@ class HashingSink:
         if self._sha is None:
             return WrittenBlob("", self.size)
         return WrittenBlob(self._sha.hexdigest(), self.size)
+
+
+class Stage:
+    """A thread that applies ``work`` to each item ``put``, in order, a bounded queue behind the
+    caller: the caller goes on (hashing, fetching) while this step (writing, hashing) runs beside
+    it. A failure is raised to the caller at its next ``put`` or at ``close``."""
+
+    _END = object()
+
+    def __init__(self, name: str, work: Callable[[Any], object], depth: int) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._work = work
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._END:
+            if self._error is None:
+                try:
+                    self._work(item)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def put(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait until every item put is done; raise the first failure, if any."""
+        self._queue.put(self._END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def lfs_key(sha256: str) -> str:

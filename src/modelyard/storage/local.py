@@ -8,9 +8,7 @@ import fcntl
 import glob
 import mmap
 import os
-import queue
 import struct
-import threading
 import time
 import uuid
 import weakref
@@ -18,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelyard.errors import ConflictError
-from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, HubServed, WrittenBlob
+from modelyard.storage.base import BlobNotFoundError, BlobWriter, HashingSink, HubServed, Stage, WrittenBlob
 
 READ_CHUNK = 1024 * 1024
 #: Bytes per memory map in ``read_mapped``: few thread hops per GiB, little resident memory.
@@ -157,44 +155,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-class _DiskThread:
-    """Writes buffers to a ``_TmpFile`` in order, on its own thread, a bounded queue behind.
-
-    The caller hashes while this thread writes, so the two run side by side without waiting for
-    each other on every buffer: O_DIRECT writes happen a whole staging buffer (8 MiB) at a time,
-    so joining the two per buffer makes each buffer as slow as the slower of the two (hashing and
-    writing 1 GiB from memory took 0.95 s that way here, 0.61 s with the queue). A failed write
-    is raised to the caller at its next ``put`` or at ``close``.
-    """
-
-    def __init__(self, file: _TmpFile) -> None:
-        self._file = file
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DISK_QUEUE)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="blob-write", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._file.write(data)
-                except BaseException as exc:  # re-raised in the caller's thread
-                    self._error = exc
-
-    def put(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def close(self) -> None:
-        """Wait until everything queued is written; raise the first write error, if any."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
 class LocalBlobWriter:
     def __init__(self, root: Path, max_size: int | None, digests: bool = True) -> None:
         self._root = root
@@ -203,7 +163,11 @@ class LocalBlobWriter:
         self._tmp = tmp_dir / uuid.uuid4().hex
         self._file = _TmpFile(self._tmp)
         self._sink = HashingSink(max_size, digests)
-        self._disk: _DiskThread | None = None
+        #: writes buffers to the file in order, on its own thread, a bounded queue behind: the
+        #: caller hashes while it writes, so the two run side by side instead of waiting for each
+        #: other on every buffer (O_DIRECT writes go a whole 8 MiB staging buffer at a time;
+        #: hashing and writing 1 GiB from memory took 0.95 s joined per buffer, 0.61 s queued)
+        self._disk: Stage | None = None
         self._finalizer: weakref.finalize[[], LocalBlobWriter] | None = None
         self._closed = False
 
@@ -212,7 +176,7 @@ class LocalBlobWriter:
         self._sink.update(data)
         if self._disk is None and len(data) >= PARALLEL_WRITE and self._sink.hashing:
             # Hashing and the write to disk take comparable time and both release the GIL.
-            self._disk = _DiskThread(self._file)
+            self._disk = Stage("blob-write", self._file.write, DISK_QUEUE)
             self._finalizer = weakref.finalize(self, self._disk.close)  # a writer dropped unfinished
         if self._disk is not None:
             # Queued bytes are written later: a caller's reusable buffer is copied first.

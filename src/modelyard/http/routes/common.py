@@ -20,7 +20,7 @@ from modelyard.errors import (
     RevisionNotFoundError,
 )
 from modelyard.http.app import REPO as REPO  # re-exported for the route modules
-from modelyard.ids import PLURALS, URL_PREFIXES, RepoType
+from modelyard.ids import PLURALS, URL_PREFIXES, RepoType, is_commit_id
 from modelyard.services import mirror as mirror_svc
 from modelyard.services import repos as repos_svc
 from modelyard.services.files import CommitInfo, FileEntry
@@ -78,8 +78,9 @@ def follows_moves(handler: Callable[[Ctx], Awaitable[Response]]) -> Callable[[Ct
     @functools.wraps(handler)
     async def read(ctx: Ctx) -> Response:
         mirroring = ctx.hub.settings.upstream_url is not None
-        if mirroring:  # a mirror's branches follow the upstream's (services/mirror.py)
-            await ctx.call(mirror_svc.before_read, repo_type(ctx.params), repo_id(ctx.params), ctx.params.get("rev"))
+        rev = ctx.params.get("rev")
+        if mirroring and not (rev and is_commit_id(rev)):  # a mirror's branches follow the upstream's
+            await ctx.call(mirror_svc.before_read, repo_type(ctx.params), repo_id(ctx.params), rev)
         try:
             return await handler(ctx)
         except RepoNotFoundError as missing:
